@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "xpole_native",
+      "sources": [
+        "native/addon.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions"],
+      "conditions": [
+        ["OS=='linux'", { "cflags_cc": ["-march=x86-64-v2"] }]
+      ]
+    }
+  ]
+}
