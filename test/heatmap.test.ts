@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import {
+  canonicalToHeatmap,
+  decodeHeatmaps,
+  heatmapToCanonical,
+  heatmapToFrame,
+  quarterOffset,
+} from '../src/vision/heatmap.ts';
+import { boxToCanonical, toCanonical } from '../src/frame/orientation.ts';
+import { ORIENTATIONS, type Box } from '../src/types.ts';
+
+const W = 32;
+const H = 64;
+
+/** A heatmap channel with a Gaussian of peak `peak` at continuous (cx, cy), cell centres at integers. */
+function gaussianPlane(cx: number, cy: number, sigma: number, peak = 1): Float32Array {
+  const hm = new Float32Array(W * H);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) hm[y * W + x] = peak * Math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma * sigma));
+  }
+  return hm;
+}
+
+/** Deterministic pseudo-random numbers in [0, 1). */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}
+
+describe('DARK decoding', () => {
+  it('recovers sub-pixel Gaussian centres within 0.05 heatmap px', () => {
+    const rand = rng(11);
+    let worst = 0;
+    for (let t = 0; t < 200; t++) {
+      const cx = 3 + rand() * (W - 7);
+      const cy = 3 + rand() * (H - 7);
+      const sigma = 1.2 + rand() * 1.3; // the model's peaks are not exactly the training sigma
+      const { hx, hy } = decodeHeatmaps(gaussianPlane(cx, cy, sigma), { k: 1, width: W, height: H }, { method: 'dark', sigma: 1.5 });
+      worst = Math.max(worst, Math.hypot(hx[0]! - cx, hy[0]! - cy));
+    }
+    expect(worst).toBeLessThan(0.05);
+  });
+
+  it('decodes every channel independently and reports the peak as confidence', () => {
+    const a = gaussianPlane(5.3, 40.7, 1.5, 0.9);
+    const b = gaussianPlane(20.6, 10.2, 1.5, 0.4);
+    const both = new Float32Array(2 * W * H);
+    both.set(a, 0);
+    both.set(b, W * H);
+    const d = decodeHeatmaps(both, { k: 2, width: W, height: H }, { method: 'dark', sigma: 1.5 });
+    expect(d.hx[0]).toBeCloseTo(5.3, 1);
+    expect(d.hy[0]).toBeCloseTo(40.7, 1);
+    expect(d.hx[1]).toBeCloseTo(20.6, 1);
+    expect(d.hy[1]).toBeCloseTo(10.2, 1);
+    // Peak = the largest sampled value, below the continuous peak since the centre is off-grid.
+    expect(d.conf[0]).toBeCloseTo(Math.max(...a), 6);
+    expect(d.conf[1]).toBeCloseTo(Math.max(...b), 6);
+    expect(d.conf[0]).toBeGreaterThan(0.8);
+    expect(d.conf[1]).toBeLessThan(0.4);
+  });
+
+  it('falls back to the argmax decoding on a flat (all-zero) heatmap and stays finite at the border', () => {
+    const zero = decodeHeatmaps(new Float32Array(W * H), { k: 1, width: W, height: H }, { method: 'dark', sigma: 1.5 });
+    expect([zero.hx[0], zero.hy[0], zero.conf[0]]).toEqual([0, 0, 0]);
+    const edge = decodeHeatmaps(gaussianPlane(0.2, 63, 1.5), { k: 1, width: W, height: H }, { method: 'dark', sigma: 1.5 });
+    expect(Math.abs(edge.hx[0]! - 0.2)).toBeLessThan(1);
+    expect(Math.abs(edge.hy[0]! - 63)).toBeLessThan(1);
+  });
+});
+
+describe('argmax decoding with the quarter offset', () => {
+  it('moves 0.25 toward the higher neighbour, not at all when they tie', () => {
+    const d = decodeHeatmaps(gaussianPlane(10.3, 20.8, 1.5), { k: 1, width: W, height: H }, { method: 'argmax', sigma: 1.5 });
+    expect(d.hx[0]).toBe(10.25);
+    expect(d.hy[0]).toBe(20.75);
+    const tie = decodeHeatmaps(gaussianPlane(10, 20, 1.5), { k: 1, width: W, height: H }, { method: 'argmax', sigma: 1.5 });
+    expect([tie.hx[0], tie.hy[0]]).toEqual([10, 20]);
+    const left = decodeHeatmaps(gaussianPlane(10.6, 19.6, 1.5), { k: 1, width: W, height: H }, { method: 'argmax', sigma: 1.5 });
+    expect([left.hx[0], left.hy[0]]).toEqual([10.75, 19.75]);
+  });
+
+  it('has no neighbour to look at on the border', () => {
+    const hm = gaussianPlane(0, 0, 1.5);
+    expect(quarterOffset(hm, W, H, 0, 0)).toEqual([0, 0]);
+  });
+
+  it('errs by up to a quarter cell where DARK errs by hundredths', () => {
+    const rand = rng(5);
+    let argErr = 0;
+    let darkErr = 0;
+    for (let t = 0; t < 100; t++) {
+      const cx = 3 + rand() * (W - 7);
+      const cy = 3 + rand() * (H - 7);
+      const hm = gaussianPlane(cx, cy, 1.5);
+      const a = decodeHeatmaps(hm, { k: 1, width: W, height: H }, { method: 'argmax', sigma: 1.5 });
+      const d = decodeHeatmaps(hm, { k: 1, width: W, height: H }, { method: 'dark', sigma: 1.5 });
+      argErr += Math.hypot(a.hx[0]! - cx, a.hy[0]! - cy) / 100;
+      darkErr += Math.hypot(d.hx[0]! - cx, d.hy[0]! - cy) / 100;
+    }
+    expect(argErr).toBeGreaterThan(0.1);
+    expect(argErr).toBeLessThan(0.3);
+    expect(darkErr).toBeLessThan(argErr / 5);
+  });
+});
+
+describe('heatmap <-> frame mapping (model contract)', () => {
+  it('puts heatmap cell centres at bx + (i + 0.5) * bw / 32', () => {
+    const cb: Box = [100, 50, 64, 256];
+    expect(heatmapToCanonical(0, 0, cb, { width: W, height: H })).toEqual([101, 52]);
+    expect(heatmapToCanonical(31, 63, cb, { width: W, height: H })).toEqual([163, 304]);
+    expect(canonicalToHeatmap(101, 52, cb, { width: W, height: H })).toEqual([0, 0]);
+  });
+
+  it('round-trips a frame point through every orientation', () => {
+    const frame = { width: 1000, height: 700 };
+    const box: Box = [310.5, 120.25, 180, 400];
+    for (const o of ORIENTATIONS) {
+      const cb = boxToCanonical(box, frame.width, frame.height, o);
+      const p: [number, number] = [350.3, 300.7];
+      const [xc, yc] = toCanonical(p[0], p[1], frame.width, frame.height, o);
+      const [hx, hy] = canonicalToHeatmap(xc, yc, cb, { width: W, height: H });
+      const back = heatmapToFrame(hx, hy, box, o, frame, { width: W, height: H });
+      expect(back[0]).toBeCloseTo(p[0], 9);
+      expect(back[1]).toBeCloseTo(p[1], 9);
+    }
+  });
+});
