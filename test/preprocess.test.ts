@@ -1,0 +1,123 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cropForModel, samplesPerCell } from '../src/vision/preprocess.ts';
+import { ORIENTATIONS, type Box, type Image } from '../src/types.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const PEER = path.join(ROOT, 'training/xpole_crop.py');
+const SIZE = { width: 128, height: 256 };
+const tmp = mkdtempSync(path.join(tmpdir(), 'xpole-pre-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}
+
+/** A smooth ramp plus noise, so a wrong sample position shows up as a wrong value. */
+function frame(width: number, height: number, depth: 8 | 16, seed: number): Image {
+  const rand = rng(seed);
+  const max = depth === 8 ? 255 : 65535;
+  const pixels = depth === 8 ? new Uint8Array(width * height) : new Uint16Array(width * height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const v = 0.3 * (x / width) + 0.4 * (y / height) + 0.3 * rand();
+      pixels[y * width + x] = Math.round(v * max);
+    }
+  }
+  return { width, height, depth, pixels };
+}
+
+function peerCrop(img: Image, box: Box, o: string, name: string): Float32Array {
+  const raw = path.join(tmp, `${name}.bin`);
+  const out = path.join(tmp, `${name}.f32`);
+  const bytes = img.depth === 8 ? img.pixels : new Uint8Array(img.pixels.buffer, img.pixels.byteOffset, img.pixels.byteLength);
+  writeFileSync(raw, bytes);
+  execFileSync('/usr/bin/python3', [
+    PEER,
+    '--frame', raw, '--width', String(img.width), '--height', String(img.height), '--depth', String(img.depth),
+    `--box=${box.join(',')}`, '--orientation', o, '--out', out,
+  ]);
+  const b = readFileSync(out);
+  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+describe('cropForModel against training/xpole_crop.py', () => {
+  // One box smaller than the input (s = 1, upsampling) and one larger (s = 3) that leaves the frame.
+  const cases: { depth: 8 | 16; box: Box }[] = [
+    { depth: 8, box: [40.3, 61.7, 90.2, 150.9] },
+    { depth: 16, box: [-20.5, 30.25, 310.4, 390.6] },
+  ];
+  for (const { depth, box } of cases) {
+    for (const o of ORIENTATIONS) {
+      it(`${depth}-bit, ${o}, box ${box.join(',')}`, () => {
+        const img = frame(300, 420, depth, depth + o.length);
+        const ours = cropForModel(img, box, o, SIZE);
+        const theirs = peerCrop(img, box, o, `${depth}-${o}`);
+        expect(maxAbsDiff(ours, theirs)).toBeLessThan(1e-3);
+      });
+    }
+  }
+});
+
+describe('cropForModel by hand', () => {
+  it('reproduces the frame when every cell sits on a pixel centre, then z-scores it', () => {
+    const img = frame(300, 400, 16, 3);
+    const out = cropForModel(img, [10.5, 20.5, 128, 256], 'tips-right', SIZE);
+    let mean = 0;
+    let sq = 0;
+    for (let v = 0; v < 256; v++) for (let u = 0; u < 128; u++) mean += img.pixels[(21 + v) * 300 + 11 + u]! / 32768;
+    for (let v = 0; v < 256; v++) for (let u = 0; u < 128; u++) sq += (img.pixels[(21 + v) * 300 + 11 + u]! - mean) ** 2 / 32768;
+    const std = Math.sqrt(sq);
+    for (const [u, v] of [[0, 0], [127, 255], [64, 100]] as const) {
+      expect(out[v * 128 + u]).toBeCloseTo((img.pixels[(21 + v) * 300 + 11 + u]! - mean) / std, 4);
+    }
+  });
+
+  it('averages s x s samples when the box is larger than the input', () => {
+    expect(samplesPerCell([0, 0, 256, 512], SIZE)).toBe(2);
+    expect(samplesPerCell([0, 0, 129, 100], SIZE)).toBe(2);
+    expect(samplesPerCell([0, 0, 50, 50], SIZE)).toBe(1);
+    // A 2x box over a frame of 2x2 blocks of equal value gives back the blocks.
+    const img: Image = { width: 256, height: 512, depth: 8, pixels: new Uint8Array(256 * 512) };
+    for (let y = 0; y < 512; y++) for (let x = 0; x < 256; x++) img.pixels[y * 256 + x] = ((x >> 1) + 3 * (y >> 1)) % 251;
+    const out = cropForModel(img, [-0.5, -0.5, 256, 512], 'tips-right', SIZE);
+    const ref = cropForModel(
+      { width: 128, height: 256, depth: 8, pixels: Uint8Array.from({ length: 128 * 256 }, (_, k) => ((k % 128) + 3 * Math.floor(k / 128)) % 251) },
+      [-0.5, -0.5, 128, 256],
+      'tips-right',
+      SIZE,
+    );
+    expect(maxAbsDiff(out, ref)).toBeLessThan(1e-5);
+  });
+
+  it('does not depend on bit depth and maps a flat crop to zeros', () => {
+    const img8 = frame(300, 300, 8, 9);
+    const img16: Image = { ...img8, depth: 16, pixels: Uint16Array.from(img8.pixels, (v) => v * 257) };
+    const box: Box = [30, 40, 200, 180];
+    expect(maxAbsDiff(cropForModel(img8, box, 'tips-up', SIZE), cropForModel(img16, box, 'tips-up', SIZE))).toBeLessThan(1e-5);
+    const flat: Image = { width: 300, height: 300, depth: 16, pixels: new Uint16Array(300 * 300).fill(40000) };
+    expect(cropForModel(flat, box, 'tips-down', SIZE).every((v) => v === 0)).toBe(true);
+  });
+
+  it('sees a tips-left frame as the mirror of a tips-right one', () => {
+    const img = frame(300, 300, 8, 4);
+    const mirrored: Image = { ...img, pixels: new Uint8Array(img.pixels.length) };
+    for (let y = 0; y < 300; y++) for (let x = 0; x < 300; x++) mirrored.pixels[y * 300 + x] = img.pixels[y * 300 + 299 - x]!;
+    // Box [x, y, w, h] in the mirrored frame is [W - x - w, y, w, h] in the original (continuous regions).
+    const a = cropForModel(img, [299 - 100 - 150, 20, 150, 200], 'tips-left', SIZE);
+    const b = cropForModel(mirrored, [100, 20, 150, 200], 'tips-right', SIZE);
+    expect(maxAbsDiff(a, b)).toBeLessThan(1e-5);
+  });
+});
