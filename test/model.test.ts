@@ -1,0 +1,106 @@
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { HeatmapModel, ModelLoadError, sha256Hex, type LogLevel } from '../src/vision/model.ts';
+
+// A random-weight HRNet-shaped net with the contract's shapes (made by test/fixtures/make-tiny-model.py).
+const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/tiny-model.onnx');
+const tmp = mkdtempSync(path.join(tmpdir(), 'xpole-model-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function collect(): { log: (l: LogLevel, m: string) => void; lines: [LogLevel, string][] } {
+  const lines: [LogLevel, string][] = [];
+  return { log: (l, m) => lines.push([l, m]), lines };
+}
+
+function copyFixture(name: string): string {
+  const onnx = path.join(tmp, `${name}.onnx`);
+  copyFileSync(FIXTURE, onnx);
+  copyFileSync(FIXTURE.replace(/\.onnx$/, '.json'), path.join(tmp, `${name}.json`));
+  return onnx;
+}
+
+describe('HeatmapModel.load', () => {
+  it('falls back from tensorrt and cuda to cpu with a warning for each and names the provider in use', async () => {
+    const { log, lines } = collect();
+    const model = await HeatmapModel.load({ modelPath: FIXTURE, providers: ['tensorrt', 'cuda', 'cpu'], intraOpNumThreads: 1, log });
+    try {
+      expect(model.provider).toBe('cpu');
+      const warnings = lines.filter(([l]) => l === 'warning').map(([, m]) => m);
+      expect(warnings).toHaveLength(2);
+      expect(warnings[0]).toMatch(/'tensorrt' unavailable/);
+      expect(warnings[1]).toMatch(/'cuda' unavailable/);
+      expect(lines.find(([l]) => l === 'info')?.[1]).toMatch(/loaded on execution provider 'cpu'/);
+      expect(model.sha256).toBe(sha256Hex(readFileSync(FIXTURE)));
+      expect(model.card.keypoints).toHaveLength(31);
+    } finally {
+      await model.close();
+    }
+  });
+
+  it('fails with a clear error when no provider can run the model', async () => {
+    const { log, lines } = collect();
+    const load = HeatmapModel.load({ modelPath: FIXTURE, providers: ['tensorrt', 'nosuch'], intraOpNumThreads: 1, log });
+    await expect(load).rejects.toThrow(ModelLoadError);
+    await expect(load).rejects.toThrow(/no execution provider could run it.*tensorrt.*nosuch/);
+    expect(lines.filter(([l]) => l === 'warning')).toHaveLength(2);
+  });
+
+  it('refuses a missing model, a missing card, a changed file and a corrupt file with a matching card', async () => {
+    const opts = { providers: ['cpu'], intraOpNumThreads: 1 };
+    await expect(HeatmapModel.load({ ...opts, modelPath: path.join(tmp, 'absent.onnx') })).rejects.toThrow(/absent\.onnx cannot be read: ENOENT/);
+
+    const noCard = copyFixture('nocard');
+    rmSync(noCard.replace(/\.onnx$/, '.json'));
+    await expect(HeatmapModel.load({ ...opts, modelPath: noCard })).rejects.toThrow(/model card .*nocard\.json cannot be read/);
+
+    const changed = copyFixture('changed');
+    const bytes = readFileSync(changed);
+    bytes[bytes.length - 10] ^= 0xff;
+    writeFileSync(changed, bytes);
+    await expect(HeatmapModel.load({ ...opts, modelPath: changed })).rejects.toThrow(/does not match its card .*changed\.json: sha256/);
+
+    const corrupt = copyFixture('corrupt');
+    const garbage = Buffer.from('this is not an ONNX model');
+    writeFileSync(corrupt, garbage);
+    const card = JSON.parse(readFileSync(corrupt.replace(/\.onnx$/, '.json'), 'utf8'));
+    writeFileSync(corrupt.replace(/\.onnx$/, '.json'), JSON.stringify({ ...card, sha256: sha256Hex(garbage) }));
+    await expect(HeatmapModel.load({ ...opts, modelPath: corrupt })).rejects.toThrow(/no execution provider could run it \(cpu: /);
+  });
+
+  it('refuses a card whose heatmap size disagrees with the model output', async () => {
+    const wrong = copyFixture('wrongsize');
+    const cardPath = wrong.replace(/\.onnx$/, '.json');
+    const card = JSON.parse(readFileSync(cardPath, 'utf8'));
+    writeFileSync(cardPath, JSON.stringify({ ...card, heatmap: { ...card.heatmap, width: 16 } }));
+    await expect(HeatmapModel.load({ modelPath: wrong, providers: ['cpu'], intraOpNumThreads: 1 })).rejects.toThrow(
+      /model output float32 \[1, 31, 64, 32\] does not match the card: float32 \[1, 31, 64, 16\]/,
+    );
+  });
+});
+
+describe('HeatmapModel.run', () => {
+  it('gives K heatmaps per sample, batches, and is safe to call concurrently', async () => {
+    const model = await HeatmapModel.load({ modelPath: FIXTURE, providers: ['cpu'], intraOpNumThreads: 1 });
+    try {
+      const a = Float32Array.from({ length: model.inputSize }, (_, i) => Math.sin(i / 97));
+      const b = Float32Array.from({ length: model.inputSize }, (_, i) => Math.cos(i / 53));
+      const [ha, hb] = await Promise.all([model.run(a, 1), model.run(b, 1)]);
+      expect(ha.length).toBe(31 * 64 * 32);
+      expect(ha.some((v, i) => v !== hb[i])).toBe(true);
+      const both = new Float32Array(2 * model.inputSize);
+      both.set(a);
+      both.set(b, model.inputSize);
+      const hab = await model.run(both, 2);
+      expect(hab.length).toBe(2 * model.outputSize);
+      let diff = 0;
+      for (let i = 0; i < model.outputSize; i++) diff = Math.max(diff, Math.abs(hab[i]! - ha[i]!), Math.abs(hab[model.outputSize + i]! - hb[i]!));
+      expect(diff).toBeLessThan(1e-5);
+      await expect(model.run(new Float32Array(10), 1)).rejects.toThrow(/model input holds 10 values, expected 1x1x256x128/);
+    } finally {
+      await model.close();
+    }
+  });
+});
