@@ -92,6 +92,9 @@ export class HeatmapModel {
       );
     }
     if (opts.providers.length === 0) throw new ModelLoadError('no execution provider configured (providers is empty)');
+    // ORT's own logger prints a missing provider library as an error on stderr; it is reported
+    // through our logger as a warning instead (ORT takes the level from its first session).
+    ort.env.logLevel = 'fatal';
     const failures: string[] = [];
     for (const provider of opts.providers) {
       let session: ort.InferenceSession;
@@ -101,7 +104,6 @@ export class HeatmapModel {
           intraOpNumThreads: opts.intraOpNumThreads,
           interOpNumThreads: 1,
           graphOptimizationLevel: 'all',
-          // Provider failures are reported through our logger; keep ORT's own stderr for fatal ones.
           logSeverityLevel: 4,
         });
       } catch (err) {
