@@ -37,7 +37,9 @@ export async function decodeFrame(bytes: Uint8Array, limits: DecodeLimits = SPEC
   const space = grey ? (sixteen ? 'grey16' : 'b-w') : sixteen ? 'rgb16' : 'srgb';
   let raw: { data: Buffer; info: sharp.OutputInfo };
   try {
-    let pipeline = sharp(bytes, { limitInputPixels: width * height, failOn: 'truncated' }).toColourspace(space);
+    // failOn 'error', not 'truncated': libtiff reports a short strip only as an error, and
+    // 'truncated' let such a TIFF through with its missing rows as zeros.
+    let pipeline = sharp(bytes, { limitInputPixels: width * height, failOn: 'error' }).toColourspace(space);
     pipeline = grey ? pipeline.extractChannel(0) : pipeline.removeAlpha();
     raw = await pipeline.raw({ depth: sixteen ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (err) {
