@@ -3,15 +3,17 @@
     {
       "target_name": "xpole_native",
       "sources": [
-        "native/addon.cc"
+        "native/addon.cc",
+        "native/fast.cc",
+        "native/notify.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra"],
       "conditions": [
-        ["OS=='linux'", { "cflags_cc": ["-march=x86-64-v2"] }]
+        ["target_arch=='x64'", { "cflags_cc": ["-march=x86-64-v2"] }]
       ]
     }
   ]

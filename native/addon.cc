@@ -1,6 +1,162 @@
-// Registration of the xpole native addon (filled in by the corner-detector work).
+// The xpole native addon: oFAST corners (sync and on the libuv pool) and sd_notify.
+// The TypeScript wrapper validates first with friendlier messages; these checks make sure a direct
+// call with bad arguments throws instead of reading out of bounds.
 #include <napi.h>
 
-static Napi::Object Init(Napi::Env env, Napi::Object exports) { return exports; }
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "fast.h"
+#include "notify.h"
+
+namespace {
+
+constexpr int kMaxSide = 1 << 16;
+
+struct DetectArgs {
+  const void* data = nullptr;
+  size_t bytes = 0;
+  int width = 0, height = 0, depth = 8;
+  size_t stride = 0;
+  xpole::CornerParams params;
+};
+
+int intArg(const Napi::CallbackInfo& info, size_t i, const char* name, int lo, int hi) {
+  Napi::Env env = info.Env();
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(env, std::string(name) + " must be a number");
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(v) || v != std::floor(v) || v < lo || v > hi)
+    throw Napi::RangeError::New(env, std::string(name) + " must be an integer from " + std::to_string(lo) + " to " +
+                                         std::to_string(hi) + ", got " + info[i].ToString().Utf8Value());
+  return int(v);
+}
+
+// detect(pixels, width, height, stride, depth, threshold, maxCorners, border, threads, describe)
+DetectArgs parseDetect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 10) throw Napi::TypeError::New(env, "detect expects 10 arguments");
+  DetectArgs a;
+  a.depth = intArg(info, 4, "depth", 8, 16);
+  if (a.depth != 8 && a.depth != 16) throw Napi::RangeError::New(env, "depth must be 8 or 16, got " + std::to_string(a.depth));
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "pixels must be a Uint8Array or Uint16Array");
+  auto ta = info[0].As<Napi::TypedArray>();
+  napi_typedarray_type want = a.depth == 8 ? napi_uint8_array : napi_uint16_array;
+  if (ta.TypedArrayType() != want)
+    throw Napi::TypeError::New(env, a.depth == 8 ? "pixels must be a Uint8Array for depth 8" : "pixels must be a Uint16Array for depth 16");
+  if (ta.ArrayBuffer().IsDetached()) throw Napi::TypeError::New(env, "pixels: the buffer is detached (transferred or freed)");
+  a.width = intArg(info, 1, "width", 1, kMaxSide);
+  a.height = intArg(info, 2, "height", 1, kMaxSide);
+  a.stride = size_t(intArg(info, 3, "stride", 1, kMaxSide));
+  if (a.stride < size_t(a.width))
+    throw Napi::RangeError::New(env, "stride must be at least width (" + std::to_string(a.width) + "), got " + std::to_string(a.stride));
+  size_t need = a.stride * size_t(a.height - 1) + size_t(a.width);
+  if (ta.ElementLength() < need)
+    throw Napi::RangeError::New(env, "pixels has " + std::to_string(ta.ElementLength()) + " elements, needs at least " +
+                                         std::to_string(need) + " for " + std::to_string(a.width) + "x" +
+                                         std::to_string(a.height) + " with stride " + std::to_string(a.stride));
+  a.params.threshold = intArg(info, 5, "threshold", 0, a.depth == 8 ? 255 : 65535);
+  a.params.maxCorners = intArg(info, 6, "maxCorners", 0, 1 << 30);
+  a.params.border = intArg(info, 7, "border", 0, kMaxSide);
+  a.params.threads = intArg(info, 8, "threads", 1, 64);
+  if (!info[9].IsBoolean()) throw Napi::TypeError::New(env, "describe must be a boolean");
+  a.params.describe = info[9].As<Napi::Boolean>().Value();
+  a.data = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  a.bytes = need * (a.depth / 8);
+  return a;
+}
+
+void run(const DetectArgs& a, const void* data, xpole::CornerSet& out) {
+  if (a.depth == 8)
+    xpole::detectCorners8(static_cast<const uint8_t*>(data), a.width, a.height, a.stride, a.params, out);
+  else
+    xpole::detectCorners16(static_cast<const uint16_t*>(data), a.width, a.height, a.stride, a.params, out);
+}
+
+Napi::Float32Array floats(Napi::Env env, const std::vector<float>& v) {
+  auto arr = Napi::Float32Array::New(env, v.size());
+  if (!v.empty()) std::memcpy(arr.Data(), v.data(), v.size() * sizeof(float));
+  return arr;
+}
+
+Napi::Object toJs(Napi::Env env, const xpole::CornerSet& c) {
+  auto o = Napi::Object::New(env);
+  o.Set("count", Napi::Number::New(env, double(c.size())));
+  o.Set("x", floats(env, c.x));
+  o.Set("y", floats(env, c.y));
+  o.Set("score", floats(env, c.score));
+  o.Set("harris", floats(env, c.harris));
+  o.Set("angle", floats(env, c.angle));
+  return o;
+}
+
+// Zero-copy: reads the caller's pixels in place while JavaScript waits.
+Napi::Value Detect(const Napi::CallbackInfo& info) {
+  DetectArgs a = parseDetect(info);
+  xpole::CornerSet out;
+  run(a, a.data, out);
+  return toJs(info.Env(), out);
+}
+
+// Off the event loop. The pixels are copied: JavaScript may transfer or reuse the buffer meanwhile.
+class DetectWorker : public Napi::AsyncWorker {
+ public:
+  DetectWorker(Napi::Env env, const DetectArgs& a)
+      : Napi::AsyncWorker(env, "xpole:corners"), args_(a), deferred_(Napi::Promise::Deferred::New(env)),
+        pixels_(static_cast<const uint8_t*>(a.data), static_cast<const uint8_t*>(a.data) + a.bytes) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      run(args_, pixels_.data(), out_);
+    } catch (const std::exception& e) {
+      SetError(std::string("corner detection failed: ") + e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(toJs(Env(), out_)); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  DetectArgs args_;
+  Napi::Promise::Deferred deferred_;
+  std::vector<uint8_t> pixels_;
+  xpole::CornerSet out_;
+};
+
+Napi::Value DetectAsync(const Napi::CallbackInfo& info) {
+  DetectArgs a = parseDetect(info);
+  auto* w = new DetectWorker(info.Env(), a);
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// notify(socket, state): sends one sd_notify datagram; throws an Error saying what failed.
+Napi::Value Notify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString()) throw Napi::TypeError::New(env, "socket must be a string");
+  if (!info[1].IsString()) throw Napi::TypeError::New(env, "state must be a string");
+  std::string err = xpole::sendNotify(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value());
+  if (!err.empty()) throw Napi::Error::New(env, err);
+  return env.Undefined();
+}
+
+Napi::Value IsDetached(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "buffer must be an ArrayBuffer");
+  return Napi::Boolean::New(env, info[0].As<Napi::ArrayBuffer>().IsDetached());
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("detect", Napi::Function::New(env, Detect, "detect"));
+  exports.Set("detectAsync", Napi::Function::New(env, DetectAsync, "detectAsync"));
+  exports.Set("notify", Napi::Function::New(env, Notify, "notify"));
+  exports.Set("isDetached", Napi::Function::New(env, IsDetached, "isDetached"));
+  return exports;
+}
+
+}  // namespace
 
 NODE_API_MODULE(xpole_native, Init)

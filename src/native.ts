@@ -1,0 +1,47 @@
+// Loads the compiled addon (build/Release/xpole_native.node, built by `npm install` / `npm run build`).
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Raw corner arrays as the addon returns them. */
+export interface NativeCorners {
+  count: number;
+  x: Float32Array;
+  y: Float32Array;
+  score: Float32Array;
+  harris: Float32Array;
+  angle: Float32Array;
+}
+
+type DetectFn<R> = (
+  pixels: Uint8Array | Uint16Array,
+  width: number,
+  height: number,
+  stride: number,
+  depth: 8 | 16,
+  threshold: number,
+  maxCorners: number,
+  border: number,
+  threads: number,
+  describe: boolean,
+) => R;
+
+export interface NativeAddon {
+  detect: DetectFn<NativeCorners>;
+  detectAsync: DetectFn<Promise<NativeCorners>>;
+  notify(socket: string, state: string): void;
+  isDetached(buffer: ArrayBuffer): boolean;
+}
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const file = process.env.XPOLE_NATIVE ?? path.join(root, 'build', 'Release', 'xpole_native.node');
+
+function load(): NativeAddon {
+  try {
+    return createRequire(import.meta.url)(file) as NativeAddon;
+  } catch (err) {
+    throw new Error(`cannot load the native addon ${file} (build it with 'npm run build'): ${(err as Error).message}`);
+  }
+}
+
+export const native: NativeAddon = load();

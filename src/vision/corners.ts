@@ -1,0 +1,86 @@
+// oFAST corners (FAST-9 + ORB's Harris ranking and intensity-centroid angle) through the native addon.
+import os from 'node:os';
+import { native } from '../native.ts';
+import type { Corners, Image } from '../types.ts';
+
+export interface CornerOptions {
+  /** FAST threshold in the image's own units: 0..255 for 8-bit, 0..65535 for 16-bit frames. */
+  threshold: number;
+  /** Keep the N best by Harris response as ORB does (ties at the N-th are kept); absent: all corners. */
+  maxCorners?: number;
+  /** Drop corners closer than this many pixels to an edge (ORB's edgeThreshold); default 0 (FAST's own 3). */
+  border?: number;
+  /** Row bands detected in parallel; default 1 (the daemon already keeps two frames in flight). */
+  threads?: number;
+}
+
+/** Default FAST threshold for 8-bit frames; 16-bit frames use it times 257 (the same contrast, full range). */
+export const DEFAULT_THRESHOLD_8 = 20;
+
+export function defaultThreshold(depth: 8 | 16): number {
+  return depth === 8 ? DEFAULT_THRESHOLD_8 : DEFAULT_THRESHOLD_8 * 257;
+}
+
+const MAX_SIDE = 65536;
+const MAX_THREADS = Math.min(64, Math.max(1, os.availableParallelism()));
+
+/** Every FAST-9 corner after non-maximum suppression (or the maxCorners best by Harris), with Harris response and angle. */
+export function detectCorners(img: Image, opts: CornerOptions): Corners {
+  return native.detect(...nativeArgs(img, opts));
+}
+
+/** As detectCorners, off the event loop (the addon copies the pixels first). */
+export async function detectCornersAsync(img: Image, opts: CornerOptions): Promise<Corners> {
+  return native.detectAsync(...nativeArgs(img, opts));
+}
+
+type Args = Parameters<typeof native.detect>;
+
+function nativeArgs(img: Image, opts: CornerOptions): Args {
+  if (typeof img !== 'object' || img === null) throw new TypeError('img must be an Image {width, height, depth, pixels}');
+  const { width, height, depth, pixels } = img;
+  if (depth !== 8 && depth !== 16) throw new RangeError(`img.depth must be 8 or 16, got ${String(depth)}`);
+  const Want = depth === 8 ? Uint8Array : Uint16Array;
+  if (!(pixels instanceof Want)) {
+    throw new TypeError(`img.pixels must be a ${Want.name} for a ${depth}-bit image, got ${describe(pixels)}`);
+  }
+  if (native.isDetached(pixels.buffer as ArrayBuffer)) {
+    throw new TypeError('img.pixels: the buffer is detached (transferred or freed)');
+  }
+  side(width, 'img.width');
+  side(height, 'img.height');
+  if (pixels.length !== width * height) {
+    throw new RangeError(`img.pixels has ${pixels.length} elements, expected width*height = ${width}*${height} = ${width * height}`);
+  }
+  if (typeof opts !== 'object' || opts === null) throw new TypeError('opts must be an object {threshold, maxCorners?}');
+  const tmax = depth === 8 ? 255 : 65535;
+  const { threshold } = opts;
+  if (typeof threshold !== 'number') throw new TypeError(`opts.threshold must be a number, got ${describe(threshold)}`);
+  if (!Number.isInteger(threshold) || threshold < 0 || threshold > tmax) {
+    throw new RangeError(`opts.threshold must be an integer from 0 to ${tmax} for a ${depth}-bit image, got ${threshold}`);
+  }
+  const maxCorners = optionalInt(opts.maxCorners, 'opts.maxCorners', 1, 2 ** 30, 0);
+  const border = optionalInt(opts.border, 'opts.border', 0, MAX_SIDE, 0);
+  const threads = optionalInt(opts.threads, 'opts.threads', 1, MAX_THREADS, 1);
+  return [pixels, width, height, width, depth, threshold, maxCorners, border, threads, true];
+}
+
+function side(v: unknown, name: string): asserts v is number {
+  if (typeof v !== 'number') throw new TypeError(`${name} must be a number, got ${describe(v)}`);
+  if (!Number.isInteger(v) || v < 1 || v > MAX_SIDE) {
+    throw new RangeError(`${name} must be an integer from 1 to ${MAX_SIDE} (an empty image has no corners to find), got ${v}`);
+  }
+}
+
+function optionalInt(v: unknown, name: string, min: number, max: number, absent: number): number {
+  if (v === undefined) return absent;
+  if (typeof v !== 'number') throw new TypeError(`${name} must be a number, got ${describe(v)}`);
+  if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${v}`);
+  return v;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
+  return typeof v;
+}
