@@ -1,0 +1,253 @@
+// The hot folder with real files in a temp directory: claims, half-written files, crash
+// leftovers, confinement, cell ids, backpressure, disposal.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../src/log.ts';
+import { HotFolder, type HotFolderOptions, globToRegExp, isTempName } from '../src/sources/hotfolder.ts';
+import type { SourceFrame } from '../src/sources/source.ts';
+
+let dir: string;
+const lines: string[] = [];
+const log = createLogger('debug', (l) => lines.push(l));
+const open: HotFolder[] = [];
+
+function folder(over: Partial<HotFolderOptions> = {}): HotFolder {
+  const hf = new HotFolder(
+    {
+      dir,
+      pattern: '*.{png,tif,tiff,jpg,jpeg,bmp}',
+      cellIdRegex: null,
+      sidecar: false,
+      afterJudged: 'move',
+      retentionDays: 0,
+      stableMs: 0,
+      pollMs: 20,
+      maxFileMb: 64,
+      ...over,
+    },
+    log,
+  );
+  open.push(hf);
+  return hf;
+}
+
+/** next() with a time limit: null when nothing came. */
+async function nextWithin(hf: HotFolder, ms: number): Promise<SourceFrame | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const frame = await Promise.race([hf.next(), new Promise<null>((r) => (timer = setTimeout(() => r(null), ms)))]);
+  clearTimeout(timer);
+  return frame;
+}
+
+const ls = (sub = '') => fs.readdirSync(path.join(dir, sub)).filter((n) => !['processing', 'done', 'failed'].includes(n)).sort();
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xpole-hf-'));
+  lines.length = 0;
+});
+
+afterEach(() => {
+  for (const hf of open.splice(0)) hf.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('hot folder', () => {
+  it('claims each file exactly once even with two readers racing, and moves it on ack', async () => {
+    for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(dir, `f${String(i).padStart(2, '0')}.png`), `frame ${i}`);
+    const a = folder();
+    const b = folder();
+    await a.open();
+    await b.open();
+    const got: string[] = [];
+    const take = async (hf: HotFolder) => {
+      for (;;) {
+        const f = await nextWithin(hf, 300);
+        if (!f) return;
+        expect('bytes' in f.input).toBe(true);
+        got.push(Buffer.from((f.input as { bytes: Uint8Array }).bytes).toString());
+        await f.ack(f.frame === 'f03.png' ? 'ERROR' : 'PASS');
+      }
+    };
+    await Promise.all([take(a), take(b)]);
+    expect(got.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `frame ${i}`).sort());
+    expect(ls()).toEqual([]);
+    expect(ls('processing')).toEqual([]);
+    expect(ls('failed')).toEqual(['f03.png']);
+    expect(ls('done')).toHaveLength(19);
+  });
+
+  it('never reads a file while it is being written, nor temp names before their rename', async () => {
+    const hf = folder({ stableMs: 300 });
+    await hf.open();
+    const file = path.join(dir, 'growing.png');
+    const fd = fs.openSync(file, 'w');
+    const pending = hf.next();
+    let done = false;
+    void pending.then(() => (done = true));
+    // Writes a chunk every 100 ms for 1 s: shorter pauses than stableMs.
+    for (let i = 0; i < 10; i++) {
+      fs.writeSync(fd, Buffer.alloc(1000, i));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(done).toBe(false);
+    }
+    fs.closeSync(fd);
+    const f = (await pending)!;
+    expect((f.input as { bytes: Uint8Array }).bytes.length).toBe(10_000);
+
+    // The write-then-rename convention: the temp name is ignored however long it sits there.
+    fs.writeFileSync(path.join(dir, 'next.png.tmp'), 'x');
+    fs.writeFileSync(path.join(dir, '.next.png'), 'x');
+    expect(await nextWithin(hf, 700)).toBeNull();
+    fs.renameSync(path.join(dir, 'next.png.tmp'), path.join(dir, 'next.png'));
+    const g = await nextWithin(hf, 2000);
+    expect(g?.frame).toBe('next.png');
+    // The dot-file is never taken.
+    expect(ls()).toEqual(['.next.png']);
+  });
+
+  it('hands out frames left in processing/ by a crash first, marked recovered', async () => {
+    const first = folder();
+    await first.open();
+    fs.writeFileSync(path.join(dir, 'a.png'), 'A');
+    const a = (await first.next())!;
+    expect(a.recovered).toBe(false);
+    first.stop(); // "crash": never acknowledged
+    expect(fs.readdirSync(path.join(dir, 'processing'))).toEqual(['a.png']);
+    fs.writeFileSync(path.join(dir, 'b.png'), 'B');
+
+    const second = folder();
+    await second.open();
+    const again = (await second.next())!;
+    expect(again.frame).toBe('a.png');
+    expect(again.recovered).toBe(true);
+    expect(again.writtenAt).toBeGreaterThan(0);
+    expect(Buffer.from((again.input as { bytes: Uint8Array }).bytes).toString()).toBe('A');
+    const b = (await second.next())!;
+    expect([b.frame, b.recovered]).toEqual(['b.png', false]);
+    expect(lines.some((l) => l.startsWith('<4>') && l.includes('left in processing/'))).toBe(true);
+  });
+
+  it('refuses symlinks (never reads their target) and other non-regular files as ERROR frames', async () => {
+    const secret = path.join(os.tmpdir(), `xpole-secret-${process.pid}.png`);
+    fs.writeFileSync(secret, 'SECRET');
+    try {
+      fs.symlinkSync(secret, path.join(dir, 'link.png'));
+      fs.mkdirSync(path.join(dir, 'sub.png'));
+      const hf = folder();
+      await hf.open();
+      const frames = [(await hf.next())!, (await hf.next())!];
+      for (const f of frames) {
+        expect('error' in f.input).toBe(true);
+        const err = (f.input as { error: { reason: string; message: string } }).error;
+        expect(err.reason).toBe('BAD_FRAME');
+        expect(err.message).toMatch(/symbolic link|directory/);
+        await f.ack('ERROR');
+      }
+      expect(ls('failed')).toEqual(['link.png', 'sub.png']);
+      expect(fs.lstatSync(path.join(dir, 'failed', 'link.png')).isSymbolicLink()).toBe(true);
+      expect(fs.readFileSync(secret, 'utf8')).toBe('SECRET');
+      expect(hf.counters().refused).toBe(2);
+    } finally {
+      fs.rmSync(secret, { force: true });
+    }
+  });
+
+  it('refuses a file above maxFileMb without reading it', async () => {
+    fs.writeFileSync(path.join(dir, 'huge.png'), Buffer.alloc(3 * 1024 * 1024));
+    const hf = folder({ maxFileMb: 1 });
+    await hf.open();
+    const f = (await hf.next())!;
+    expect((f.input as { error: { reason: string } }).error.reason).toBe('FRAME_TOO_LARGE');
+  });
+
+  it('takes the cell id from the name (named group or group 1) or from a sidecar JSON', async () => {
+    fs.writeFileSync(path.join(dir, 'CELL-0042_top.png'), 'x');
+    const named = folder({ cellIdRegex: '^(?<cellId>CELL-\\d+)_' });
+    await named.open();
+    const c = (await named.next())!;
+    expect(c.cellId).toBe('CELL-0042');
+    await c.ack('PASS');
+    named.stop();
+
+    fs.writeFileSync(path.join(dir, 'K77_x.png'), 'x');
+    fs.writeFileSync(path.join(dir, 'nomatch.png'), 'x');
+    const grouped = folder({ cellIdRegex: '^(K\\d+)_' });
+    await grouped.open();
+    const two = [(await grouped.next())!, (await grouped.next())!];
+    expect(two.map((f) => [f.frame, f.cellId]).sort()).toEqual([['K77_x.png', 'K77'], ['nomatch.png', null]]);
+    for (const f of two) await f.ack('PASS');
+    grouped.stop();
+
+    fs.writeFileSync(path.join(dir, 'shot1.json'), JSON.stringify({ cellId: 'SIDE-9' }));
+    fs.writeFileSync(path.join(dir, 'shot1.png'), 'x');
+    fs.writeFileSync(path.join(dir, 'shot2.json'), '{not json');
+    fs.writeFileSync(path.join(dir, 'shot2.png'), 'x');
+    const side = folder({ sidecar: true, afterJudged: 'delete' });
+    await side.open();
+    const s = [(await side.next())!, (await side.next())!].sort((p, q) => p.frame.localeCompare(q.frame));
+    expect(s.map((f) => f.cellId)).toEqual(['SIDE-9', null]);
+    expect(lines.some((l) => l.includes('shot2.json') && l.startsWith('<4>'))).toBe(true);
+    for (const f of s) await f.ack('PASS');
+    // Deleted with their sidecars, nothing left behind.
+    expect(fs.readdirSync(path.join(dir, 'processing'))).toEqual([]);
+    expect(ls()).toEqual([]);
+    expect(ls('done')).toEqual(['CELL-0042_top.png', 'K77_x.png', 'nomatch.png']);
+  });
+
+  it('claims nothing while nobody asks: frames wait in the folder (backpressure)', async () => {
+    for (let i = 0; i < 10; i++) fs.writeFileSync(path.join(dir, `f${i}.png`), 'x');
+    const hf = folder();
+    await hf.open();
+    await hf.next();
+    await hf.next();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(fs.readdirSync(path.join(dir, 'processing'))).toHaveLength(2);
+    expect(ls()).toHaveLength(8);
+  });
+
+  it('keeps both files when a name repeats, and applies retention to done/ and failed/', async () => {
+    fs.mkdirSync(path.join(dir, 'done'));
+    fs.writeFileSync(path.join(dir, 'done', 'same.png'), 'old');
+    const old = path.join(dir, 'done', 'ancient.png');
+    fs.writeFileSync(old, 'x');
+    const t = (Date.now() - 40 * 86_400_000) / 1000;
+    fs.utimesSync(old, t, t);
+    fs.writeFileSync(path.join(dir, 'same.png'), 'new');
+    const hf = folder({ retentionDays: 30 });
+    await hf.open();
+    expect(fs.existsSync(old)).toBe(false);
+    const f = (await hf.next())!;
+    await f.ack('FAIL');
+    expect(ls('done')).toEqual(['same.1.png', 'same.png']);
+    expect(fs.readFileSync(path.join(dir, 'done', 'same.1.png'), 'utf8')).toBe('new');
+  });
+
+  it('reports idle only while waiting with nothing to hand out', async () => {
+    const hf = folder();
+    await hf.open();
+    expect(hf.idle).toBe(false);
+    const pending = hf.next();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(hf.idle).toBe(true);
+    hf.stop();
+    expect(await pending).toBeNull();
+  });
+});
+
+describe('names', () => {
+  it('matches globs case-insensitively, whole name only', () => {
+    const re = globToRegExp('*.{png,tif}');
+    expect(re.test('A.PNG')).toBe(true);
+    expect(re.test('a.tif')).toBe(true);
+    expect(re.test('a.png.json')).toBe(false);
+    expect(re.test('sub/a.png')).toBe(false);
+    expect(globToRegExp('cam?_*.bmp').test('cam1_x.bmp')).toBe(true);
+  });
+
+  it('treats write-in-progress names as temporary', () => {
+    for (const n of ['.a.png', 'a.png.tmp', 'a.png.part', 'a.png~', 'a.PNG.TMP']) expect(isTempName(n)).toBe(true);
+    for (const n of ['a.png', 'tmp.png']) expect(isTempName(n)).toBe(false);
+  });
+});
