@@ -38,8 +38,8 @@ class CapturingLog implements SinkLog {
   lines: string[] = [];
   debug = (m: string) => void this.lines.push(`debug ${m}`);
   info = (m: string) => void this.lines.push(`info ${m}`);
-  warn = (m: string) => void this.lines.push(`warn ${m}`);
-  error = (m: string) => void this.lines.push(`error ${m}`);
+  warning = (m: string) => void this.lines.push(`warning ${m}`);
+  err = (m: string) => void this.lines.push(`err ${m}`);
 }
 
 describe.skipIf(!mosquittoAvailable())('MQTT sink with a real mosquitto', () => {

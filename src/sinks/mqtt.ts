@@ -12,12 +12,12 @@ import type { Outbox, OutboxRow } from './outbox.ts';
 
 export type StatusState = 'online' | 'degraded' | 'offline' | 'stopped';
 
-/** What the sink needs from a logger (the daemon's journal logger fits). */
+/** What the sink needs from a logger (src/log.ts's Logger fits). */
 export interface SinkLog {
   debug(msg: string): void;
   info(msg: string): void;
-  warn(msg: string): void;
-  error(msg: string): void;
+  warning(msg: string): void;
+  err(msg: string): void;
 }
 
 export interface MqttTlsOptions {
@@ -72,7 +72,7 @@ export interface MqttSinkCounters {
   inFlight: number;
 }
 
-const SILENT: SinkLog = { debug() {}, info() {}, warn() {}, error() {} };
+const SILENT: SinkLog = { debug() {}, info() {}, warning() {}, err() {} };
 
 /** A secret from a file, or from systemd's $CREDENTIALS_DIRECTORY/<name> (LoadCredential=). */
 export function readSecret(
@@ -286,7 +286,7 @@ export class MqttSink {
     // outbox is the only store (and stale verdicts must never be resent).
     for (const id of Object.keys(this.client.outgoing)) this.client.removeOutgoingMessage(Number(id));
     if (this.stopping) return;
-    if (wasOnline) this.log.warn(`mqtt: connection lost; results wait in the outbox until it is back`);
+    if (wasOnline) this.log.warning(`mqtt: connection lost; results wait in the outbox until it is back`);
     const min = this.opts.reconnectMinMs ?? 500;
     const max = this.opts.reconnectMaxMs ?? 30_000;
     const delay = Math.min(max, min * 2 ** this.attempt) * (0.8 + 0.4 * Math.random());
@@ -309,7 +309,7 @@ export class MqttSink {
       return;
     }
     this.lastError = msg;
-    this.log.warn(`mqtt: ${safeUrl(this.opts.url)}: ${msg}`);
+    this.log.warning(`mqtt: ${safeUrl(this.opts.url)}: ${msg}`);
   }
 
   private publishStatus(): void {
@@ -323,7 +323,7 @@ export class MqttSink {
     try {
       payload = JSON.stringify(this.opts.stats());
     } catch (err) {
-      this.log.warn(`mqtt: stats not published: ${(err as Error).message}`);
+      this.log.warning(`mqtt: stats not published: ${(err as Error).message}`);
       return;
     }
     this.client.publish(this.topics.stats, payload, { qos: 0, retain: false });
@@ -365,7 +365,7 @@ export class MqttSink {
     try {
       rows = this.opts.outbox.peek(wanted);
     } catch (err) {
-      this.log.warn(`mqtt: outbox unreadable, retrying: ${(err as Error).message}`);
+      this.log.warning(`mqtt: outbox unreadable, retrying: ${(err as Error).message}`);
       this.schedulePump(1000);
       return;
     }
@@ -407,7 +407,7 @@ export class MqttSink {
       this.inFlight.delete(row.id);
       if (err) {
         // The broker answered with an MQTT 5 error reason (quota, not authorized...).
-        this.log.warn(`mqtt: result ${row.id} refused by the broker (${err.message}); kept in the outbox, retried in 5 s`);
+        this.log.warning(`mqtt: result ${row.id} refused by the broker (${err.message}); kept in the outbox, retried in 5 s`);
         this.held.set(row.id, Date.now() + 5000);
       } else {
         try {
@@ -415,7 +415,7 @@ export class MqttSink {
           this.counters.resultsAcked++;
         } catch (ackErr) {
           // Stays in the outbox, so it is published again: a repeat with the same id.
-          this.log.warn(`mqtt: could not remove acknowledged result ${row.id} from the outbox: ${(ackErr as Error).message}`);
+          this.log.warning(`mqtt: could not remove acknowledged result ${row.id} from the outbox: ${(ackErr as Error).message}`);
         }
       }
       this.pump();
