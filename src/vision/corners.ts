@@ -1,5 +1,4 @@
 // oFAST corners (FAST-9 + ORB's Harris ranking and intensity-centroid angle) through the native addon.
-import os from 'node:os';
 import { native } from '../native.ts';
 import type { Corners, Image } from '../types.ts';
 
@@ -22,7 +21,8 @@ export function defaultThreshold(depth: 8 | 16): number {
 }
 
 const MAX_SIDE = 65536;
-const MAX_THREADS = Math.min(64, Math.max(1, os.availableParallelism()));
+/** Row bands are cheap; more than the cores just interleave. */
+const MAX_THREADS = 64;
 
 /** Every FAST-9 corner after non-maximum suppression (or the maxCorners best by Harris), with Harris response and angle. */
 export function detectCorners(img: Image, opts: CornerOptions): Corners {
