@@ -1,0 +1,209 @@
+"""SPEC's COCO datasets -> in-memory context crops -> augmented model inputs and heatmap targets.
+
+Each frame is cropped once at load time (the contract's mapping, training/xpole_crop.py) around
+an ROI box grown by CTX on every side, at the model's scale, so per-epoch augmentation (an affine
+warp back to 128 x 256, flip, intensity, noise, blur) has room and stays cheap.
+"""
+import json
+import math
+import os
+
+import cv2
+import numpy as np
+
+import xpole_crop as xc
+
+IN_W, IN_H = xc.INPUT_W, xc.INPUT_H
+HM_W, HM_H = 32, 64
+STRIDE = 4
+# The context crop is the ROI box grown by 1/8 of its size on every side: 160 x 320 at model scale.
+CTX = 0.125
+CTX_W, CTX_H = round(IN_W * (1 + 2 * CTX)), round(IN_H * (1 + 2 * CTX))
+OFF_X, OFF_Y = IN_W * CTX, IN_H * CTX  # context pixel -> input pixel is a shift by these
+
+
+def load_coco(root):
+    with open(os.path.join(root, 'annotations.json')) as f:
+        coco = json.load(f)
+    names = coco['categories'][0]['keypoints']
+    by_image = {a['image_id']: a for a in coco['annotations']}
+    samples = []
+    for im in coco['images']:
+        ann = by_image.get(im['id'])
+        if ann is None:
+            continue
+        meta = im.get('xpole', {})
+        samples.append({
+            'id': im['id'],
+            'file': os.path.join(root, 'images', im['file_name']),
+            'name': im['file_name'],
+            'orientation': meta['orientation'],
+            'expectedVerdict': meta.get('expectedVerdict'),
+            'pixelPitchMm': meta.get('pixelPitchMm', 0.02),
+            'keypoints': np.asarray(ann['keypoints'], np.float64).reshape(-1, 3),
+            'bbox': [float(v) for v in ann['bbox']],
+        })
+    return names, samples
+
+
+def read_frame(path):
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f'cannot read {path}')
+    if img.ndim == 3:  # grey stored as RGB
+        img = img[:, :, 0]
+    return img
+
+
+def jitter_box(box, kps_c, rng, strong):
+    """A canonical box moved/scaled like an ROI-stage error, still holding the labelled keypoints."""
+    bx, by, bw, bh = box
+    cx, cy = bx + bw / 2, by + bh / 2
+    for _ in range(20):
+        if strong:
+            s = rng.uniform(0.85, 1.3)
+            a = math.exp(rng.uniform(-0.2, 0.2))
+            w, h = bw * s * a, bh * s / a
+            x = cx + rng.uniform(-0.15, 0.15) * bw - w / 2
+            y = cy + rng.uniform(-0.06, 0.06) * bh - h / 2
+        else:
+            s = rng.uniform(0.95, 1.1)
+            a = math.exp(rng.uniform(-0.05, 0.05))
+            w, h = bw * s * a, bh * s / a
+            x = cx + rng.uniform(-0.04, 0.04) * bw - w / 2
+            y = cy + rng.uniform(-0.02, 0.02) * bh - h / 2
+        if len(kps_c) == 0 or (kps_c[:, 0].min() >= x and kps_c[:, 0].max() <= x + w
+                               and kps_c[:, 1].min() >= y and kps_c[:, 1].max() <= y + h):
+            return [x, y, w, h]
+    return list(box)
+
+
+def keypoints_canonical(kps, width, height, o):
+    x, y = xc.to_canonical(kps[:, 0], kps[:, 1], width, height, o)
+    return np.stack([x, y, kps[:, 2]], axis=1)
+
+
+def context_crop(frame, cbox, o):
+    """Raw context crop (float32, scaled to 0..1) around canonical box cbox and its geometry."""
+    bx, by, bw, bh = cbox
+    ctx_box = [bx - CTX * bw, by - CTX * bh, bw * (1 + 2 * CTX), bh * (1 + 2 * CTX)]
+    scale = 255.0 if frame.dtype == np.uint8 else 65535.0
+    raw = xc.crop_raw(frame, ctx_box, o, CTX_W, CTX_H) / scale
+    return raw.astype(np.float32)
+
+
+def to_input_pixels(kps_c, cbox):
+    """Canonical keypoints -> continuous input-pixel coordinates of the 128 x 256 crop of cbox."""
+    bx, by, bw, bh = cbox
+    px = (kps_c[:, 0] - bx) * IN_W / bw - 0.5
+    py = (kps_c[:, 1] - by) * IN_H / bh - 0.5
+    return np.stack([px, py], axis=1)
+
+
+def prepare(samples, rois=None, variants=2, seed=0, log=print):
+    """Context crops for every sample: variant 0 from the ROI stage's box (when given for the
+    frame, else the reference box with mild jitter), the others from strongly jittered reference
+    boxes. Returns images [N, V, CTX_H, CTX_W] float32, keypoints [N, V, K, 3] in input pixels,
+    the canonical box sizes [N, V, 2] (bw, bh) and how many crops came from the ROI stage."""
+    rng = np.random.default_rng(seed)
+    n, k = len(samples), len(samples[0]['keypoints'])
+    images = np.zeros((n, variants, CTX_H, CTX_W), np.float32)
+    points = np.zeros((n, variants, k, 3), np.float32)
+    sizes = np.zeros((n, variants, 2), np.float32)
+    used_roi = 0
+    for i, s in enumerate(samples):
+        frame = read_frame(s['file'])
+        h, w = frame.shape
+        o = s['orientation']
+        kc = keypoints_canonical(s['keypoints'], w, h, o)
+        vis = kc[kc[:, 2] > 0]
+        ref = xc.box_to_canonical(s['bbox'], w, h, o)
+        for v in range(variants):
+            roi = rois.get(s['name']) if (rois and v == 0) else None
+            if roi is not None:
+                cbox = xc.box_to_canonical(roi, w, h, o)
+                used_roi += 1
+            else:
+                cbox = jitter_box(ref, vis, rng, strong=v > 0)
+            images[i, v] = context_crop(frame, cbox, o)
+            points[i, v, :, :2] = to_input_pixels(kc, cbox)
+            points[i, v, :, 2] = kc[:, 2] > 0
+            sizes[i, v] = cbox[2:]
+        if (i + 1) % 500 == 0:
+            log(f'  prepared {i + 1}/{n}')
+    return images, points, sizes, used_roi
+
+
+def targets(pts, sigma):
+    """Gaussian heatmaps [K, 64, 32], peak 1 at each keypoint's continuous heatmap position; v = 0 -> zeros."""
+    hx = (pts[:, 0] + 0.5) / STRIDE - 0.5
+    hy = (pts[:, 1] + 0.5) / STRIDE - 0.5
+    gx = np.arange(HM_W, dtype=np.float32)
+    gy = np.arange(HM_H, dtype=np.float32)
+    ex = np.exp(-((gx[None, :] - hx[:, None]) ** 2) / (2 * sigma * sigma))
+    ey = np.exp(-((gy[None, :] - hy[:, None]) ** 2) / (2 * sigma * sigma))
+    t = ey[:, :, None] * ex[:, None, :]
+    t *= pts[:, 2][:, None, None]
+    return t.astype(np.float32)
+
+
+def zscore(img):
+    return (img - img.mean()) / max(float(img.std()), 1e-6)
+
+
+class Augmenter:
+    """The paper's rotation, reflection and affine, plus intensity, noise and blur."""
+
+    def __init__(self, rng, enabled=True):
+        self.rng = rng
+        self.enabled = enabled
+
+    def __call__(self, ctx, pts):
+        r = self.rng
+        k = len(pts)
+        c = np.array([(IN_W - 1) / 2, (IN_H - 1) / 2])
+        if self.enabled:
+            ang = math.radians(r.uniform(-8, 8))
+            sx = math.exp(r.uniform(-0.1, 0.1))
+            sy = sx * math.exp(r.uniform(-0.05, 0.05))
+            sh = r.uniform(-0.08, 0.08)
+            t = np.array([r.uniform(-3, 3), r.uniform(-3, 3)])
+            rot = np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]])
+            a = rot @ np.array([[sx, sh], [0, sy]])
+        else:
+            a, t = np.eye(2), np.zeros(2)
+        # input pixel p = c + A (q - OFF - c) + t for context pixel q
+        off = np.array([OFF_X, OFF_Y])
+        b = c + t - a @ (off + c)
+        m = np.concatenate([a, b[:, None]], axis=1)
+        img = cv2.warpAffine(ctx, m, (IN_W, IN_H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        p = pts.copy()
+        p[:, :2] = (pts[:, :2] + off) @ a.T + b  # pts are input pixels of the unwarped crop
+        if not self.enabled:
+            return zscore(img), p
+        if r.random() < 0.5:  # top <-> bottom: the A C ... A stack reverses its order
+            img = img[::-1].copy()
+            p[:, 1] = IN_H - 1 - p[:, 1]
+            p = p[::-1].copy()
+        img = np.clip(img, 0, None)
+        lo, hi = float(img.min()), float(img.max())
+        if hi > lo:
+            img = (img - lo) / (hi - lo)
+            img = img ** math.exp(r.uniform(-0.5, 0.5))  # gamma
+            if r.random() < 0.5:  # uneven field: a gain ramp
+                gy, gx = np.mgrid[0:IN_H, 0:IN_W].astype(np.float32)
+                g = 1 + r.uniform(-0.3, 0.3) * (gx / IN_W - 0.5) + r.uniform(-0.3, 0.3) * (gy / IN_H - 0.5)
+                img = img * g
+        if r.random() < 0.5:
+            sig = r.uniform(0.3, 1.5)
+            img = cv2.GaussianBlur(img, (0, 0), sig)
+        img = img.astype(np.float32)
+        std = float(img.std()) + 1e-6
+        if r.random() < 0.7:
+            img = img + r.normal(0, r.uniform(0.02, 0.25) * std, img.shape).astype(np.float32)
+        if r.random() < 0.1:  # a few dead / hot pixels
+            n = r.integers(1, 6)
+            ys, xs = r.integers(0, IN_H, n), r.integers(0, IN_W, n)
+            img[ys, xs] = np.where(r.random(n) < 0.5, img.min(), img.max())
+        assert len(p) == k
+        return zscore(img), p

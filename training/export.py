@@ -1,0 +1,85 @@
+"""Export a checkpoint to ONNX (opset 13, dynamic batch) and write the model card beside it."""
+import argparse
+import hashlib
+import json
+import os
+
+import onnx
+import torch
+
+from hrnet import HRNet, count_macs, count_params
+
+RECIPE = 'stack-a16c15'
+
+
+def keypoint_names(anodes=16):
+    names = []
+    for i in range(anodes):
+        names.append(f'A{i}')
+        if i < anodes - 1:
+            names.append(f'C{i}')
+    return names
+
+
+def build(ckpt):
+    cfg = ckpt['config']
+    net = HRNet(keypoints=cfg['keypoints'], width=cfg['width'], stem=cfg['stem'],
+                stage1_blocks=cfg['stage1_blocks'], stage1_planes=cfg['stage1_planes'])
+    net.load_state_dict(ckpt['model'])
+    net.eval()
+    return net
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export(ckpt, onnx_path, card_path, extra=None):
+    net = build(ckpt)
+    tmp = onnx_path + '.tmp'
+    torch.onnx.export(net, torch.zeros(1, 1, 256, 128), tmp, opset_version=13,
+                      input_names=['input'], output_names=['heatmaps'],
+                      dynamic_axes={'input': {0: 'N'}, 'heatmaps': {0: 'N'}}, do_constant_folding=True)
+    onnx.checker.check_model(onnx.load(tmp))
+    os.replace(tmp, onnx_path)
+    macs = count_macs(net)
+    arch = dict(net.config)
+    arch.update(type='HRNet', params=count_params(net), macs=macs, flops=2 * macs,
+                flopsNote='2 x multiply-accumulates of all convolutions for one 256x128 input')
+    card = {
+        'name': 'xpole-hrnet',
+        'file': os.path.basename(onnx_path),
+        'sha256': sha256(onnx_path),
+        'architecture': arch,
+        'input': {'name': 'input', 'width': 128, 'height': 256, 'channels': 1,
+                  'normalization': 'zscore-per-crop', 'crop': 'training/xpole_crop.py (model contract)'},
+        'output': {'name': 'heatmaps'},
+        'heatmap': {'width': 32, 'height': 64, 'stride': 4, 'sigma': ckpt['sigma']},
+        'recipe': RECIPE,
+        'keypoints': keypoint_names(),
+        'opset': 13,
+    }
+    card.update(ckpt.get('card', {}))
+    if extra:
+        card.update(extra)
+    tmpc = card_path + '.tmp'
+    with open(tmpc, 'w') as f:
+        json.dump(card, f, indent=2)
+        f.write('\n')
+    os.replace(tmpc, card_path)
+    return card
+
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser()
+    p.add_argument('--checkpoint', required=True)
+    p.add_argument('--onnx', default='models/xpole-hrnet.onnx')
+    p.add_argument('--card', default='models/xpole-hrnet.json')
+    a = p.parse_args()
+    torch.set_num_threads(2)
+    c = export(torch.load(a.checkpoint), a.onnx, a.card)
+    print(json.dumps({k: c[k] for k in ('file', 'sha256')}))

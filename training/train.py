@@ -1,0 +1,200 @@
+"""Train the xpole HRNet on SPEC's COCO datasets (see docs/readme/training.md).
+
+Weighted MSE on Gaussian heatmaps, Adam, cosine learning rate with a short warm-up. Every epoch
+writes a checkpoint and a JSON log line; every improvement of the validation NME is exported at
+once to ONNX + model card, so a shippable model always exists while training runs.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import time
+
+import cv2
+import numpy as np
+import torch
+
+import dataset as ds
+from export import export
+from hrnet import HRNet
+from metrics import decode, errors_percent
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def load_split(root, rois_path, variants, seed, cache_dir, log):
+    names, samples = ds.load_coco(root)
+    rois = None
+    if rois_path and os.path.exists(rois_path):
+        from rois import load_rois
+        rois = load_rois(rois_path)
+    key = f'{os.path.basename(os.path.normpath(root))}-v{variants}-s{seed}-r{1 if rois else 0}-n{len(samples)}'
+    cache = os.path.join(cache_dir, key + '.npz') if cache_dir else None
+    diag = np.array([math.hypot(s['bbox'][2], s['bbox'][3]) for s in samples], np.float32)
+    if cache and os.path.exists(cache):
+        z = np.load(cache)
+        log(f'{root}: {len(samples)} frames from cache {cache}')
+        return names, samples, z['images'], z['points'], z['sizes'], diag
+    t = time.time()
+    images, points, sizes, used = ds.prepare(samples, rois, variants, seed, log)
+    log(f'{root}: {len(samples)} frames prepared in {time.time() - t:.0f} s ({used} crops from the ROI stage)')
+    if cache:
+        os.makedirs(cache_dir, exist_ok=True)
+        np.savez(cache, images=images, points=points, sizes=sizes)
+    return names, samples, images, points, sizes, diag
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument('--train', required=True)
+    p.add_argument('--val', required=True)
+    p.add_argument('--rois-train')
+    p.add_argument('--rois-val')
+    p.add_argument('--work', default='/work/data/run', help='checkpoints and the data cache')
+    p.add_argument('--models', default='models')
+    p.add_argument('--log', default='training/logs/train-log.jsonl')
+    p.add_argument('--epochs', type=int, default=30)
+    p.add_argument('--batch', type=int, default=32)
+    p.add_argument('--lr', type=float, default=2e-3)
+    p.add_argument('--sigma', type=float, default=1.5)
+    p.add_argument('--width', type=int, default=18)
+    p.add_argument('--stem', type=int, default=32)
+    p.add_argument('--stage1-planes', type=int, default=32)
+    p.add_argument('--stage1-blocks', type=int, default=1)
+    p.add_argument('--fg-weight', type=float, default=10.0, help='MSE weight 1 + fg * target')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--deadline', type=float, default=0, help='unix time: stop after the epoch that passes it')
+    p.add_argument('--data-seeds', default='{}', help='JSON recorded in the model card')
+    a = p.parse_args()
+
+    torch.set_num_threads(a.threads)
+    cv2.setNumThreads(1)
+    seed_everything(a.seed)
+    os.makedirs(a.work, exist_ok=True)
+    os.makedirs(os.path.dirname(a.log), exist_ok=True)
+    os.makedirs(a.models, exist_ok=True)
+    logf = open(a.log, 'a')
+
+    def log(msg, **fields):
+        line = {'t': time.strftime('%H:%M:%S'), 'msg': msg, **fields}
+        print(json.dumps(line), flush=True)
+        logf.write(json.dumps(line) + '\n')
+        logf.flush()
+
+    log('start', args=vars(a))
+    cache = os.path.join(a.work, 'cache')
+    names, train_s, train_x, train_p, _, _ = load_split(a.train, a.rois_train, 2, a.seed + 11, cache, log)
+    _, val_s, val_x, val_p, val_size, val_diag = load_split(a.val, a.rois_val, 1, a.seed + 12, cache, log)
+    k = len(names)
+
+    net = HRNet(keypoints=k, width=a.width, stem=a.stem, stage1_blocks=a.stage1_blocks,
+                stage1_planes=a.stage1_planes)
+    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    n = len(train_s)
+    steps_per_epoch = n // a.batch
+    total = steps_per_epoch * a.epochs
+    warm = min(200, total // 10)
+
+    def lr_at(step):
+        if step < warm:
+            return a.lr * (step + 1) / warm
+        q = (step - warm) / max(1, total - warm)
+        return 1e-5 + 0.5 * (a.lr - 1e-5) * (1 + math.cos(math.pi * q))
+
+    config = {'keypoints': k, 'width': a.width, 'stem': a.stem, 'stage1_blocks': a.stage1_blocks,
+              'stage1_planes': a.stage1_planes}
+    rng = np.random.default_rng(a.seed)
+    aug = ds.Augmenter(rng, enabled=True)
+    plain = ds.Augmenter(rng, enabled=False)
+
+    # Validation inputs are fixed: variant 0 (the ROI stage's box or a mildly jittered reference box).
+    vx = np.zeros((len(val_s), 1, ds.IN_H, ds.IN_W), np.float32)
+    vp = np.zeros((len(val_s), k, 3), np.float32)
+    for i in range(len(val_s)):
+        img, pts = plain(val_x[i, 0], val_p[i, 0])
+        vx[i, 0], vp[i] = img, pts
+    vt = np.stack([ds.targets(pts, a.sigma) for pts in vp])
+
+    def weighted_mse(pred, target):
+        return ((pred - target) ** 2 * (1 + a.fg_weight * target)).mean() * 1000
+
+    best = float('inf')
+    step = 0
+    t0 = time.time()
+    for epoch in range(a.epochs):
+        net.train()
+        perm = rng.permutation(n)
+        te = time.time()
+        losses = []
+        for b in range(steps_per_epoch):
+            idx = perm[b * a.batch:(b + 1) * a.batch]
+            xb = np.zeros((len(idx), 1, ds.IN_H, ds.IN_W), np.float32)
+            tb = np.zeros((len(idx), k, ds.HM_H, ds.HM_W), np.float32)
+            for j, i in enumerate(idx):
+                v = rng.integers(0, train_x.shape[1])
+                img, pts = aug(train_x[i, v], train_p[i, v])
+                xb[j, 0] = img
+                tb[j] = ds.targets(pts, a.sigma)
+            for g in opt.param_groups:
+                g['lr'] = lr_at(step)
+            loss = weighted_mse(net(torch.from_numpy(xb)), torch.from_numpy(tb))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            step += 1
+            if b % 20 == 0:
+                print(f'epoch {epoch} step {b}/{steps_per_epoch} loss {np.mean(losses[-20:]):.4f} '
+                      f'{(time.time() - te) / (b + 1):.2f} s/step', flush=True)
+        train_time = time.time() - te
+
+        net.eval()
+        preds = []
+        vl = []
+        with torch.no_grad():
+            for s in range(0, len(vx), 64):
+                out = net(torch.from_numpy(vx[s:s + 64]))
+                vl.append(weighted_mse(out, torch.from_numpy(vt[s:s + 64])).item() * len(out))
+                preds.append(out.numpy())
+        heat = np.concatenate(preds)
+        hx, hy, conf = decode(heat)
+        # input pixels -> frame pixels through the crop box size, then percent of the reference diagonal
+        e = errors_percent(hx, hy, vp, val_size[:, 0], val_diag)
+        vis = vp[:, :, 2] > 0
+        ev = e[vis]
+        m = {
+            'epoch': epoch, 'trainLoss': float(np.mean(losses)), 'valLoss': float(sum(vl) / len(vx)),
+            'valNme': float(ev.mean()), 'valPck05': float((ev <= 0.5).mean()), 'valPck10': float((ev <= 1.0).mean()),
+            'valPcs10': float(np.mean([(e[i][vis[i]] <= 1.0).all() for i in range(len(e))])),
+            'valMissingOk': float(((conf < 0.3) == ~vis).mean()),
+            'lr': lr_at(step), 'epochSeconds': round(train_time), 'elapsedMinutes': round((time.time() - t0) / 60, 1),
+        }
+        ckpt = {'model': net.state_dict(), 'config': config, 'sigma': a.sigma, 'epoch': epoch, 'metrics': m,
+                'card': {'dataSeeds': json.loads(a.data_seeds),
+                         'training': {'epochs': a.epochs, 'epochsDone': epoch + 1, 'batch': a.batch, 'lr': a.lr,
+                                      'loss': f'MSE weighted 1 + {a.fg_weight} * target', 'seed': a.seed,
+                                      'trainFrames': n, 'valFrames': len(val_s),
+                                      'minutes': round((time.time() - t0) / 60, 1)},
+                         'validation': m}}
+        torch.save(ckpt, os.path.join(a.work, 'last.pt'))
+        if m['valNme'] < best:
+            best = m['valNme']
+            torch.save(ckpt, os.path.join(a.work, 'best.pt'))
+            export(ckpt, os.path.join(a.models, 'xpole-hrnet.onnx'), os.path.join(a.models, 'xpole-hrnet.json'))
+            m['exported'] = True
+        log('epoch', **m)
+        if a.deadline and time.time() > a.deadline:
+            log('deadline reached', epoch=epoch)
+            break
+    log('done', best=best, minutes=round((time.time() - t0) / 60, 1))
+
+
+if __name__ == '__main__':
+    main()
