@@ -159,8 +159,8 @@ function finish(config: Config, file: string, where: Where, env: NodeJS.ProcessE
     throw new UsageError(`${at('mqtt', 'topicRoot')}: mqtt.topicRoot must not contain wildcards or start/end with '/', got ${JSON.stringify(root_)}`);
   }
   const m = config.mqtt;
-  if (m.url !== null && !/^(mqtts?|wss?|tcp|ssl):\/\//.test(m.url)) {
-    throw new UsageError(`${at('mqtt', 'url')}: mqtt.url must start with mqtt://, mqtts://, ws:// or wss://, got ${JSON.stringify(m.url)}`);
+  if (m.url !== null && !/^mqtts?:\/\/[^/@\s]+\/?$/.test(m.url)) {
+    throw new UsageError(`${at('mqtt', 'url')}: mqtt.url must be mqtt://host:port or mqtts://host:port (credentials in their own fields), got ${m.url.includes('@') ? 'a URL with credentials (not shown)' : JSON.stringify(m.url)}`);
   }
   if (m.passwordFile !== null && m.credentialName !== null) {
     throw new UsageError(`${at('mqtt', 'credentialName')}: set mqtt.passwordFile or mqtt.credentialName, not both`);

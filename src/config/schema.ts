@@ -34,7 +34,7 @@ export interface Config {
   };
   source: {
     type: 'simulator' | 'hotfolder';
-    simulator: { rate: number; defectRate: number; seed: number; size: number };
+    simulator: { rate: number; defectRate: number; seed: number; size: number; frames: number };
     hotfolder: {
       dir: string;
       pattern: string;
@@ -132,8 +132,9 @@ export const SCHEMA: Record<string, Field> = {
         {
           rate: num(2, 0, 1000, 'frames per second (0: as fast as the pipeline takes them)'),
           defectRate: num(0.1, 0, 1, 'share of frames rendered with a defect'),
-          seed: int(1, 0, 2 ** 31 - 1, 'first frame seed; frame k uses seed + k'),
+          seed: int(1, 0, 2 ** 31 - 1, 'seed of the first frame; frame i of the set uses seed + i'),
           size: int(1000, 256, 8192, 'frame side in pixels'),
+          frames: int(16, 1, 10000, 'distinct frames rendered (about 1 s each, in a worker), then repeated'),
         },
         'the synthetic detector',
       ),
