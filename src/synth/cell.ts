@@ -1,0 +1,206 @@
+// The electrode stack in scene coordinates: canonical orientation (tips to +x) before the small
+// rotation. Ground truth comes from these parameters alone, never from pixels.
+import type { Recipe, Sheet as SheetKind } from '../inspect/recipe.ts';
+import type { Rng } from './prng.ts';
+
+export type DefectKind = 'OVERHANG_LOW' | 'OVERHANG_HIGH' | 'POLE_MISSING';
+
+/** A second prong splitting off a forked tip. */
+export interface Fork {
+  /** Where the prong leaves the sheet (scene x). */
+  fromX: number;
+  /** Its end (scene x), short of the sheet's apex so the apex stays the outermost point. */
+  toX: number;
+  /** Slope of the prong relative to the sheet's centre line (dy/dx). */
+  slope: number;
+  /** Prong thickness (px). */
+  thick: number;
+}
+
+/** A sheet whose end is folded back on itself: no apex, the pole counts as missing. */
+export interface Fold {
+  /** Where the fold turns (scene x). */
+  atX: number;
+  /** Length of the folded-back flap (px). */
+  length: number;
+  /** +1: flap below the sheet, -1: above. */
+  side: 1 | -1;
+}
+
+export interface StackSheet {
+  kind: SheetKind;
+  /** Centre line height where the sheet is straight. */
+  y: number;
+  /** x of the free end's apex (the keypoint's x when the sheet is intact). */
+  apexX: number;
+  /** Thickness across the sheet (px). */
+  thick: number;
+  /** Attenuation of one full sheet thickness along the beam (dimensionless mu * t). */
+  mu: number;
+  /** The end bends over the last bendLen px so its slope reaches bendTan at the apex. */
+  bendLen: number;
+  bendTan: number;
+  /** Length of the rounded end along x: ~thick/2 is a round tip, longer is a tapered one. */
+  capLen: number;
+  fork: Fork | null;
+  fold: Fold | null;
+  /** False when the sheet is torn back or absent (POLE_MISSING); then apexX is where it ends, if it exists. */
+  visible: boolean;
+  /** False when the sheet does not exist at all. */
+  exists: boolean;
+}
+
+export interface Separator {
+  y: number;
+  thick: number;
+  mu: number;
+  /** Indices of the sheets above and below. */
+  upper: number;
+  lower: number;
+  /** Beyond the anode apexes the separator runs straight with this slope... */
+  slope: number;
+  /** ...from this x... */
+  freeX: number;
+  /** ...to this x, fading over its last `fade` px. */
+  endX: number;
+  fade: number;
+}
+
+export interface Stack {
+  sheets: StackSheet[];
+  separators: Separator[];
+  /** Anode-to-anode pitch (px). */
+  pitch: number;
+  top: number;
+  bottom: number;
+  /** The largest distance (px) between a sheet's straight centre line and any part of it or its separators. */
+  reach: number;
+}
+
+/** Centre line height of sheet s at scene x (bends quadratically over the last bendLen px). */
+export function centreY(s: StackSheet, x: number): number {
+  const d = x - (s.apexX - s.bendLen);
+  return d > 0 ? s.y + (s.bendTan * d * d) / (2 * s.bendLen) : s.y;
+}
+
+/** The keypoint of an intact sheet: the apex of its centre line, in scene coordinates. */
+export function apexOf(s: StackSheet): [number, number] {
+  return [s.apexX, s.y + (s.bendTan * s.bendLen) / 2];
+}
+
+export interface StackParams {
+  recipe: Recipe;
+  pitch: number;
+  centreY: number;
+  /** Mean anode apex x. */
+  tipX: number;
+}
+
+/**
+ * Lays out the sheets: positions, thicknesses, bends, tips. Cathode apexes are placed later by
+ * placeCathodes (they depend on the final overhangs measured in canonical orientation).
+ */
+export function layoutStack(rng: Rng, p: StackParams): Stack {
+  const n = p.recipe.sheets.length;
+  const half = p.pitch / 2;
+  const stackH = (n - 1) * half;
+  const top = p.centreY - stackH / 2;
+  // Anode lines 2-8 px, cathode a little thinner or thicker; together they leave gaps for the separators.
+  // In the overlap zone the sheets lie packed (A, separator, C, separator), so the cathode fills
+  // what the anode and two separator films leave; beyond the cathode tips that becomes the gap.
+  const tA = Math.min(8, Math.max(2, p.pitch * rng.uniform(0.3, 0.55)));
+  const tC = Math.max(1.5, p.pitch - tA - rng.uniform(0.8, 2.5));
+  const muA = rng.uniform(0.5, 1.5);
+  const muC = muA * rng.uniform(1.2, 2.5);
+  // The tip line: slant and bow across the stack, plus per-sheet scatter.
+  const slant = rng.uniform(-0.25, 0.25);
+  const bow = rng.uniform(-12, 12);
+  const scatter = rng.logUniform(0.3, 3);
+  // Ends lean: a fan (top up, bottom down, or the reverse) plus per-sheet scatter, within +-10 degrees.
+  const fan = rng.chance(0.5) ? rng.uniform(-8, 8) : 0;
+  const leanScatter = rng.uniform(0, 3);
+  const bendLenMean = rng.uniform(8, 70);
+  const capStyle = rng.logUniform(1, 12); // cap length in half-thicknesses: 1 round, 12 needle-like
+  const forkRate = rng.chance(0.3) ? rng.uniform(0.03, 0.2) : 0;
+  const sheets: StackSheet[] = [];
+  for (let i = 0; i < n; i++) {
+    const kind = p.recipe.sheets[i]!;
+    const rel = n > 1 ? (2 * i) / (n - 1) - 1 : 0; // -1 top .. +1 bottom
+    const thick = (kind === 'A' ? tA : tC) * rng.uniform(0.9, 1.1);
+    const leanDeg = Math.max(-10, Math.min(10, fan * rel + leanScatter * rng.normal() * (kind === 'A' ? 1 : 0.5)));
+    const apexX = p.tipX + slant * (i - (n - 1) / 2) * half + bow * rel * rel + scatter * rng.normal();
+    const capLen = Math.max(0.5, (thick / 2) * capStyle * rng.uniform(0.7, 1.3));
+    const bendLen = Math.max(capLen + 2, bendLenMean * rng.uniform(0.6, 1.4));
+    const s: StackSheet = {
+      kind,
+      y: top + i * half + rng.normal() * 0.06 * half,
+      apexX,
+      thick,
+      mu: (kind === 'A' ? muA : muC) * rng.uniform(0.9, 1.1),
+      bendLen,
+      bendTan: Math.tan((leanDeg * Math.PI) / 180),
+      capLen,
+      fork: null,
+      fold: null,
+      visible: true,
+      exists: true,
+    };
+    if (forkRate > 0 && rng.chance(forkRate)) {
+      const len = Math.max(4, rng.uniform(0.15, 0.6) * bendLen + capLen);
+      s.fork = {
+        fromX: apexX - len,
+        toX: apexX - len * rng.uniform(0.1, 0.5) - 1,
+        slope: (rng.chance(0.5) ? 1 : -1) * Math.tan((rng.uniform(3, 12) * Math.PI) / 180),
+        thick: thick * rng.uniform(0.4, 0.7),
+      };
+    }
+    sheets.push(s);
+  }
+  return { sheets, separators: [], pitch: p.pitch, top, bottom: top + stackH, reach: 0 };
+}
+
+/** Separators between neighbouring sheets; they run past the anode apexes as faint lines. */
+export function addSeparators(rng: Rng, stack: Stack): void {
+  const { sheets } = stack;
+  const n = sheets.length;
+  const thick = rng.uniform(0.6, 1.8);
+  const mu = rng.uniform(0.06, 0.35);
+  const spread = rng.uniform(0, 5);
+  const runMean = rng.uniform(5, 120);
+  for (let i = 0; i + 1 < n; i++) {
+    const a = sheets[i]!;
+    const b = sheets[i + 1]!;
+    const rel = n > 2 ? (2 * i) / (n - 2) - 1 : 0;
+    const freeX = Math.max(a.apexX, b.apexX);
+    const run = Math.max(2, runMean * rng.uniform(0.5, 1.5));
+    stack.separators.push({
+      y: (a.y + b.y) / 2 + rng.normal() * 0.3,
+      thick: thick * rng.uniform(0.8, 1.2),
+      mu: mu * rng.uniform(0.7, 1.3),
+      upper: i,
+      lower: i + 1,
+      slope: Math.tan(((spread * rel + rng.normal()) * Math.PI) / 180),
+      freeX,
+      endX: freeX + run,
+      fade: Math.max(2, run * 0.4),
+    });
+  }
+  let reach = 0;
+  for (const s of sheets) {
+    reach = Math.max(reach, Math.abs((s.bendTan * s.bendLen) / 2) + s.thick);
+    if (s.fork) reach = Math.max(reach, Math.abs(s.fork.slope) * (s.fork.toX - s.fork.fromX) + s.thick * 1.5);
+    if (s.fold) reach = Math.max(reach, s.thick * 2);
+  }
+  for (const sp of stack.separators) reach = Math.max(reach, Math.abs(sp.slope) * (sp.endX - sp.freeX) + sp.thick);
+  stack.reach = reach + 2;
+}
+
+/** Centre line of a separator at x: the mean of its neighbours' centre lines, then straight beyond the apexes. */
+export function separatorY(stack: Stack, sp: Separator, x: number): number {
+  const a = stack.sheets[sp.upper]!;
+  const b = stack.sheets[sp.lower]!;
+  const base = sp.y - (a.y + b.y) / 2;
+  if (x <= sp.freeX) return base + (centreY(a, Math.min(x, a.apexX)) + centreY(b, Math.min(x, b.apexX))) / 2;
+  const at = base + (centreY(a, a.apexX) + centreY(b, b.apexX)) / 2;
+  return at + sp.slope * (x - sp.freeX);
+}

@@ -1,0 +1,233 @@
+// The detector chain after the scene: field of view and uneven illumination, PSF blur, photon
+// and read noise, digitization to 16 bits or an 8-bit export with JPEG's lossy step.
+import type { Image } from '../types.ts';
+import type { Rng } from './prng.ts';
+
+export interface Field {
+  /** Circular intensifier field: centre, radius, edge softness (px); null = flat panel, no circle. */
+  circle: { cx: number; cy: number; r: number; soft: number; outside: number } | null;
+  /** Brightness falls by this fraction at the circle's (or frame's) rim. */
+  vignette: number;
+  /** Heel effect: linear gain change across the frame along `heelAngle`. */
+  heel: number;
+  heelAngle: number;
+  /** Per-row gain ripple (std), a slow drift of the readout. */
+  rowRipple: number;
+}
+
+/** Multiplies transmission by the illumination and field of view (frame coordinates). */
+export function applyField(t: Float32Array, width: number, height: number, field: Field, rng: Rng): void {
+  const cxF = (width - 1) / 2;
+  const cyF = (height - 1) / 2;
+  const norm = Math.max(width, height) / 2;
+  const hx = Math.cos(field.heelAngle) / norm;
+  const hy = Math.sin(field.heelAngle) / norm;
+  const c = field.circle;
+  const rimR = c ? c.r : Math.hypot(cxF, cyF);
+  const rows = new Float32Array(height);
+  for (let y = 0; y < height; y++) rows[y] = 1 + field.rowRipple * rng.normal();
+  for (let y = 0; y < height; y++) {
+    let i = y * width;
+    for (let x = 0; x < width; x++, i++) {
+      let g = rows[y]! * (1 + field.heel * ((x - cxF) * hx + (y - cyF) * hy));
+      if (c) {
+        const r = Math.hypot(x - c.cx, y - c.cy);
+        const rr = r / rimR;
+        const inside = Math.min(1, Math.max(0, 0.5 - (r - c.r) / c.soft));
+        g *= (1 - field.vignette * rr * rr) * inside + c.outside * (1 - inside);
+      } else {
+        const rr = Math.hypot(x - cxF, y - cyF) / rimR;
+        g *= 1 - field.vignette * rr * rr;
+      }
+      t[i] = t[i]! * g;
+    }
+  }
+}
+
+/** Separable Gaussian blur (PSF sigma in px), edges clamped. */
+export function gaussianBlur(src: Float32Array, width: number, height: number, sigma: number): Float32Array {
+  if (!(sigma > 0)) return src;
+  const radius = Math.max(1, Math.ceil(sigma * 3));
+  const k = new Float32Array(2 * radius + 1);
+  let sum = 0;
+  for (let i = -radius; i <= radius; i++) sum += k[i + radius] = Math.exp(-(i * i) / (2 * sigma * sigma));
+  for (let i = 0; i < k.length; i++) k[i] = k[i]! / sum;
+  const tmp = new Float32Array(width * height);
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    for (let x = 0; x < width; x++) {
+      let acc = 0;
+      if (x >= radius && x < width - radius) {
+        for (let j = -radius; j <= radius; j++) acc += k[j + radius]! * src[row + x + j]!;
+      } else {
+        for (let j = -radius; j <= radius; j++) {
+          const xx = x + j < 0 ? 0 : x + j >= width ? width - 1 : x + j;
+          acc += k[j + radius]! * src[row + xx]!;
+        }
+      }
+      tmp[row + x] = acc;
+    }
+  }
+  const out = new Float32Array(width * height);
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    if (y >= radius && y < height - radius) {
+      for (let j = -radius; j <= radius; j++) {
+        const kj = k[j + radius]!;
+        const off = row + j * width;
+        for (let x = 0; x < width; x++) out[row + x] = out[row + x]! + kj * tmp[off + x]!;
+      }
+    } else {
+      for (let j = -radius; j <= radius; j++) {
+        const yy = y + j < 0 ? 0 : y + j >= height ? height - 1 : y + j;
+        const kj = k[j + radius]!;
+        const off = yy * width;
+        for (let x = 0; x < width; x++) out[row + x] = out[row + x]! + kj * tmp[off + x]!;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Photon noise (Gaussian approximation of Poisson, exact Poisson below 30 counts) and read noise.
+ * `photons` is the mean count where transmission is 1; returns counts.
+ */
+export function addNoise(t: Float32Array, photons: number, readNoise: number, rng: Rng): Float32Array {
+  const out = new Float32Array(t.length);
+  for (let i = 0; i < t.length; i++) {
+    const mean = Math.max(0, t[i]!) * photons;
+    let n: number;
+    if (mean < 30) {
+      // Knuth's method: exact, and cheap at these means.
+      const l = Math.exp(-mean);
+      let k = 0;
+      let p = rng.next();
+      while (p > l) {
+        k++;
+        p *= rng.next();
+      }
+      n = k;
+    } else {
+      n = mean + Math.sqrt(mean) * rng.fastNormal();
+    }
+    out[i] = n + readNoise * rng.fastNormal();
+  }
+  return out;
+}
+
+export interface Export {
+  depth: 8 | 16;
+  /** 16-bit: counts -> DN = offset + gain * counts, clipped to maxDn. */
+  offset: number;
+  gain: number;
+  maxDn: number;
+  /** 8-bit: level = 255 * ((counts / photons - black) / (white - black)) ^ gamma. */
+  black: number;
+  white: number;
+  gamma: number;
+  /** JPEG quality 1..100 of the 8-bit export, 0 for none. */
+  jpegQuality: number;
+  /** Dead (0) and hot (max) pixels. */
+  dead: number;
+  hot: number;
+}
+
+export function digitize(counts: Float32Array, width: number, height: number, photons: number, ex: Export, rng: Rng): Image {
+  const n = width * height;
+  let img: Image;
+  if (ex.depth === 16) {
+    const px = new Uint16Array(n);
+    for (let i = 0; i < n; i++) {
+      const dn = Math.round(ex.offset + ex.gain * counts[i]!);
+      px[i] = dn < 0 ? 0 : dn > ex.maxDn ? ex.maxDn : dn;
+    }
+    img = { width, height, depth: 16, pixels: px };
+  } else {
+    const px = new Uint8Array(n);
+    // The tone curve through a table: 8192 steps are finer than the 256 output levels.
+    const steps = 8192;
+    const curve = new Uint8Array(steps + 1);
+    for (let k = 0; k <= steps; k++) curve[k] = Math.round(Math.pow(k / steps, ex.gamma) * 255);
+    const scale = steps / (photons * (ex.white - ex.black));
+    const off = (steps * ex.black) / (ex.white - ex.black);
+    for (let i = 0; i < n; i++) {
+      const l = Math.round(counts[i]! * scale - off);
+      px[i] = curve[l <= 0 ? 0 : l >= steps ? steps : l]!;
+    }
+    img = { width, height, depth: 8, pixels: px };
+  }
+  const max = img.depth === 16 ? ex.maxDn : 255;
+  for (let i = 0; i < ex.dead; i++) img.pixels[rng.int(0, n - 1)] = 0;
+  for (let i = 0; i < ex.hot; i++) img.pixels[rng.int(0, n - 1)] = max;
+  if (img.depth === 8 && ex.jpegQuality > 0) jpegRoundTrip(img.pixels as Uint8Array, width, height, ex.jpegQuality);
+  return img;
+}
+
+// JPEG's lossy step for a grey frame: 8x8 DCT, the standard luminance table scaled to the
+// quality as libjpeg does, quantize, dequantize, inverse DCT. The rest of JPEG is lossless.
+const LUMA_Q = [
+  16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80,
+  62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98,
+  112, 100, 103, 99,
+];
+
+const DCT = (() => {
+  const m = new Float64Array(64);
+  for (let k = 0; k < 8; k++) {
+    const a = k === 0 ? Math.SQRT1_2 : 1;
+    for (let n = 0; n < 8; n++) m[k * 8 + n] = 0.5 * a * Math.cos(((2 * n + 1) * k * Math.PI) / 16);
+  }
+  return m;
+})();
+
+export function jpegRoundTrip(px: Uint8Array, width: number, height: number, quality: number): void {
+  const q = Math.max(1, Math.min(100, Math.round(quality)));
+  const scale = q < 50 ? 5000 / q : 200 - 2 * q;
+  const table = new Float64Array(64);
+  for (let i = 0; i < 64; i++) table[i] = Math.min(255, Math.max(1, Math.floor((LUMA_Q[i]! * scale + 50) / 100)));
+  const blk = new Float64Array(64);
+  const tmp = new Float64Array(64);
+  for (let by = 0; by < height; by += 8) {
+    for (let bx = 0; bx < width; bx += 8) {
+      // Edge blocks are padded by repeating the last row/column, as encoders do.
+      for (let y = 0; y < 8; y++) {
+        const yy = Math.min(by + y, height - 1) * width;
+        for (let x = 0; x < 8; x++) blk[y * 8 + x] = px[yy + Math.min(bx + x, width - 1)]! - 128;
+      }
+      // Forward: rows then columns.
+      for (let y = 0; y < 8; y++) {
+        for (let k = 0; k < 8; k++) {
+          let s = 0;
+          for (let n = 0; n < 8; n++) s += DCT[k * 8 + n]! * blk[y * 8 + n]!;
+          tmp[y * 8 + k] = s;
+        }
+      }
+      for (let x = 0; x < 8; x++) {
+        for (let k = 0; k < 8; k++) {
+          let s = 0;
+          for (let n = 0; n < 8; n++) s += DCT[k * 8 + n]! * tmp[n * 8 + x]!;
+          const qi = table[k * 8 + x]!;
+          blk[k * 8 + x] = Math.round(s / qi) * qi;
+        }
+      }
+      // Inverse: columns then rows.
+      for (let x = 0; x < 8; x++) {
+        for (let n = 0; n < 8; n++) {
+          let s = 0;
+          for (let k = 0; k < 8; k++) s += DCT[k * 8 + n]! * blk[k * 8 + x]!;
+          tmp[n * 8 + x] = s;
+        }
+      }
+      for (let y = 0; y < 8 && by + y < height; y++) {
+        const yy = (by + y) * width;
+        for (let n = 0; n < 8 && bx + n < width; n++) {
+          let s = 0;
+          for (let k = 0; k < 8; k++) s += DCT[k * 8 + n]! * tmp[y * 8 + k]!;
+          const v = Math.round(s + 128);
+          px[yy + bx + n] = v < 0 ? 0 : v > 255 ? 255 : v;
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,195 @@
+// Sampling the scene onto the frame's pixel grid. SPEC convention: pixel (i, j) is centred on
+// (i, j) and covers [i - 0.5, i + 0.5] x [j - 0.5, j + 0.5]; a pixel's value is the mean of
+// s x s samples at (i - 0.5 + (a + 0.5) / s, j - 0.5 + (b + 0.5) / s).
+import { centreY, separatorY, type Stack, type StackSheet } from './cell.ts';
+import { ramp, shapeAttenuation, type PlacedShape } from './shapes.ts';
+
+/** Frame point -> scene point: u = a x + b y + c, v = d x + e y + f. */
+export interface Affine {
+  a: number;
+  b: number;
+  c: number;
+  d: number;
+  e: number;
+  f: number;
+}
+
+export function affineFromPoints(map: (x: number, y: number) => [number, number]): Affine {
+  const [c, f] = map(0, 0);
+  const [ax, dx] = map(1, 0);
+  const [by, ey] = map(0, 1);
+  return { a: ax - c, b: by - c, c, d: dx - f, e: ey - f, f };
+}
+
+/** Scene attenuation at a point; `w` is the sample footprint (px) used for edge coverage. */
+export type SceneFn = (u: number, v: number, w: number) => number;
+
+/** Where the scene needs more than one sample per pixel (features thinner than a pixel). */
+export type FineTest = (u: number, v: number) => boolean;
+
+/**
+ * Transmission exp(-attenuation) of every pixel, averaged over its samples (transmission, not
+ * attenuation, is what averages over a pixel). Pixels whose centre passes `fine` get ss x ss
+ * samples.
+ */
+export function rasterize(width: number, height: number, toScene: Affine, scene: SceneFn, fine: FineTest | null, ss: number): Float32Array {
+  const out = new Float32Array(width * height);
+  const { a, b, c, d, e, f } = toScene;
+  const step = 1 / ss;
+  const sw = Math.hypot(a, d) * step; // footprint of one sample in scene px (the map is a rotation)
+  const inv = 1 / (ss * ss);
+  for (let y = 0; y < height; y++) {
+    let i = y * width;
+    for (let x = 0; x < width; x++, i++) {
+      const u = a * x + b * y + c;
+      const v = d * x + e * y + f;
+      if (fine !== null && fine(u, v)) {
+        let sum = 0;
+        for (let sy = 0; sy < ss; sy++) {
+          const py = y - 0.5 + (sy + 0.5) * step;
+          for (let sx = 0; sx < ss; sx++) {
+            const px = x - 0.5 + (sx + 0.5) * step;
+            sum += Math.exp(-scene(a * px + b * py + c, d * px + e * py + f, sw));
+          }
+        }
+        out[i] = sum * inv;
+      } else {
+        const att = scene(u, v, 1);
+        out[i] = att === 0 ? 1 : Math.exp(-att);
+      }
+    }
+  }
+  return out;
+}
+
+/** Coverage of one sheet (with its fork, without its fold flap) at scene point (u, v). */
+export function sheetCoverage(s: StackSheet, u: number, v: number, w: number): number {
+  if (u >= s.apexX) return 0;
+  const t = s.apexX - u;
+  const h = s.thick / 2;
+  // Elliptical end: half-thickness h*sqrt(1 - (1 - t/L)^2) over the last L = capLen px.
+  const hw = t < s.capLen ? (h * Math.sqrt(t * (2 * s.capLen - t))) / s.capLen : h;
+  let cov = ramp(Math.abs(v - centreY(s, u)) - hw, w);
+  const fk = s.fork;
+  if (fk !== null && u >= fk.fromX && u < fk.toX) {
+    const pt = fk.toX - u;
+    const ph = fk.thick / 2;
+    const pl = Math.min(ph * 3, fk.toX - fk.fromX);
+    const phw = pt < pl ? (ph * Math.sqrt(pt * (2 * pl - pt))) / pl : ph;
+    const py = centreY(s, u) + fk.slope * (u - fk.fromX);
+    cov = Math.max(cov, ramp(Math.abs(v - py) - phw, w));
+  }
+  return cov;
+}
+
+function flapCoverage(s: StackSheet, u: number, v: number, w: number): number {
+  const fold = s.fold!;
+  const x0 = fold.atX - fold.length;
+  if (u < x0 || u >= fold.atX + s.thick) return 0;
+  const yc = centreY(s, Math.min(u, s.apexX)) + fold.side * s.thick * 1.05;
+  const h = s.thick / 2;
+  // Round at the turn: the flap and the sheet meet in a half circle of radius ~thickness.
+  const t = u > fold.atX ? u - fold.atX : 0;
+  const hw = t > 0 ? Math.sqrt(Math.max(0, h * h - t * t)) : h;
+  return ramp(Math.abs(v - yc) - hw, w);
+}
+
+/** The stack's attenuation at scene point (u, v). */
+export function stackAttenuation(stack: Stack, u: number, v: number, w: number): number {
+  const half = stack.pitch / 2;
+  const reach = stack.reach;
+  if (v < stack.top - reach || v > stack.bottom + reach) return 0;
+  const { sheets, separators } = stack;
+  const n = sheets.length;
+  const j0 = Math.round((v - stack.top) / half);
+  const k = Math.ceil(reach / half) + 1;
+  const lo = Math.max(0, j0 - k);
+  const hi = Math.min(n - 1, j0 + k);
+  let att = 0;
+  for (let j = lo; j <= hi; j++) {
+    const s = sheets[j]!;
+    if (!s.exists) continue;
+    att += s.mu * sheetCoverage(s, u, v, w);
+    if (s.fold !== null) att += s.mu * flapCoverage(s, u, v, w);
+  }
+  for (let j = Math.max(0, lo - 1); j <= Math.min(n - 2, hi); j++) {
+    const sp = separators[j]!;
+    if (u > sp.endX) continue;
+    const cov = ramp(Math.abs(v - separatorY(stack, sp, u)) - sp.thick / 2, w);
+    if (cov === 0) continue;
+    const fade = u > sp.endX - sp.fade ? (sp.endX - u) / sp.fade : 1;
+    att += sp.mu * cov * fade;
+  }
+  return att;
+}
+
+export function shapesAttenuation(shapes: readonly PlacedShape[], u: number, v: number, w: number): number {
+  let att = 0;
+  for (let i = 0; i < shapes.length; i++) att += shapeAttenuation(shapes[i]!, u, v, w);
+  return att;
+}
+
+/**
+ * The stack's attenuation as a function of (u, v, w). Behind every bend, fork and fold the stack
+ * does not change along u, so one-sample pixels there read a table over v (1/32 px steps,
+ * linear interpolation) instead of visiting the sheets.
+ */
+export function stackScene(stack: Stack): SceneFn {
+  let straightX = Number.POSITIVE_INFINITY;
+  for (const s of stack.sheets) {
+    if (!s.exists) continue;
+    straightX = Math.min(straightX, s.apexX - Math.max(s.bendLen, s.capLen));
+    if (s.fork) straightX = Math.min(straightX, s.fork.fromX);
+    if (s.fold) straightX = Math.min(straightX, s.fold.atX - s.fold.length);
+  }
+  let endX = Number.NEGATIVE_INFINITY;
+  for (const s of stack.sheets) if (s.exists) endX = Math.max(endX, s.apexX + 1, s.fold ? s.fold.atX + s.thick + 1 : endX);
+  for (const sp of stack.separators) {
+    straightX = Math.min(straightX, sp.endX - sp.fade);
+    endX = Math.max(endX, sp.endX + 1);
+  }
+  straightX -= 1;
+  const step = 1 / 32;
+  const v0 = stack.top - stack.reach - 1;
+  const count = Math.ceil((stack.bottom + stack.reach + 1 - v0) / step) + 2;
+  const table = new Float32Array(count);
+  for (let i = 0; i < count; i++) table[i] = stackAttenuation(stack, straightX, v0 + i * step, 1);
+  const last = count - 1;
+  return (u, v, w) => {
+    if (u > endX) return 0;
+    if (w !== 1 || u >= straightX) return stackAttenuation(stack, u, v, w);
+    const t = (v - v0) / step;
+    if (t <= 0 || t >= last) return 0;
+    const i = Math.floor(t);
+    const f = t - i;
+    return table[i]! * (1 - f) + table[i + 1]! * f;
+  };
+}
+
+/** True near the free ends (caps, fork prongs, folds), where sheets get thinner than a pixel. */
+export function stackFineTest(stack: Stack): FineTest {
+  const half = stack.pitch / 2;
+  const k = Math.ceil(stack.reach / half) + 1;
+  const n = stack.sheets.length;
+  let u0 = Number.POSITIVE_INFINITY;
+  let u1 = Number.NEGATIVE_INFINITY;
+  for (const s of stack.sheets) {
+    if (!s.exists) continue;
+    u0 = Math.min(u0, s.apexX - s.capLen - 3, s.fork ? s.fork.toX - s.thick * 2 - 3 : u0, s.fold ? s.fold.atX - s.fold.length - 3 : u0);
+    u1 = Math.max(u1, s.apexX + s.thick + 3);
+  }
+  const v0 = stack.top - stack.reach - 2;
+  const v1 = stack.bottom + stack.reach + 2;
+  return (u, v) => {
+    if (u < u0 || u > u1 || v < v0 || v > v1) return false;
+    const j0 = Math.round((v - stack.top) / half);
+    for (let j = Math.max(0, j0 - k); j <= Math.min(n - 1, j0 + k); j++) {
+      const s = stack.sheets[j]!;
+      if (!s.exists) continue;
+      if (u > s.apexX - s.capLen - 3 && u < s.apexX + s.thick + 3) return true;
+      if (s.fork && u > s.fork.toX - s.thick * 2 - 3 && u < s.fork.toX + 3) return true;
+      if (s.fold && (Math.abs(u - s.fold.atX) < s.thick + 3 || Math.abs(u - s.fold.atX + s.fold.length) < 3)) return true;
+    }
+    return false;
+  };
+}
