@@ -28,6 +28,11 @@ export async function decodeFrame(bytes: Uint8Array, limits: DecodeLimits = SPEC
   }
   const { width = 0, height = 0, channels = 0, depth } = meta;
   checkHeader(width, height, limits);
+  // A header may claim thousands of samples per pixel (a damaged TIFF): libvips then works for
+  // minutes on one frame, so anything beyond grey/RGB with alpha is refused unread.
+  if (channels < 1 || channels > 4) {
+    throw new FrameError('BAD_FRAME', `${channels} samples per pixel: frames are grayscale (1 channel, or grey stored as RGB)`);
+  }
   if (depth !== 'uchar' && depth !== 'ushort') {
     throw new FrameError('BAD_FRAME', `unsupported sample type '${depth}': frames are 8- or 16-bit unsigned integers`);
   }

@@ -82,13 +82,15 @@ interface TiffSpec {
   bitsPerSample: 8 | 16 | 32;
   /** TIFF SampleFormat: 1 unsigned integer, 3 IEEE float. */
   sampleFormat: 1 | 3;
+  /** SamplesPerPixel as the header states it (default 1). */
+  samplesPerPixel?: number;
   /** Pixel bytes actually stored (may be shorter than the header claims). */
   data: Uint8Array;
 }
 
 /** A baseline little-endian, single-strip, uncompressed grey TIFF with its IFD before the pixels. */
 export function tiff(spec: TiffSpec): Buffer {
-  const { width, height, bitsPerSample, sampleFormat, data } = spec;
+  const { width, height, bitsPerSample, sampleFormat, data, samplesPerPixel = 1 } = spec;
   const entries: [tag: number, type: number, value: number][] = [
     [256, 4, width], // ImageWidth (LONG)
     [257, 4, height], // ImageLength
@@ -96,7 +98,7 @@ export function tiff(spec: TiffSpec): Buffer {
     [259, 3, 1], // Compression: none
     [262, 3, 1], // PhotometricInterpretation: BlackIsZero
     [273, 4, 0], // StripOffsets, patched below
-    [277, 3, 1], // SamplesPerPixel
+    [277, 3, samplesPerPixel], // SamplesPerPixel
     [278, 4, height], // RowsPerStrip
     [279, 4, (width * height * bitsPerSample) / 8], // StripByteCounts: what the header claims
     [339, 3, sampleFormat], // SampleFormat
@@ -261,6 +263,10 @@ export async function badFrames(): Promise<BadFrame[]> {
     {
       name: 'float32.tif', bytes: tiff({ width: w, height: h, bitsPerSample: 32, sampleFormat: 3, data: Buffer.from(floatPx.buffer) }),
       decode: 'BAD_FRAME', judge: 'BAD_FRAME', why: '32-bit float TIFF',
+    },
+    {
+      name: 'channels-8193.tif', bytes: tiff({ width: w, height: h, bitsPerSample: 16, sampleFormat: 1, samplesPerPixel: 8193, data: Buffer.from(px.buffer) }),
+      decode: 'BAD_FRAME', judge: 'BAD_FRAME', why: 'TIFF header claims 8193 samples per pixel (found by the fuzzer: libvips took minutes)',
     },
     { name: 'one-pixel.png', bytes: await png16(1, 1, Uint16Array.of(30000)), decode: 'BAD_FRAME', judge: 'BAD_FRAME', why: '1x1 frame' },
     { name: 'too-small.png', bytes: await png16(200, 300, new Uint16Array(200 * 300).fill(9000)), decode: 'BAD_FRAME', judge: 'BAD_FRAME', why: '200x300, under 256 a side' },
