@@ -10,6 +10,8 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { History, HistoryReader, HistorySchemaError, HistoryUnavailableError, MIGRATIONS, SCHEMA_VERSION } from '../src/sinks/history.ts';
 import type { Result } from '../src/types.ts';
+import { run as runHistory } from '../src/cli/history.ts';
+import { UsageError } from '../src/errors.ts';
 import { makeResult } from './helpers/results.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -200,7 +202,7 @@ describe('history', () => {
     h2.close();
   });
 
-  it('xpole history export (jsonl, csv, time range), stats, and usage errors', () => {
+  it('xpole history export (jsonl, csv, time range), stats, and usage errors', async () => {
     const file = dbFile();
     const h = History.open(file, { synchronous: 'NORMAL' });
     const all: Result[] = [];
@@ -243,12 +245,14 @@ describe('history', () => {
     const bad = xpole(['export', '--db', file, '--since', 'yesterday']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--since must be/);
-    expect(xpole(['export', '--db', file, '--format', 'xml']).stderr).toMatch(/--format must be csv or jsonl/);
+    await expect(runHistory(['export', '--db', file, '--format', 'xml'])).rejects.toThrow(/--format must be csv or jsonl/);
     const missing = xpole(['stats', '--db', path.join(tmp, 'nope.db')]);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/--db: .*nope\.db does not exist/);
-    expect(xpole(['export', '--db', file, '--bogus']).status).toBe(2);
-    expect(xpole(['vacuum']).status).toBe(2);
+    await expect(runHistory(['export', '--db', file, '--bogus'])).rejects.toThrow(UsageError);
+    await expect(runHistory(['vacuum'])).rejects.toThrow(/expected export, stats or backup, got 'vacuum'/);
+    await expect(runHistory(['backup', '--db', file])).rejects.toThrow(/backup needs exactly one FILE/);
+    await expect(runHistory(['export', '--db', file, '--since', '2h', '--until', '3h'])).rejects.toThrow(/--since .* must be before --until/);
   });
 
   it.skipIf(!hasSqlite3)('backup and the sqlite3 CLI read consistent data while another process writes', async () => {
@@ -337,5 +341,126 @@ describe('history', () => {
     expect(h.degraded).toBe(false);
     expect(h.outbox.peek(100).at(-1)?.id).toBe(retry.id);
     h.close();
+  });
+});
+
+describe('history on a connection that became read-only', () => {
+  it('raises HistoryUnavailableError (SQLITE_READONLY), writes nothing, and recovers by reopening', () => {
+    const file = dbFile();
+    const h = History.open(file);
+    h.record(makeResult(1));
+    // A file system cannot be remounted read-only under an open writer (EBUSY), so SQLite's
+    // query_only stands in for it: the same error code through the same path.
+    connectionOf(h).pragma('query_only = ON');
+    const err = (() => {
+      try {
+        h.record(makeResult(2));
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(HistoryUnavailableError);
+    expect((err as HistoryUnavailableError).code).toMatch(/^SQLITE_READONLY/);
+    expect(count(file)).toBe(1);
+    expect(count(file, 'outbox')).toBe(1);
+    expect(h.record(makeResult(2))).toBe(true);
+    expect(count(file, 'outbox')).toBe(2);
+    h.close();
+  });
+});
+
+// A real full and read-only file system: tmpfs and bind mounts need root with CAP_SYS_ADMIN (CI
+// and the dev machine have it); elsewhere the page-limit test above covers the full case.
+const mountable = (() => {
+  if (process.getuid?.() !== 0) return false;
+  const probe = fs.mkdtempSync(path.join(os.tmpdir(), 'xpole-mount-probe-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { stdio: 'ignore' });
+    execFileSync('umount', [probe], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    fs.rmdirSync(probe);
+  }
+})();
+
+describe.skipIf(!mountable)('history on a real full or read-only file system (tmpfs, bind mount)', () => {
+  let mnt: string;
+  beforeAll(() => {
+    mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'xpole-mnt-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0700', 'tmpfs', mnt]);
+  });
+  afterAll(() => {
+    spawnSync('umount', [mnt]);
+    fs.rmSync(mnt, { recursive: true, force: true });
+  });
+
+  it('a full disk: HistoryUnavailableError, nothing half-written, recording resumes when space returns', () => {
+    const file = path.join(mnt, 'full', 'history.db');
+    const h = History.open(file);
+    for (let i = 1; i <= 10; i++) h.record(makeResult(i));
+    // Fill the file system to the last byte.
+    const filler = path.join(mnt, 'filler');
+    const fd = fs.openSync(filler, 'w');
+    for (const size of [64 * 1024, 512]) {
+      try {
+        for (;;) fs.writeSync(fd, Buffer.alloc(size));
+      } catch (e) {
+        expect((e as NodeJS.ErrnoException).code).toBe('ENOSPC');
+      }
+    }
+    fs.closeSync(fd);
+    let failure: HistoryUnavailableError | undefined;
+    let seq = 11;
+    // The WAL may have room for a few more rows; then it cannot grow.
+    for (; seq < 500; seq++) {
+      try {
+        h.record({ ...makeResult(seq), error: 'y'.repeat(4000) });
+      } catch (e) {
+        if (!(e instanceof HistoryUnavailableError)) throw e;
+        failure = e;
+        break;
+      }
+    }
+    expect(failure?.code).toMatch(/^SQLITE_(FULL|IOERR)/);
+    expect(h.degraded).toBe(true);
+    // A retry while still full fails the same way.
+    expect(() => h.record({ ...makeResult(seq), error: 'y'.repeat(4000) })).toThrow(HistoryUnavailableError);
+    fs.rmSync(filler);
+    expect(h.record({ ...makeResult(seq), error: 'y'.repeat(4000) })).toBe(true);
+    h.record(makeResult(seq + 1));
+    h.close();
+    const r = HistoryReader.openReadOnly(file);
+    const seqs = [...r.export()].map((x) => x.seq);
+    r.close();
+    expect(seqs).toEqual(Array.from({ length: seq + 1 }, (_, i) => i + 1));
+    expect(count(file, 'outbox')).toBe(seq + 1);
+    expect(sqlite3(file, 'PRAGMA integrity_check;')).toBe('ok');
+  });
+
+  it('a read-only disk: HistoryUnavailableError until it is writable again, nothing lost', () => {
+    const dir = path.join(mnt, 'ro');
+    const file = path.join(dir, 'history.db');
+    const h = History.open(file);
+    for (let i = 1; i <= 5; i++) h.record(makeResult(i));
+    h.close();
+    // The disk comes back read-only (as ext4 remounts itself after an I/O error) while the daemon starts.
+    execFileSync('mount', ['--bind', '-o', 'ro', dir, dir]);
+    let h2: History | undefined;
+    const attempt = (r: Result) => {
+      h2 ??= History.open(file);
+      return h2.record(r);
+    };
+    try {
+      expect(() => attempt(makeResult(6))).toThrow(HistoryUnavailableError);
+      expect(() => attempt(makeResult(6))).toThrow(/SQLITE_(READONLY|CANTOPEN|IOERR)/);
+    } finally {
+      execFileSync('umount', [dir]);
+    }
+    expect(attempt(makeResult(6))).toBe(true);
+    h2!.close();
+    expect(count(file)).toBe(6);
+    expect(count(file, 'outbox')).toBe(6);
   });
 });
