@@ -1,0 +1,198 @@
+// ROI figures (docs/readme/roi.md) and the ROI dump for training.
+//   npx tsx bench/roi.ts --dataset DIR [--count N]       recall + area on a SPEC COCO dataset
+//   npx tsx bench/roi.ts --synth N [--seed S]             the same on N frames rendered in process
+//   npx tsx bench/roi.ts --real ../shared/real-frames     containment + IoU of the authors' boxes
+//   npx tsx bench/roi.ts --dataset DIR --dump rois.json   {file_name: [x, y, w, h] | null} with the defaults
+// --set key=value (repeatable) overrides a RoiParams field for every row of the table.
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse, intOption } from '../src/cli/args.ts';
+import { readCocoDataset } from '../src/eval/coco.ts';
+import { boxContains, iou, roiHoldsKeypoints } from '../src/eval/metrics.ts';
+import { decodeFrame } from '../src/frame/decode.ts';
+import { FrameError } from '../src/errors.ts';
+import { renderFrame } from '../src/synth/frame.ts';
+import type { Box, Image, Orientation } from '../src/types.ts';
+import { detectCorners } from '../src/vision/corners.ts';
+import { cornerThreshold, DEFAULT_ROI_PARAMS, estimateRoi, makeRoiParams, roiForFrame, type RoiParams } from '../src/vision/roi.ts';
+
+const { values } = parse(process.argv.slice(2), {
+  dataset: { type: 'string' },
+  real: { type: 'string' },
+  synth: { type: 'string' },
+  seed: { type: 'string' },
+  count: { type: 'string' },
+  dump: { type: 'string' },
+  set: { type: 'string', multiple: true },
+});
+
+const base = makeRoiParams(
+  Object.fromEntries(
+    (values.set ?? []).map((kv) => {
+      const [k, v] = kv.split('=');
+      return [k, Number.isNaN(Number(v)) ? v : Number(v)];
+    }),
+  ) as Partial<RoiParams>,
+);
+
+/** The paper's method and the robust alternatives measured against it (docs/readme/roi.md). */
+const VARIANTS: [string, RoiParams][] = [
+  ['paper: mean centre, all columns', { ...base, centre: 'mean', band: 0 }],
+  ['median centre, all columns', { ...base, centre: 'median', band: 0 }],
+  ['densest cluster, all columns', { ...base, centre: 'cluster', band: 0 }],
+  ['tip corners cluster, all columns', { ...base, centre: 'tips', band: 0 }],
+  ['mean centre, column band', { ...base, centre: 'mean' }],
+  ['median centre, column band', { ...base, centre: 'median' }],
+  ['densest cluster, column band', { ...base, centre: 'cluster' }],
+  ['tip corners cluster, column band (default)', { ...base, centre: 'tips' }],
+];
+
+interface Sample {
+  name: string;
+  image: Image;
+  orientation: Orientation;
+  /** Synthetic / COCO ground truth. */
+  keypoints?: ArrayLike<number>;
+  bbox: Box;
+}
+
+function roiOrNull(s: Sample, p: RoiParams, corners: ReturnType<typeof detectCorners>): Box | null {
+  try {
+    return estimateRoi(s.image, corners, s.orientation, p);
+  } catch (err) {
+    if (err instanceof FrameError && err.reason === 'ROI_NOT_FOUND') return null;
+    throw err;
+  }
+}
+
+const pct = (v: number) => (100 * v).toFixed(2) + '%';
+const quantile = (v: number[], q: number) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))] : NaN;
+};
+
+async function* datasetSamples(dir: string, limit: number): AsyncGenerator<Sample> {
+  const ds = readCocoDataset(dir);
+  for (const im of ds.images.slice(0, limit)) {
+    yield { name: im.fileName, image: await decodeFrame(readFileSync(im.file)), orientation: im.orientation, keypoints: im.keypoints, bbox: im.bbox };
+  }
+}
+
+async function* synthSamples(n: number, seed: number): AsyncGenerator<Sample> {
+  for (let i = 0; i < n; i++) {
+    const f = renderFrame({ seed: seed + i, defectRate: 0.3 });
+    yield { name: `synth-${seed + i}`, image: f.image, orientation: f.orientation, keypoints: f.keypoints, bbox: referenceBox(f.keypoints) };
+  }
+}
+
+/** SPEC's reference bbox: the labelled keypoints' tight box grown by 0.1 * its larger side. */
+function referenceBox(kp: ArrayLike<number>): Box {
+  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  for (let k = 0; k + 2 < kp.length; k += 3) {
+    if (kp[k + 2] !== 2) continue;
+    x0 = Math.min(x0, kp[k]); x1 = Math.max(x1, kp[k]);
+    y0 = Math.min(y0, kp[k + 1]); y1 = Math.max(y1, kp[k + 1]);
+  }
+  const m = 0.1 * Math.max(x1 - x0, y1 - y0);
+  return [x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m];
+}
+
+/** Real frames: the authors' boxes; tips point left in the two 864x1536 line exports and the BMP, right elsewhere (by eye). */
+async function* realSamples(dir: string): AsyncGenerator<Sample> {
+  const boxes = JSON.parse(readFileSync(path.join(dir, 'roi-boxes.json'), 'utf8')).boxes as Record<string, Box>;
+  for (const name of readdirSync(path.join(dir, 'images')).sort()) {
+    const image = await decodeFrame(readFileSync(path.join(dir, 'images', name)));
+    yield { name, image, orientation: realOrientation(name), bbox: boxes[name] };
+  }
+}
+
+export function realOrientation(name: string): Orientation {
+  return name.startsWith('2022') || name.endsWith('.BMP') ? 'tips-left' : 'tips-right';
+}
+
+async function main(): Promise<void> {
+  const limit = intOption(values.count, 'count', 1_000_000, 1, 1_000_000);
+  if (values.dump) {
+    if (!values.dataset) throw new Error('--dump needs --dataset DIR');
+    const out: Record<string, Box | null> = {};
+    let missed = 0;
+    for await (const s of datasetSamples(values.dataset, limit)) {
+      try {
+        out[s.name] = roiForFrame(s.image, s.orientation, base).map((v) => Math.round(v * 100) / 100) as Box;
+      } catch (err) {
+        if (!(err instanceof FrameError)) throw err;
+        out[s.name] = null;
+        missed++;
+      }
+    }
+    writeFileSync(values.dump, JSON.stringify(out, null, 1) + '\n');
+    console.log(`wrote ${Object.keys(out).length} ROIs to ${values.dump} (${missed} ROI_NOT_FOUND, written as null)`);
+    return;
+  }
+  const real = values.real !== undefined;
+  const samples = real
+    ? realSamples(values.real!)
+    : values.dataset
+      ? datasetSamples(values.dataset, limit)
+      : synthSamples(intOption(values.synth, 'synth', 100, 1, 100_000), intOption(values.seed, 'seed', 900_000, 0, 2 ** 31));
+  const rows = VARIANTS.map(() => ({ n: 0, notFound: 0, hit: 0, area: [] as number[], iou: [] as number[], cover: [] as number[] }));
+  const misses: string[] = [];
+  const t0 = performance.now();
+  let cornerMs = 0;
+  for await (const s of samples) {
+    const tc = performance.now();
+    const corners = detectCorners(s.image, { threshold: cornerThreshold(s.image, base), maxCorners: base.corners });
+    cornerMs += performance.now() - tc;
+    VARIANTS.forEach(([name, p], v) => {
+      const r = rows[v];
+      r.n++;
+      const roi = roiOrNull(s, p, corners);
+      if (roi === null) {
+        r.notFound++;
+        if (v === VARIANTS.length - 1) misses.push(`${s.name}: ROI_NOT_FOUND`);
+        return;
+      }
+      if (real) {
+        const inside = boxContains(roi, s.bbox[0], s.bbox[1]) && boxContains(roi, s.bbox[0] + s.bbox[2], s.bbox[1] + s.bbox[3]);
+        if (inside) r.hit++;
+        r.iou.push(iou(roi, s.bbox));
+        r.cover.push((iou(roi, s.bbox) > 0 ? intersection(roi, s.bbox) : 0) / (s.bbox[2] * s.bbox[3]));
+      } else {
+        if (roiHoldsKeypoints(roi, s.keypoints!)) r.hit++;
+        else if (v === VARIANTS.length - 1) misses.push(`${s.name} (${s.orientation}): keypoint outside ${JSON.stringify(roi.map(Math.round))}`);
+        r.area.push((roi[2] * roi[3]) / (s.bbox[2] * s.bbox[3]));
+      }
+    });
+  }
+  const n = rows[0].n;
+  console.log(`${n} frames, ${((performance.now() - t0) / n).toFixed(0)} ms/frame (corners ${(cornerMs / n).toFixed(1)} ms); params ${JSON.stringify(base)}\n`);
+  if (real) {
+    console.log('| centre / profile | ROI_NOT_FOUND | contains authors\' box | covers >= 90% of it | IoU mean | IoU median |');
+    console.log('|---|---|---|---|---|---|');
+    VARIANTS.forEach(([name], v) => {
+      const r = rows[v];
+      const mean = r.iou.reduce((a, b) => a + b, 0) / n; // not found = IoU 0
+      const ious = [...r.iou, ...Array(r.notFound).fill(0)];
+      const cover = [...r.cover, ...Array(r.notFound).fill(0)].filter((c) => c >= 0.9).length;
+      console.log(`| ${name} | ${r.notFound} | ${r.hit}/${n} | ${cover}/${n} | ${mean.toFixed(3)} | ${quantile(ious, 0.5).toFixed(3)} |`);
+    });
+  } else {
+    console.log('| centre / profile | ROI recall | ROI_NOT_FOUND | area / ref bbox mean | p95 |');
+    console.log('|---|---|---|---|---|');
+    VARIANTS.forEach(([name], v) => {
+      const r = rows[v];
+      const mean = r.area.reduce((a, b) => a + b, 0) / r.area.length;
+      console.log(`| ${name} | ${pct(r.hit / n)} | ${r.notFound} | ${mean.toFixed(2)} | ${quantile(r.area, 0.95).toFixed(2)} |`);
+    });
+  }
+  if (misses.length) console.log(`\ndefault misses (${misses.length}):\n  ${misses.slice(0, 30).join('\n  ')}`);
+}
+
+function intersection(a: Box, b: Box): number {
+  const w = Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]);
+  const h = Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]);
+  return w > 0 && h > 0 ? w * h : 0;
+}
+
+void DEFAULT_ROI_PARAMS;
+await main();

@@ -1,0 +1,364 @@
+// ROI estimation, SPEC step 2 / arXiv 2412.17105 §2.1: a centre from the N best oFAST corners,
+// a row-wise accumulated grayscale profile in canonical orientation, two pointers stepping
+// toward the centre row (from the top by b, from the bottom by a) that stop where the profile
+// darkens by more than a threshold, and a width of alpha times the height around the centre.
+// Robustness (measured in docs/readme/roi.md): the centre comes from the densest cluster of
+// corners whose bright side faces the tips (pole tips), not from all corners (fixtures, tray,
+// field edge), and the profile only spans the columns around that centre.
+import { FrameError } from '../errors.ts';
+import { boxFromCanonical, canonicalSize, fromCanonical, toCanonical } from '../frame/orientation.ts';
+import type { Box, Corners, Image, Orientation } from '../types.ts';
+import { detectCorners } from './corners.ts';
+
+/** How the centre is taken from the corners (the paper: 'mean'). */
+export type CentreStrategy = 'mean' | 'median' | 'cluster' | 'tips';
+export const CENTRE_STRATEGIES: readonly CentreStrategy[] = ['mean', 'median', 'cluster', 'tips'];
+
+export interface RoiParams {
+  /** N: how many corners (the best by Harris) the centre is taken from. */
+  corners: number;
+  /** FAST threshold for 8-bit frames; 16-bit frames use it times 257. */
+  threshold8: number;
+  centre: CentreStrategy;
+  /** Neighbourhood radius of 'cluster' and 'tips', as a fraction of the canonical frame height. */
+  clusterRadius: number;
+  /** 'tips' keeps corners whose bright side (ORB angle) lies within this many degrees of +x canonical. */
+  tipAngle: number;
+  /** Half width of the profile's column band around the centre, as a fraction of the canonical
+   *  frame height; 0 = every column (the paper). */
+  band: number;
+  /** b: step of the upper pointer (px). */
+  stepTop: number;
+  /** a: step of the lower pointer (px). */
+  stepBottom: number;
+  /** A pointer stops where the profile darkens toward the centre by this share of its range over one step. */
+  gradient: number;
+  /** The pointers start this far (fraction of the canonical frame height) outside the corner
+   *  group's rows, or at the frame edge, whichever is nearer; 1 = always at the frame edge (the paper). */
+  reach: number;
+  /** Extra rows above and below the found bounds, as a share of the found height. */
+  margin: number;
+  /** Width = alpha * height. */
+  alpha: number;
+}
+
+export const DEFAULT_ROI_PARAMS: Readonly<RoiParams> = Object.freeze({
+  corners: 512,
+  threshold8: 20,
+  centre: 'tips',
+  clusterRadius: 0.15,
+  tipAngle: 60,
+  band: 0.08,
+  stepTop: 4,
+  stepBottom: 4,
+  gradient: 0.1,
+  reach: 0.1,
+  margin: 0.1,
+  alpha: 0.5,
+});
+
+/** Corners too few to say where a stack is. */
+const MIN_CORNERS = 4;
+
+/** Validates params at the boundary (config, CLI); names the bad field. */
+export function makeRoiParams(over: Partial<RoiParams> = {}): RoiParams {
+  const p: RoiParams = { ...DEFAULT_ROI_PARAMS, ...over };
+  const check = (ok: boolean, field: keyof RoiParams, what: string) => {
+    if (!ok) throw new RangeError(`roi.${field} must be ${what}, got ${JSON.stringify(p[field])}`);
+  };
+  check(Number.isInteger(p.corners) && p.corners >= MIN_CORNERS, 'corners', `an integer >= ${MIN_CORNERS}`);
+  check(Number.isInteger(p.threshold8) && p.threshold8 >= 1 && p.threshold8 <= 255, 'threshold8', 'an integer from 1 to 255');
+  check(CENTRE_STRATEGIES.includes(p.centre), 'centre', `one of ${CENTRE_STRATEGIES.join(', ')}`);
+  check(p.clusterRadius > 0 && p.clusterRadius <= 1, 'clusterRadius', 'in (0, 1]');
+  check(p.tipAngle > 0 && p.tipAngle <= 180, 'tipAngle', 'in (0, 180]');
+  check(p.band >= 0 && p.band <= 1, 'band', 'in [0, 1]');
+  check(Number.isInteger(p.stepTop) && p.stepTop >= 1, 'stepTop', 'an integer >= 1');
+  check(Number.isInteger(p.stepBottom) && p.stepBottom >= 1, 'stepBottom', 'an integer >= 1');
+  check(p.gradient > 0 && p.gradient < 1, 'gradient', 'in (0, 1)');
+  check(p.reach > 0 && p.reach <= 1, 'reach', 'in (0, 1]');
+  check(p.margin >= 0 && p.margin <= 1, 'margin', 'in [0, 1]');
+  check(p.alpha > 0 && p.alpha <= 4, 'alpha', 'in (0, 4]');
+  return p;
+}
+
+/**
+ * FAST threshold in the frame's own units: threshold8 on the 0..255 scale, scaled to the frame's
+ * grey range (0.5th to 99.5th percentile). Raw 16-bit frames often hold 12- or 14-bit counts, and
+ * some 8-bit exports are dim: a fixed threshold8 * 257 finds no corners in them.
+ */
+export function cornerThreshold(img: Image, params: RoiParams = DEFAULT_ROI_PARAMS): number {
+  const [lo, hi] = greyRange(img);
+  const t = Math.round((params.threshold8 * (hi - lo)) / 255);
+  return Math.min(img.depth === 8 ? 255 : 65535, Math.max(1, t));
+}
+
+/** 0.5th and 99.5th percentile of about 65k evenly spread pixels. */
+export function greyRange(img: Image): [number, number] {
+  const { pixels } = img;
+  const step = Math.max(1, Math.floor(pixels.length / 65536));
+  const sample = new Uint16Array(Math.ceil(pixels.length / step));
+  for (let i = 0, j = 0; i < pixels.length; i += step, j++) sample[j] = pixels[i];
+  sample.sort();
+  const at = (q: number) => sample[Math.min(sample.length - 1, Math.floor(q * sample.length))];
+  return [at(0.005), at(0.995)];
+}
+
+/** The ROI of a frame as the pipeline computes it: the N best oFAST corners, then estimateRoi. */
+export function roiForFrame(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS): Box {
+  const corners = detectCorners(img, { threshold: cornerThreshold(img, params), maxCorners: params.corners });
+  return estimateRoi(img, corners, orientation, params);
+}
+
+/**
+ * The ROI [x, y, w, h] in frame pixels as delivered. Throws FrameError('ROI_NOT_FOUND') when the
+ * corners show no stack.
+ */
+export function estimateRoi(img: Image, corners: Corners, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS): Box {
+  const [cw, ch] = canonicalSize(img.width, img.height, orientation);
+  const g = cornerGroup(img, corners, orientation, params);
+  let c0 = 0;
+  let c1 = cw - 1;
+  if (params.band > 0) {
+    const half = params.band * ch;
+    c0 = Math.min(cw - 1, Math.max(0, Math.round(g.x0 - half)));
+    c1 = Math.max(c0, Math.min(cw - 1, Math.round(g.x1 + half)));
+  }
+  const profile = rowProfile(img, orientation, c0, c1);
+  const first = Math.max(0, Math.round(g.y0 - params.reach * ch));
+  const last = Math.min(ch - 1, Math.round(g.y1 + params.reach * ch));
+  let [top, bottom] = stackRows(profile, first, last, Math.round(g.cy), params);
+  // The tip corners lie on the stack: a pointer stopping inside their rows stopped on a lighter
+  // band within the stack (separator shadow, heel effect), not on its edge.
+  top = Math.min(top, g.y0);
+  bottom = Math.max(bottom, g.y1);
+  const pad = params.margin * (bottom - top);
+  const h = bottom - top + 2 * pad;
+  const w = Math.max(params.alpha * h, g.x1 - g.x0 + 2 * pad);
+  return boxFromCanonical([(g.x0 + g.x1) / 2 - w / 2, top - pad, w, h], img.width, img.height, orientation);
+}
+
+/** Where the corners say the poles are, canonical: a centre and the x / y range of the chosen corners. */
+export interface CornerGroup {
+  cx: number;
+  cy: number;
+  x0: number;
+  x1: number;
+  y0: number;
+  y1: number;
+}
+
+/** The centre (and extent) of the corners by the chosen strategy, in canonical coordinates. */
+export function cornerGroup(img: Image, corners: Corners, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS): CornerGroup {
+  const [, ch] = canonicalSize(img.width, img.height, orientation);
+  const n = corners.count;
+  const xs = new Float64Array(n);
+  const ys = new Float64Array(n);
+  for (let i = 0; i < n; i++) [xs[i], ys[i]] = toCanonical(corners.x[i], corners.y[i], img.width, img.height, orientation);
+  let keep = Array.from({ length: n }, (_, i) => i);
+  if (params.centre === 'tips') {
+    const turn = CANONICAL_TURN[orientation];
+    keep = keep.filter((i) => {
+      const a = turn.mirror ? 180 - corners.angle[i] : corners.angle[i] + turn.add;
+      return angleFromZero(a) <= params.tipAngle;
+    });
+  }
+  if (keep.length < MIN_CORNERS) {
+    throw new FrameError('ROI_NOT_FOUND', `${keep.length} usable corners (need ${MIN_CORNERS}): no stack in view`);
+  }
+  const point = (cx: number, cy: number): CornerGroup => ({ cx, cy, x0: cx, x1: cx, y0: cy, y1: cy });
+  switch (params.centre) {
+    case 'mean':
+      return point(mean(xs, keep), mean(ys, keep));
+    case 'median':
+      return point(median(xs, keep), median(ys, keep));
+    case 'cluster':
+    case 'tips': {
+      const radius = params.clusterRadius * ch;
+      const clusters = clustersByDensity(xs, ys, keep, radius, params.centre === 'tips' ? 4 : 1);
+      let best = clusters[0];
+      if (params.centre === 'tips') {
+        let bestScore = -Infinity;
+        for (const c of clusters) {
+          const score = c.length * Math.max(0, stripeScore(img, orientation, extent(xs, ys, c), radius));
+          if (score > bestScore) {
+            bestScore = score;
+            best = c;
+          }
+        }
+      }
+      return extent(xs, ys, best);
+    }
+  }
+}
+
+/** Median centre and the 5th-95th percentile extent of a corner set (a few strays stay out). */
+function extent(xs: Float64Array, ys: Float64Array, idx: number[]): CornerGroup {
+  const sx = idx.map((i) => xs[i]).sort((a, b) => a - b);
+  const sy = idx.map((i) => ys[i]).sort((a, b) => a - b);
+  const q = (s: number[], f: number) => s[Math.min(s.length - 1, Math.floor(f * s.length))];
+  return { cx: q(sx, 0.5), cy: q(sy, 0.5), x0: q(sx, 0.05), x1: q(sx, 0.95), y0: q(sy, 0.05), y1: q(sy, 0.95) };
+}
+
+/**
+ * Up to `count` disjoint clusters, densest first: the corners within `radius` of the corner with
+ * the most such neighbours, removed before the next one is sought.
+ */
+function clustersByDensity(xs: Float64Array, ys: Float64Array, idx: number[], radius: number, count: number): number[][] {
+  const r2 = radius * radius;
+  const clusters: number[][] = [];
+  let left = idx;
+  while (clusters.length < count && left.length >= MIN_CORNERS) {
+    let best = left[0];
+    let bestCount = -1;
+    for (const i of left) {
+      let c = 0;
+      for (const j of left) if ((xs[i] - xs[j]) ** 2 + (ys[i] - ys[j]) ** 2 <= r2) c++;
+      if (c > bestCount) {
+        bestCount = c;
+        best = i;
+      }
+    }
+    const members = left.filter((j) => (xs[best] - xs[j]) ** 2 + (ys[best] - ys[j]) ** 2 <= r2);
+    if (clusters.length > 0 && members.length < MIN_CORNERS) break;
+    clusters.push(members);
+    const taken = new Set(members);
+    left = left.filter((j) => !taken.has(j));
+  }
+  return clusters;
+}
+
+/**
+ * How much more the region behind a corner group (canonical -x, where the sheets run) looks like
+ * horizontal sheets than the region in front of it: pole tips have sheets behind them and at most
+ * faint separators in front; the stack's cut far end has them in front; screws, clamps, the tray,
+ * the field edge and noise have no such direction. Mean |dI/dy| - |dI/dx| behind minus in front.
+ */
+export function stripeScore(img: Image, orientation: Orientation, g: CornerGroup, radius: number): number {
+  const y0 = Math.min(g.y0, g.cy - radius / 2);
+  const y1 = Math.max(g.y1, g.cy + radius / 2);
+  return stripes(img, orientation, g.x0 - radius, g.x0, y0, y1) - stripes(img, orientation, g.x1, g.x1 + radius, y0, y1);
+}
+
+/** Mean of |dI/dy| - |dI/dx| (over 4 px) in a canonical window, sampled on an up to 64 x 64 grid. */
+function stripes(img: Image, orientation: Orientation, x0: number, x1: number, y0: number, y1: number): number {
+  const { width: W, height: H, pixels } = img;
+  const sx = Math.max(1, (x1 - x0) / 64);
+  const sy = Math.max(1, (y1 - y0) / 64);
+  const d = 2;
+  const at = (xc: number, yc: number): number => {
+    const [fx, fy] = fromCanonical(xc, yc, W, H, orientation);
+    const x = Math.min(W - 1, Math.max(0, Math.round(fx)));
+    const y = Math.min(H - 1, Math.max(0, Math.round(fy)));
+    return pixels[y * W + x];
+  };
+  let sum = 0;
+  let n = 0;
+  for (let yc = y0; yc <= y1; yc += sy) {
+    for (let xc = x0; xc <= x1; xc += sx) {
+      sum += Math.abs(at(xc, yc + d) - at(xc, yc - d)) - Math.abs(at(xc + d, yc) - at(xc - d, yc));
+      n++;
+    }
+  }
+  return n > 0 ? sum / n : 0;
+}
+
+// Frame angle (degrees, y down) -> canonical angle, following orientation.ts's transforms.
+const CANONICAL_TURN: Record<Orientation, { mirror: boolean; add: number }> = {
+  'tips-right': { mirror: false, add: 0 },
+  'tips-left': { mirror: true, add: 0 },
+  'tips-up': { mirror: false, add: 90 },
+  'tips-down': { mirror: false, add: -90 },
+};
+
+function angleFromZero(deg: number): number {
+  const a = ((deg % 360) + 360) % 360;
+  return a > 180 ? 360 - a : a;
+}
+
+function mean(v: Float64Array, idx: number[]): number {
+  let s = 0;
+  for (const i of idx) s += v[i];
+  return s / idx.length;
+}
+
+function median(v: Float64Array, idx: number[]): number {
+  const s = idx.map((i) => v[i]).sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Mean grey value (0..1 of full scale) of each canonical row over canonical columns c0..c1,
+ * read straight from the frame's rows (tips-right/left) or columns (tips-up/down).
+ */
+export function rowProfile(img: Image, orientation: Orientation, c0: number, c1: number): Float64Array {
+  const { width: W, height: H, pixels } = img;
+  const [, ch] = canonicalSize(W, H, orientation);
+  const sums = new Float64Array(ch);
+  // The band's frame rectangle; pixel centres are integers, so map the two corner pixels.
+  const [fx, fy, fw, fh] = boxFromCanonical([c0, 0, c1 - c0, ch - 1], W, H, orientation);
+  const x0 = Math.round(fx);
+  const x1 = Math.round(fx + fw);
+  const y0 = Math.round(fy);
+  const y1 = Math.round(fy + fh);
+  const alongRows = orientation === 'tips-right' || orientation === 'tips-left';
+  for (let y = y0; y <= y1; y++) {
+    const row = y * W;
+    if (alongRows) {
+      let s = 0;
+      for (let x = x0; x <= x1; x++) s += pixels[row + x];
+      sums[toCanonical(x0, y, W, H, orientation)[1]] += s;
+    } else {
+      // Canonical row index runs with x (tips-up) or against it (tips-down).
+      const r0 = toCanonical(x0, y, W, H, orientation)[1];
+      const dr = toCanonical(x0 + 1, y, W, H, orientation)[1] - r0;
+      for (let x = x0, r = r0; x <= x1; x++, r += dr) sums[r] += pixels[row + x];
+    }
+  }
+  const scale = 1 / ((c1 - c0 + 1) * (img.depth === 8 ? 255 : 65535));
+  for (let r = 0; r < ch; r++) sums[r] *= scale;
+  return sums;
+}
+
+/**
+ * The paper's two pointers: the upper one steps down from row `first` by b, the lower one up from
+ * row `last` by a, both toward the centre row; each stops at the first step over which the
+ * profile darkens toward the centre by gradient * (profile range between first and last).
+ * Darkening, not any change: the stack is dark, while the field edge and the gap above a tray
+ * brighten toward it. A pointer that reaches the centre row without stopping found no edge (the
+ * stack runs off the frame, or a faint edge): its start row is the bound.
+ */
+export function stackRows(
+  profile: Float64Array,
+  first: number,
+  last: number,
+  centreRow: number,
+  params: Pick<RoiParams, 'stepTop' | 'stepBottom' | 'gradient'>,
+): [number, number] {
+  const centre = Math.min(last, Math.max(first, centreRow));
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let r = first; r <= last; r++) {
+    if (profile[r] < lo) lo = profile[r];
+    if (profile[r] > hi) hi = profile[r];
+  }
+  // A flat profile has no edge: need = 0 would stop at once, so ask for more than nothing.
+  const need = Math.max(params.gradient * (hi - lo), Number.MIN_VALUE);
+  const b = params.stepTop;
+  const a = params.stepBottom;
+  let top = first;
+  for (let u = first; u + b <= centre; u += b) {
+    if (profile[u] - profile[u + b] >= need) {
+      top = u;
+      break;
+    }
+  }
+  let bottom = last;
+  for (let l = last; l - a >= centre; l -= a) {
+    if (profile[l] - profile[l - a] >= need) {
+      bottom = l;
+      break;
+    }
+  }
+  return [top, bottom];
+}
