@@ -48,6 +48,9 @@ export interface StackSheet {
   visible: boolean;
   /** False when the sheet does not exist at all. */
   exists: boolean;
+  /** Heights between which any part of the sheet lies (set by addSeparators). */
+  vMin: number;
+  vMax: number;
 }
 
 export interface Separator {
@@ -64,6 +67,8 @@ export interface Separator {
   /** ...to this x, fading over its last `fade` px. */
   endX: number;
   fade: number;
+  vMin: number;
+  vMax: number;
 }
 
 export interface Stack {
@@ -75,6 +80,12 @@ export interface Stack {
   bottom: number;
   /** The largest distance (px) between a sheet's straight centre line and any part of it or its separators. */
   reach: number;
+  /**
+   * The overlap zone reads darker than its sheets alone (cone-beam parallax and compressed
+   * separators fill the gaps): extra attenuation mu behind the line through the cathode apexes
+   * (edgeX at heights edgeY, pulled back by inset), ramping in over `soft` px.
+   */
+  body: { mu: number; top: number; bottom: number; edgeY: number[]; edgeX: number[]; soft: number } | null;
 }
 
 /** Centre line height of sheet s at scene x (bends quadratically over the last bendLen px). */
@@ -110,7 +121,7 @@ export function layoutStack(rng: Rng, p: StackParams): Stack {
   // what the anode and two separator films leave; beyond the cathode tips that becomes the gap.
   const tA = Math.min(8, Math.max(2, p.pitch * rng.uniform(0.3, 0.55)));
   const tC = Math.max(1.5, p.pitch - tA - rng.uniform(0.8, 2.5));
-  const muA = rng.uniform(0.5, 1.5);
+  const muA = rng.uniform(0.3, 1.5);
   const muC = muA * rng.uniform(1.2, 2.5);
   // The tip line: slant and bow across the stack, plus per-sheet scatter.
   const slant = rng.uniform(-0.25, 0.25);
@@ -144,6 +155,8 @@ export function layoutStack(rng: Rng, p: StackParams): Stack {
       fold: null,
       visible: true,
       exists: true,
+      vMin: 0,
+      vMax: 0,
     };
     if (forkRate > 0 && rng.chance(forkRate)) {
       const len = Math.max(4, rng.uniform(0.15, 0.6) * bendLen + capLen);
@@ -156,7 +169,7 @@ export function layoutStack(rng: Rng, p: StackParams): Stack {
     }
     sheets.push(s);
   }
-  return { sheets, separators: [], pitch: p.pitch, top, bottom: top + stackH, reach: 0 };
+  return { sheets, separators: [], pitch: p.pitch, top, bottom: top + stackH, reach: 0, body: null };
 }
 
 /** Separators between neighbouring sheets; they run past the anode apexes as faint lines. */
@@ -166,7 +179,7 @@ export function addSeparators(rng: Rng, stack: Stack): void {
   const thick = rng.uniform(0.6, 1.8);
   const mu = rng.uniform(0.06, 0.35);
   const spread = rng.uniform(0, 5);
-  const runMean = rng.uniform(5, 120);
+  const runMean = rng.uniform(5, 220);
   for (let i = 0; i + 1 < n; i++) {
     const a = sheets[i]!;
     const b = sheets[i + 1]!;
@@ -183,15 +196,34 @@ export function addSeparators(rng: Rng, stack: Stack): void {
       freeX,
       endX: freeX + run,
       fade: Math.max(2, run * 0.4),
+      vMin: 0,
+      vMax: 0,
     });
   }
   let reach = 0;
   for (const s of sheets) {
-    reach = Math.max(reach, Math.abs((s.bendTan * s.bendLen) / 2) + s.thick);
-    if (s.fork) reach = Math.max(reach, Math.abs(s.fork.slope) * (s.fork.toX - s.fork.fromX) + s.thick * 1.5);
-    if (s.fold) reach = Math.max(reach, s.thick * 2);
+    const disp = (s.bendTan * s.bendLen) / 2;
+    let ext = s.thick / 2 + 1;
+    if (s.fork) ext = Math.max(ext, Math.abs(s.fork.slope) * (s.fork.toX - s.fork.fromX) + s.thick);
+    if (s.fold) ext = Math.max(ext, s.thick * 2.2);
+    s.vMin = Math.min(s.y, s.y + disp) - ext;
+    s.vMax = Math.max(s.y, s.y + disp) + ext;
+    reach = Math.max(reach, s.y - s.vMin, s.vMax - s.y);
   }
-  for (const sp of stack.separators) reach = Math.max(reach, Math.abs(sp.slope) * (sp.endX - sp.freeX) + sp.thick);
+  for (const sp of stack.separators) {
+    const a = sheets[sp.upper]!;
+    const b = sheets[sp.lower]!;
+    const x0 = Math.min(a.apexX - a.bendLen, b.apexX - b.bendLen);
+    sp.vMin = sp.vMax = sp.y;
+    for (let i = 0; i <= 32; i++) {
+      const y = separatorY(stack, sp, x0 + ((sp.endX - x0) * i) / 32);
+      sp.vMin = Math.min(sp.vMin, y);
+      sp.vMax = Math.max(sp.vMax, y);
+    }
+    sp.vMin -= sp.thick / 2 + 1;
+    sp.vMax += sp.thick / 2 + 1;
+    reach = Math.max(reach, sp.y - sp.vMin, sp.vMax - sp.y);
+  }
   stack.reach = reach + 2;
 }
 
@@ -203,4 +235,35 @@ export function separatorY(stack: Stack, sp: Separator, x: number): number {
   if (x <= sp.freeX) return base + (centreY(a, Math.min(x, a.apexX)) + centreY(b, Math.min(x, b.apexX))) / 2;
   const at = base + (centreY(a, a.apexX) + centreY(b, b.apexX)) / 2;
   return at + sp.slope * (x - sp.freeX);
+}
+
+/** The overlap zone's extra darkness, bounded by the cathode apexes (see Stack.body). */
+export function addBody(rng: Rng, stack: Stack): void {
+  const inset = rng.uniform(0.5, 4);
+  const edgeY: number[] = [];
+  const edgeX: number[] = [];
+  for (const s of stack.sheets) {
+    if (s.kind !== 'C' || !s.visible) continue;
+    const [x, y] = apexOf(s);
+    edgeY.push(y);
+    edgeX.push(x - inset - s.capLen * 0.5);
+  }
+  if (edgeY.length === 0) return;
+  const first = stack.sheets[0]!;
+  const last = stack.sheets[stack.sheets.length - 1]!;
+  stack.body = { mu: rng.uniform(0.2, 1.6), top: first.y, bottom: last.y, edgeY, edgeX, soft: rng.uniform(1, 5) };
+}
+
+/** x of the overlap zone's edge at height v: linear between the cathode apexes, flat beyond them. */
+export function bodyEdgeX(body: NonNullable<Stack['body']>, v: number): number {
+  const { edgeY, edgeX } = body;
+  const n = edgeY.length;
+  if (v <= edgeY[0]!) return edgeX[0]!;
+  for (let i = 1; i < n; i++) {
+    if (v <= edgeY[i]!) {
+      const f = (v - edgeY[i - 1]!) / (edgeY[i]! - edgeY[i - 1]!);
+      return edgeX[i - 1]! + f * (edgeX[i]! - edgeX[i - 1]!);
+    }
+  }
+  return edgeX[n - 1]!;
 }

@@ -126,6 +126,8 @@ export interface Export {
   black: number;
   white: number;
   gamma: number;
+  /** 8-bit: some exports store the negative (attenuating = bright). */
+  invert: boolean;
   /** JPEG quality 1..100 of the 8-bit export, 0 for none. */
   jpegQuality: number;
   /** Dead (0) and hot (max) pixels. */
@@ -151,6 +153,7 @@ export function digitize(counts: Float32Array, width: number, height: number, ph
     for (let k = 0; k <= steps; k++) curve[k] = Math.round(Math.pow(k / steps, ex.gamma) * 255);
     const scale = steps / (photons * (ex.white - ex.black));
     const off = (steps * ex.black) / (ex.white - ex.black);
+    if (ex.invert) for (let k = 0; k <= steps; k++) curve[k] = 255 - curve[k]!;
     for (let i = 0; i < n; i++) {
       const l = Math.round(counts[i]! * scale - off);
       px[i] = curve[l <= 0 ? 0 : l >= steps ? steps : l]!;

@@ -4,7 +4,7 @@ import { DEFAULT_RECIPE, type Recipe } from '../inspect/recipe.ts';
 import { judge } from '../inspect/verdict.ts';
 import { canonicalSize, fromCanonical, toCanonical } from '../frame/orientation.ts';
 import { ORIENTATIONS, type FailReason, type Image, type Orientation } from '../types.ts';
-import { addSeparators, apexOf, layoutStack, type Stack } from './cell.ts';
+import { addBody, addSeparators, apexOf, layoutStack, type Stack } from './cell.ts';
 import { addNoise, applyField, digitize, gaussianBlur, type Export, type Field } from './detector.ts';
 import { Rng } from './prng.ts';
 import { affineFromPoints, rasterize, shapesAttenuation, stackFineTest, stackScene } from './raster.ts';
@@ -102,7 +102,7 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
   const lo = recipe.overhangMinMm + SPEC_MARGIN_MM;
   const hi = recipe.overhangMaxMm - SPEC_MARGIN_MM;
   const mean = rGeom.uniform(lo + 0.05, hi - 0.05);
-  const spread = rGeom.uniform(0.02, 0.3);
+  const spread = rGeom.chance(0.7) ? rGeom.uniform(0.01, 0.1) : rGeom.uniform(0.1, 0.3);
   const targets = cathodes.map(() => Math.min(hi, Math.max(lo, mean + spread * rGeom.normal())));
   const missing = new Set<number>();
   if (failing) {
@@ -147,6 +147,7 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
     }
   }
   addSeparators(rGeom, stack);
+  addBody(rGeom, stack);
 
   // Ground truth: scene -> canonical (rotation) -> frame as delivered.
   const keypoints = new Float64Array(3 * n);
@@ -234,10 +235,15 @@ function sceneShapes(rng: Rng, stack: Stack, wc: number, hc: number, tipX: numbe
     }
   }
   if (rng.chance(0.5)) {
-    // The casing or a holder plate: a straight edge, near vertical, behind the tips.
+    // The casing or a holder plate: a straight edge, near vertical, behind the tips...
     const a = ((rng.uniform(-15, 15) + 180) * Math.PI) / 180;
     const x = rng.uniform(0.05 * wc, Math.max(0.06 * wc, backX));
     shapes.push({ kind: 'halfplane', nx: Math.cos(a), ny: Math.sin(a), d: Math.cos(a) * x + Math.sin(a) * stack.top, mu: rng.uniform(0.15, 1.5) });
+  } else if (rng.chance(0.5)) {
+    // ...or beyond them, so the tips stand on a grey plate with less contrast.
+    const a = ((rng.uniform(-10, 10) + 180) * Math.PI) / 180;
+    const x = tipX + rng.uniform(20, Math.max(40, 0.5 * (wc - tipX)));
+    shapes.push({ kind: 'halfplane', nx: Math.cos(a), ny: Math.sin(a), d: Math.cos(a) * x + Math.sin(a) * stack.top, mu: rng.uniform(0.1, 0.8) });
   }
   if (rng.chance(0.35)) {
     // A faint plate edge anywhere (the tray's far side, a cover).
@@ -288,6 +294,7 @@ function drawExport(rng: Rng, depth: 8 | 16, photons: number, pixels: number, cl
     black: rng.uniform(-0.05, 0.08),
     white: rng.uniform(0.8, 1.1),
     gamma: rng.uniform(0.7, 1.3),
+    invert: clutter && rng.chance(0.06),
     jpegQuality: jpegQuality ?? (rng.chance(0.85) ? rng.int(55, 95) : 0),
     dead: Math.round(defects * rng.next()),
     hot: Math.round(defects * rng.next()),

@@ -1,7 +1,7 @@
 // Sampling the scene onto the frame's pixel grid. SPEC convention: pixel (i, j) is centred on
 // (i, j) and covers [i - 0.5, i + 0.5] x [j - 0.5, j + 0.5]; a pixel's value is the mean of
 // s x s samples at (i - 0.5 + (a + 0.5) / s, j - 0.5 + (b + 0.5) / s).
-import { centreY, separatorY, type Stack, type StackSheet } from './cell.ts';
+import { bodyEdgeX, centreY, separatorY, type Stack, type StackSheet } from './cell.ts';
 import { ramp, shapeAttenuation, type PlacedShape } from './shapes.ts';
 
 /** Frame point -> scene point: u = a x + b y + c, v = d x + e y + f. */
@@ -108,13 +108,17 @@ export function stackAttenuation(stack: Stack, u: number, v: number, w: number):
   let att = 0;
   for (let j = lo; j <= hi; j++) {
     const s = sheets[j]!;
-    if (!s.exists) continue;
+    if (!s.exists || v < s.vMin || v > s.vMax) continue;
     att += s.mu * sheetCoverage(s, u, v, w);
     if (s.fold !== null) att += s.mu * flapCoverage(s, u, v, w);
   }
+  const body = stack.body;
+  if (body !== null && v > body.top - w && v < body.bottom + w) {
+    att += body.mu * ramp(Math.max(body.top - v, v - body.bottom), w) * ramp(u - bodyEdgeX(body, v), body.soft);
+  }
   for (let j = Math.max(0, lo - 1); j <= Math.min(n - 2, hi); j++) {
     const sp = separators[j]!;
-    if (u > sp.endX) continue;
+    if (u > sp.endX || v < sp.vMin || v > sp.vMax) continue;
     const cov = ramp(Math.abs(v - separatorY(stack, sp, u)) - sp.thick / 2, w);
     if (cov === 0) continue;
     const fade = u > sp.endX - sp.fade ? (sp.endX - u) / sp.fade : 1;
@@ -144,6 +148,7 @@ export function stackScene(stack: Stack): SceneFn {
   }
   let endX = Number.NEGATIVE_INFINITY;
   for (const s of stack.sheets) if (s.exists) endX = Math.max(endX, s.apexX + 1, s.fold ? s.fold.atX + s.thick + 1 : endX);
+  if (stack.body) straightX = Math.min(straightX, Math.min(...stack.body.edgeX) - stack.body.soft);
   for (const sp of stack.separators) {
     straightX = Math.min(straightX, sp.endX - sp.fade);
     endX = Math.max(endX, sp.endX + 1);
@@ -175,8 +180,8 @@ export function stackFineTest(stack: Stack): FineTest {
   let u1 = Number.NEGATIVE_INFINITY;
   for (const s of stack.sheets) {
     if (!s.exists) continue;
-    u0 = Math.min(u0, s.apexX - s.capLen - 3, s.fork ? s.fork.toX - s.thick * 2 - 3 : u0, s.fold ? s.fold.atX - s.fold.length - 3 : u0);
-    u1 = Math.max(u1, s.apexX + s.thick + 3);
+    u0 = Math.min(u0, s.apexX - Math.min(s.capLen, 2 * s.thick) - 3, s.fork ? s.fork.toX - s.thick * 2 - 3 : u0, s.fold ? s.fold.atX - s.fold.length - 3 : u0);
+    u1 = Math.max(u1, s.apexX + 3, s.fold ? s.fold.atX + s.thick + 3 : u1);
   }
   const v0 = stack.top - stack.reach - 2;
   const v1 = stack.bottom + stack.reach + 2;
@@ -186,7 +191,7 @@ export function stackFineTest(stack: Stack): FineTest {
     for (let j = Math.max(0, j0 - k); j <= Math.min(n - 1, j0 + k); j++) {
       const s = stack.sheets[j]!;
       if (!s.exists) continue;
-      if (u > s.apexX - s.capLen - 3 && u < s.apexX + s.thick + 3) return true;
+      if (u > s.apexX - Math.min(s.capLen, 2 * s.thick) - 3 && u < s.apexX + 3) return true;
       if (s.fork && u > s.fork.toX - s.thick * 2 - 3 && u < s.fork.toX + 3) return true;
       if (s.fold && (Math.abs(u - s.fold.atX) < s.thick + 3 || Math.abs(u - s.fold.atX + s.fold.length) < 3)) return true;
     }
