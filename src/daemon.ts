@@ -403,8 +403,9 @@ async function withTimeout(p: Promise<unknown>, ms: number): Promise<boolean> {
 
 /** The embedded default's broker (aedes) on host:port; resolves once it listens. */
 export async function startEmbeddedBroker(host: string, port: number): Promise<{ close(): Promise<void> }> {
-  const { createBroker } = await import('aedes');
-  const broker = createBroker();
+  // aedes is CommonJS: its default export is the module, which carries createBroker.
+  const { default: aedes } = await import('aedes');
+  const broker = aedes.createBroker();
   const server = net.createServer(broker.handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
