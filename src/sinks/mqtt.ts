@@ -4,6 +4,7 @@
 // a lost connection mqtt.js's in-flight messages are dropped and the outbox is replayed after
 // the next CONNACK, at a bounded pace.
 import fs from 'node:fs';
+import type net from 'node:net';
 import path from 'node:path';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { UsageError } from '../errors.ts';
@@ -262,6 +263,10 @@ export class MqttSink {
   }
 
   private onConnect(): void {
+    // A verdict and a result go out back to back: with Nagle's algorithm the second waits for
+    // the broker's delayed ACK (~40 ms). mqtt.js does not set it; the stream is a new socket
+    // on every connection.
+    (this.client.stream as Partial<net.Socket>).setNoDelay?.(true);
     this.epoch++;
     this.attempt = 0;
     this.lastError = '';

@@ -108,6 +108,8 @@ export class Mosquitto {
       'log_type warning',
       'log_type notice',
       'log_type information',
+      // As recommended for xpole's brokers: PUBACKs are not held back by Nagle's algorithm.
+      'set_tcp_nodelay true',
       `listener ${this.port} 127.0.0.1`,
     ];
     // Started as root, mosquitto 2 switches to the 'mosquitto' user, which cannot read our temp files.
