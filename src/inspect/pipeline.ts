@@ -1,0 +1,333 @@
+// The inspection pipeline: decode -> corners -> ROI -> crop -> model -> heatmap decoding ->
+// corner refinement -> verdict -> Result (SPEC "MQTT" result object). The only module that knows
+// the stages' order and times them. A bad frame becomes one ERROR Result, never an exception.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FrameError } from '../errors.ts';
+import { decodeFrame, SPEC_LIMITS } from '../frame/decode.ts';
+import { boxToCanonical, fromCanonical, toCanonical } from '../frame/orientation.ts';
+import type { Box, Corners, ErrorReason, Image, Orientation, Pole, Result } from '../types.ts';
+import { detectCornersAsync } from '../vision/corners.ts';
+import { decodeHeatmaps, heatmapToCanonical, type DecodeMethod } from '../vision/heatmap.ts';
+import { HeatmapModel, ModelLoadError, type Logger } from '../vision/model.ts';
+import { cropForModel } from '../vision/preprocess.ts';
+import { DEFAULT_REFINE_PARAMS, refinePoles, type RefineParams } from '../vision/refine.ts';
+import { cornerThreshold, DEFAULT_ROI_PARAMS, estimateRoi, type RoiParams } from '../vision/roi.ts';
+import { DEFAULT_RECIPE, type Recipe } from './recipe.ts';
+import { judge as judgeOverhangs } from './verdict.ts';
+
+const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface PipelineOptions {
+  /** The ONNX model; its card (same name, .json) sits beside it. */
+  modelPath: string;
+  /** ONNX Runtime execution providers, tried in order. */
+  providers: string[];
+  intraOpNumThreads: number;
+  /** How this station's frames are brought into canonical orientation (tips +x). */
+  orientation: Orientation;
+  recipe: Recipe;
+  /** FAST threshold on a 0..255 scale, scaled to the frame's grey range (the ROI stage's cornerThreshold). */
+  cornerThreshold: number;
+  /** N: the strongest corners (by Harris response) the refinement looks at. */
+  corners: number;
+  /** ROI stage parameters; the ROI takes its own `roi.corners` strongest corners. */
+  roi: RoiParams;
+  refine: boolean;
+  /** Corner search radius (frame px), patch half side, histogram bins, sub-pixel corners. */
+  refineParams: RefineParams;
+  decode: DecodeMethod;
+  /** Largest accepted frame side (FRAME_TOO_LARGE above). */
+  maxFrameSide: number;
+  /** Warnings (provider fallback) and info; nothing is printed by the pipeline itself. */
+  log?: Logger;
+}
+
+export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
+  modelPath: path.join(PACKAGE_ROOT, 'models/xpole-hrnet.onnx'),
+  providers: ['tensorrt', 'cuda', 'cpu'],
+  intraOpNumThreads: 2,
+  orientation: 'tips-right',
+  recipe: DEFAULT_RECIPE,
+  cornerThreshold: 20,
+  corners: 512,
+  roi: DEFAULT_ROI_PARAMS,
+  refine: true,
+  refineParams: DEFAULT_REFINE_PARAMS,
+  decode: 'dark',
+  maxFrameSide: SPEC_LIMITS.maxSide,
+};
+
+export type FrameInput =
+  | { frame: string; cellId: string | null; bytes: Uint8Array; orientation?: Orientation }
+  | { frame: string; cellId: string | null; image: Image; orientation?: Orientation };
+
+export interface FrameIds {
+  id: string;
+  seq: number;
+  ts: string;
+}
+
+/** Everything the stages found for one frame (for eval, overlays and ablations). */
+export interface Analysis {
+  image: Image;
+  orientation: Orientation;
+  /** The strongest corners (max of the ROI's and the refinement's N), strongest first. */
+  corners: Corners;
+  roi: Box;
+  /** Heatmaps of this frame: K x height x width. */
+  heatmaps: Float32Array;
+  timingsMs: Record<string, number>;
+}
+
+/** Pole positions in frame pixels, per keypoint in recipe order (NaN = not found). */
+export interface PoleSet {
+  x: Float64Array;
+  y: Float64Array;
+  conf: Float64Array;
+  source: ('cnn' | 'refined')[];
+}
+
+export interface Judged {
+  result: Result;
+  /** The decoded frame, when decoding succeeded. */
+  image?: Image;
+  /** Present once the ROI and the model ran. */
+  analysis?: Analysis;
+  cnn?: PoleSet;
+  poles?: PoleSet;
+}
+
+const now = () => performance.now();
+const ms = (t: number) => Math.round((performance.now() - t) * 100) / 100;
+
+export class Pipeline {
+  private constructor(
+    readonly options: PipelineOptions,
+    private readonly net: HeatmapModel,
+  ) {}
+
+  static async load(opts: Partial<PipelineOptions> = {}): Promise<Pipeline> {
+    const options = { ...DEFAULT_PIPELINE_OPTIONS, ...opts };
+    const net = await HeatmapModel.load({
+      modelPath: options.modelPath,
+      providers: options.providers,
+      intraOpNumThreads: options.intraOpNumThreads,
+      log: options.log,
+    });
+    const k = net.card.keypoints.length;
+    const names = options.recipe.keypoints;
+    if (k !== names.length || net.card.keypoints.some((n, i) => n !== names[i])) {
+      await net.close();
+      throw new ModelLoadError(
+        `model ${net.name} predicts keypoints [${net.card.keypoints.join(' ')}], recipe '${options.recipe.name}' needs [${names.join(' ')}]`,
+      );
+    }
+    return new Pipeline(options, net);
+  }
+
+  get model(): { name: string; sha256: string; provider: string } {
+    return { name: this.net.name, sha256: this.net.sha256, provider: this.net.provider };
+  }
+
+  async close(): Promise<void> {
+    await this.net.close();
+  }
+
+  /** Judges one frame: SPEC's result, an ERROR result for a frame that cannot be judged. */
+  async judge(input: FrameInput, ids: FrameIds): Promise<Result> {
+    return (await this.judgeDetailed(input, ids)).result;
+  }
+
+  /** judge() plus the intermediate findings (ROI, corners, CNN poles) for overlays and eval. */
+  async judgeDetailed(input: FrameInput, ids: FrameIds, variant: Partial<Variant> = {}): Promise<Judged> {
+    const t0 = now();
+    const timingsMs: Record<string, number> = {};
+    const base = {
+      schema: 'xpole.result/1' as const,
+      id: ids.id,
+      seq: ids.seq,
+      ts: ids.ts,
+      frame: input.frame,
+      cellId: input.cellId,
+      model: this.model,
+    };
+    let roi: Box | null = null;
+    let image: Image | undefined;
+    try {
+      if ('bytes' in input) {
+        const t = now();
+        image = await decodeFrame(input.bytes, { minSide: SPEC_LIMITS.minSide, maxSide: this.options.maxFrameSide });
+        timingsMs.decode = ms(t);
+      } else {
+        image = checkImage(input.image, this.options.maxFrameSide);
+      }
+      const analysis = await this.analyze(image, input.orientation ?? this.options.orientation, timingsMs);
+      roi = analysis.roi;
+      const { cnn, poles } = this.locatePoles(analysis, { ...this.variant(), ...variant }, timingsMs);
+      const t = now();
+      const result = this.verdict(analysis, poles, base, timingsMs, variant.recipe);
+      timingsMs.verdict = ms(t);
+      timingsMs.total = ms(t0);
+      return { result, image, analysis, cnn, poles };
+    } catch (err) {
+      const reason: ErrorReason = err instanceof FrameError ? err.reason : 'INTERNAL';
+      const message = err instanceof Error ? err.message : String(err);
+      timingsMs.total = ms(t0);
+      return {
+        result: { ...base, verdict: 'ERROR', reasons: [reason], overhangMm: [], poles: [], roi, timingsMs, error: message },
+        image,
+      };
+    }
+  }
+
+  /** The decode / refinement settings in effect (eval varies them per run). */
+  variant(): Variant {
+    const o = this.options;
+    return { decode: o.decode, refine: o.refine, corners: o.corners, refineParams: o.refineParams };
+  }
+
+  /** CNN poles and, when the variant refines, the corrected poles. */
+  locatePoles(a: Analysis, v: Variant, timingsMs: Record<string, number> = {}): { cnn: PoleSet; poles: PoleSet } {
+    let t = now();
+    const cnn = this.decodePoles(a, v.decode);
+    timingsMs.heatmap = ms(t);
+    t = now();
+    const poles = v.refine ? this.refine(a, cnn, v.corners, v.refineParams) : cnn;
+    timingsMs.refine = ms(t);
+    return { cnn, poles };
+  }
+
+  /** Corners, ROI, crop and model for one decoded frame. Throws FrameError. */
+  async analyze(image: Image, orientation: Orientation, timingsMs: Record<string, number> = {}): Promise<Analysis> {
+    const o = this.options;
+    let t = now();
+    const threshold = cornerThreshold(image, { ...o.roi, threshold8: o.cornerThreshold });
+    // One detection serves both: the ROI's N and the refinement's N are prefixes of one ranking.
+    const maxCorners = Math.max(o.corners, o.roi.corners);
+    const corners = byHarris(await detectCornersAsync(image, { threshold, maxCorners }));
+    timingsMs.corners = ms(t);
+    t = now();
+    const roi = estimateRoi(image, firstCorners(corners, o.roi.corners), orientation, o.roi);
+    timingsMs.roi = ms(t);
+    t = now();
+    const card = this.net.card;
+    const input = cropForModel(image, roi, orientation, card.input);
+    timingsMs.preprocess = ms(t);
+    t = now();
+    let heatmaps: Float32Array;
+    try {
+      heatmaps = await this.net.run(input, 1);
+    } catch (err) {
+      throw new FrameError('MODEL_ERROR', `the model failed on this frame: ${(err as Error).message}`);
+    }
+    timingsMs.model = ms(t);
+    return { image, orientation, corners, roi, heatmaps, timingsMs };
+  }
+
+  /** CNN poles in frame pixels from the heatmaps. */
+  decodePoles(a: Analysis, method: DecodeMethod): PoleSet {
+    const card = this.net.card;
+    const k = card.keypoints.length;
+    const peaks = decodeHeatmaps(a.heatmaps, { k, width: card.heatmap.width, height: card.heatmap.height }, { method, sigma: card.heatmap.sigma });
+    const { width, height } = a.image;
+    const cb = boxToCanonical(a.roi, width, height, a.orientation);
+    const x = new Float64Array(k);
+    const y = new Float64Array(k);
+    for (let i = 0; i < k; i++) {
+      const [xc, yc] = heatmapToCanonical(peaks.hx[i]!, peaks.hy[i]!, cb, card.heatmap);
+      [x[i], y[i]] = fromCanonical(xc, yc, width, height, a.orientation);
+    }
+    return { x, y, conf: peaks.conf, source: new Array(k).fill('cnn') };
+  }
+
+  /** Corner post-correction of the confident poles with the N strongest corners. */
+  refine(a: Analysis, cnn: PoleSet, n: number, params: RefineParams): PoleSet {
+    const min = this.options.recipe.minConfidence;
+    // Poles below the confidence floor are POLE_MISSING anyway; they would pollute the references.
+    const px = cnn.x.map((v, i) => (cnn.conf[i]! >= min ? v : Number.NaN));
+    const py = cnn.y.map((v, i) => (cnn.conf[i]! >= min ? v : Number.NaN));
+    const refined = refinePoles(a.image, a.corners, px, py, this.options.recipe.sheets, params, n);
+    const out: PoleSet = { x: cnn.x.slice(), y: cnn.y.slice(), conf: cnn.conf, source: cnn.source.slice() };
+    refined.forEach((r, i) => {
+      if (r.source !== 'refined') return;
+      out.x[i] = r.x;
+      out.y[i] = r.y;
+      out.source[i] = 'refined';
+    });
+    return out;
+  }
+
+  /** SPEC's result for located poles; `recipe` overrides the configured one (eval: per-image pitch). */
+  verdict(a: Analysis, p: PoleSet, base: ResultBase, timingsMs: Record<string, number>, recipe: Recipe = this.options.recipe): Result {
+    const { width, height } = a.image;
+    const canonical = recipe.keypoints.map((_, i) => ({
+      x: toCanonical(p.x[i]!, p.y[i]!, width, height, a.orientation)[0],
+      conf: p.conf[i]!,
+    }));
+    const j = judgeOverhangs(canonical, recipe);
+    const poles: Pole[] = recipe.keypoints.map((name, i) => ({
+      name,
+      x: round3(p.x[i]!),
+      y: round3(p.y[i]!),
+      conf: round3(p.conf[i]!),
+      source: p.source[i]!,
+    }));
+    return {
+      ...base,
+      verdict: j.verdict,
+      reasons: j.reasons,
+      overhangMm: j.overhangMm.map(round3),
+      poles,
+      roi: a.roi.map(round3) as Box,
+      timingsMs,
+    };
+  }
+}
+
+export interface Variant {
+  decode: DecodeMethod;
+  refine: boolean;
+  /** Refinement looks at the first `corners` (strongest) corners only. */
+  corners: number;
+  refineParams: RefineParams;
+  recipe?: Recipe;
+}
+
+export type ResultBase = Omit<Result, 'verdict' | 'reasons' | 'overhangMm' | 'poles' | 'roi' | 'timingsMs'>;
+
+function round3(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}
+
+/** Corners sorted strongest first by Harris response, so "the first N" are the N best. */
+function byHarris(c: Corners): Corners {
+  const order = Array.from({ length: c.count }, (_, i) => i).sort((a, b) => c.harris[b]! - c.harris[a]!);
+  const pick = (arr: Float32Array) => Float32Array.from(order, (i) => arr[i]!);
+  return { count: c.count, x: pick(c.x), y: pick(c.y), score: pick(c.score), harris: pick(c.harris), angle: pick(c.angle) };
+}
+
+function firstCorners(c: Corners, n: number): Corners {
+  if (n >= c.count) return c;
+  return { count: n, x: c.x.subarray(0, n), y: c.y.subarray(0, n), score: c.score.subarray(0, n), harris: c.harris.subarray(0, n), angle: c.angle.subarray(0, n) };
+}
+
+/** An Image handed in directly (simulator, tests) gets the checks decodeFrame does on files. */
+function checkImage(img: Image, maxSide: number): Image {
+  const { width, height, depth, pixels } = img;
+  if (depth !== 8 && depth !== 16) throw new FrameError('BAD_FRAME', `bit depth ${String(depth)}: frames are 8- or 16-bit`);
+  if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
+    throw new FrameError('BAD_FRAME', `the image is empty (${width}x${height})`);
+  }
+  if (width > maxSide || height > maxSide) {
+    throw new FrameError('FRAME_TOO_LARGE', `${width}x${height} exceeds the largest accepted frame of ${maxSide} pixels a side`);
+  }
+  if (width < SPEC_LIMITS.minSide || height < SPEC_LIMITS.minSide) {
+    throw new FrameError('BAD_FRAME', `${width}x${height} is smaller than the smallest accepted frame of ${SPEC_LIMITS.minSide} pixels a side`);
+  }
+  const want = depth === 16 ? Uint16Array : Uint8Array;
+  if (!(pixels instanceof want) || pixels.length !== width * height) {
+    throw new FrameError('BAD_FRAME', `pixel buffer does not match a ${width}x${height} ${depth}-bit frame`);
+  }
+  return img;
+}

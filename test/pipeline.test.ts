@@ -1,0 +1,173 @@
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import sharp from 'sharp';
+import { run as inspect } from '../src/cli/inspect.ts';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { encodePng } from '../src/frame/decode.ts';
+import { DEFAULT_PIPELINE_OPTIONS, Pipeline } from '../src/inspect/pipeline.ts';
+import { renderFrame, type SynthFrame } from '../src/synth/frame.ts';
+import type { Image, Orientation, Result } from '../src/types.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const TINY = path.join(HERE, 'fixtures/tiny-model.onnx');
+const SHIPPED = DEFAULT_PIPELINE_OPTIONS.modelPath;
+const ids = (seq: number) => ({ id: `t-${seq}`, seq, ts: '2026-01-01T00:00:00.000Z' });
+
+/** A frame without a cell: an open field with a smooth gradient and mild noise, or pure noise. */
+function emptyFrame(width: number, height: number, kind: 'open-field' | 'noise'): Image {
+  let s = 1;
+  const pixels = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const n = (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 28;
+      pixels[y * width + x] = kind === 'noise' ? 120 + n : Math.round(100 + (80 * x) / width + (n - 8) / 4);
+    }
+  }
+  return { width, height, depth: 8, pixels };
+}
+
+function checkSchema(r: Result): void {
+  expect(r.schema).toBe('xpole.result/1');
+  const keys = ['schema', 'id', 'seq', 'ts', 'frame', 'cellId', 'verdict', 'reasons', 'overhangMm', 'poles', 'roi', 'timingsMs', 'model'];
+  expect(Object.keys(r).sort()).toEqual((r.error ? [...keys, 'error'] : keys).sort());
+  expect(Object.keys(r.model).sort()).toEqual(['name', 'provider', 'sha256']);
+  expect(r.model.provider).toBe('cpu');
+}
+
+describe('Pipeline on the test fixture model (shapes, errors, concurrency)', () => {
+  let pipeline: Pipeline;
+  let frames: SynthFrame[];
+  beforeAll(async () => {
+    pipeline = await Pipeline.load({ modelPath: TINY, providers: ['cpu'], intraOpNumThreads: 1 });
+    frames = [
+      renderFrame({ seed: 11, width: 600, height: 600, depth: 16, orientation: 'tips-up' }),
+      renderFrame({ seed: 12, width: 600, height: 600, depth: 8, orientation: 'tips-right' }),
+    ];
+  });
+  afterAll(() => pipeline?.close());
+
+  it('judges a frame into SPEC result with 31 poles in frame pixels and per-stage timings', async () => {
+    const f = frames[0]!;
+    const r = await pipeline.judge({ frame: 'a.png', cellId: 'c1', image: f.image, orientation: f.orientation }, ids(1));
+    checkSchema(r);
+    expect(r.verdict === 'PASS' || r.verdict === 'FAIL').toBe(true);
+    expect(r.poles.map((p) => p.name)).toEqual(pipeline.options.recipe.keypoints);
+    expect(r.overhangMm).toHaveLength(15);
+    // Random weights put the poles anywhere, but always inside the ROI (the heatmap grid spans it).
+    const [x, y, w, h] = r.roi!;
+    for (const p of r.poles) {
+      expect(p.x).toBeGreaterThanOrEqual(x - 0.01);
+      expect(p.x).toBeLessThanOrEqual(x + w + 0.01);
+      expect(p.y).toBeGreaterThanOrEqual(y - 0.01);
+      expect(p.y).toBeLessThanOrEqual(y + h + 0.01);
+    }
+    for (const stage of ['corners', 'roi', 'preprocess', 'model', 'heatmap', 'refine', 'verdict', 'total']) {
+      expect(r.timingsMs[stage]).toBeGreaterThanOrEqual(0);
+    }
+  });
+
+  it('returns the same results for two concurrent frames as for the frames one by one', async () => {
+    const inputs = await Promise.all(
+      frames.map(async (f, i) => ({ frame: `${i}.png`, cellId: null, bytes: new Uint8Array(await encodePng(f.image)), orientation: f.orientation })),
+    );
+    const one: Result[] = [];
+    for (const [i, inp] of inputs.entries()) one.push(await pipeline.judge(inp, ids(i)));
+    const both = await Promise.all(inputs.map((inp, i) => pipeline.judge(inp, ids(i))));
+    const strip = (r: Result) => ({ ...r, timingsMs: {} });
+    expect(both.map(strip)).toEqual(one.map(strip));
+    expect(one[0]!.timingsMs.decode).toBeGreaterThan(0);
+  });
+
+  it('turns an undecodable frame into an ERROR result with DECODE_ERROR, never a throw', async () => {
+    const r = await pipeline.judge({ frame: 'junk.png', cellId: null, bytes: new TextEncoder().encode('not an image at all') }, ids(3));
+    checkSchema(r);
+    expect(r.verdict).toBe('ERROR');
+    expect(r.reasons).toEqual(['DECODE_ERROR']);
+    expect(r.error).toMatch(/not a readable image/);
+    expect(r.poles).toEqual([]);
+    expect(r.roi).toBeNull();
+  });
+
+  it('refuses frames handed in with a bad buffer or size', async () => {
+    const bad = await pipeline.judge({ frame: 'x', cellId: null, image: { width: 300, height: 300, depth: 8, pixels: new Uint8Array(10) } }, ids(4));
+    expect(bad.reasons).toEqual(['BAD_FRAME']);
+    const big = await pipeline.judge({ frame: 'x', cellId: null, image: { width: 9000, height: 300, depth: 8, pixels: new Uint8Array(9000 * 300) } }, ids(5));
+    expect(big.reasons).toEqual(['FRAME_TOO_LARGE']);
+  });
+
+  it('finds no stack in an open field without a cell (measured: ROI_NOT_FOUND)', async () => {
+    const r = await pipeline.judge({ frame: 'open', cellId: null, image: emptyFrame(512, 512, 'open-field') }, ids(6));
+    expect(r.verdict).toBe('ERROR');
+    expect(r.reasons).toEqual(['ROI_NOT_FOUND']);
+    expect(r.error).toBeTruthy();
+  });
+});
+
+describe('xpole inspect', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'xpole-inspect-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('prints one SPEC result a line with --json and writes an annotated overlay PNG per frame', async () => {
+    const f = renderFrame({ seed: 22, width: 1000, height: 1000, depth: 16, orientation: 'tips-left' });
+    writeFileSync(path.join(dir, 'cell.png'), await encodePng(f.image));
+    writeFileSync(path.join(dir, 'junk.png'), 'junk');
+    writeFileSync(path.join(dir, 'config.yaml'), `model:\n  path: ${TINY}\n  providers: [cpu]\n`);
+    const out: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
+    let code: number;
+    try {
+      code = await inspect([path.join(dir, 'cell.png'), path.join(dir, 'junk.png'), '--json', '--orientation', 'tips-left', '--config', path.join(dir, 'config.yaml'), '--overlay', path.join(dir, 'ov')]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(code).toBe(0);
+    const results = out.join('').trim().split('\n').map((l) => JSON.parse(l) as Result);
+    expect(results.map((r) => r.seq)).toEqual([1, 2]);
+    checkSchema(results[0]!);
+    expect(results[0]!.error).toBeUndefined();
+    expect(results[0]!.poles).toHaveLength(31);
+    expect(results[1]!.reasons).toEqual(['DECODE_ERROR']);
+    // An overlay for the judged frame, none for the undecodable one.
+    expect(readdirSync(path.join(dir, 'ov'))).toEqual(['cell.overlay.png']);
+    const meta = await sharp(path.join(dir, 'ov', 'cell.overlay.png')).metadata();
+    expect([meta.width, meta.height, meta.channels]).toEqual([1000, 1000, 3]);
+  });
+
+  it('refuses an unknown orientation with a usage error', async () => {
+    await expect(inspect(['x.png', '--orientation', 'sideways'])).rejects.toThrow(/--orientation must be one of/);
+  });
+});
+
+// The shipped model (TRAINING's models/xpole-hrnet.onnx): poles near the truth.
+describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
+  let pipeline: Pipeline;
+  beforeAll(async () => {
+    pipeline = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2 });
+  });
+  afterAll(() => pipeline?.close());
+
+  const cases: { seed: number; orientation: Orientation; depth: 8 | 16 }[] = [
+    { seed: 101, orientation: 'tips-right', depth: 16 },
+    { seed: 102, orientation: 'tips-left', depth: 8 },
+    { seed: 103, orientation: 'tips-up', depth: 16 },
+    { seed: 104, orientation: 'tips-down', depth: 8 },
+  ];
+  for (const c of cases) {
+    it(`finds the poles of a ${c.depth}-bit ${c.orientation} synthetic frame within a few pixels`, async () => {
+      const f = renderFrame({ seed: c.seed, width: 1000, height: 1000, depth: c.depth, orientation: c.orientation, defectRate: 0 });
+      const r = await pipeline.judge({ frame: 's', cellId: f.cellId, image: f.image, orientation: f.orientation }, ids(c.seed));
+      expect(r.verdict).not.toBe('ERROR');
+      const errs = r.poles.map((p, i) => Math.hypot(p.x - f.keypoints[3 * i]!, p.y - f.keypoints[3 * i + 1]!)).sort((a, b) => a - b);
+      expect(errs[Math.floor(errs.length / 2)]).toBeLessThan(2);
+      expect(errs[errs.length - 1]).toBeLessThan(8);
+    });
+  }
+
+  it('never passes a frame of pure noise (the ROI stage finds a "stack" in it; the model must not)', async () => {
+    const r = await pipeline.judge({ frame: 'noise', cellId: null, image: emptyFrame(1000, 1000, 'noise') }, ids(7));
+    expect(r.verdict).not.toBe('PASS');
+  });
+});
+
