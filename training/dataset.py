@@ -72,10 +72,15 @@ def jitter_box(box, kps_c, rng, strong):
             w, h = bw * s * a, bh * s / a
             x = cx + rng.uniform(-0.04, 0.04) * bw - w / 2
             y = cy + rng.uniform(-0.02, 0.02) * bh - h / 2
-        if len(kps_c) == 0 or (kps_c[:, 0].min() >= x and kps_c[:, 0].max() <= x + w
-                               and kps_c[:, 1].min() >= y and kps_c[:, 1].max() <= y + h):
+        if contains([x, y, w, h], kps_c):
             return [x, y, w, h]
     return list(box)
+
+
+def contains(box, pts):
+    x, y, w, h = box
+    return len(pts) == 0 or bool((pts[:, 0].min() >= x) & (pts[:, 0].max() <= x + w)
+                                 & (pts[:, 1].min() >= y) & (pts[:, 1].max() <= y + h))
 
 
 def keypoints_canonical(kps, width, height, o):
@@ -120,8 +125,9 @@ def prepare(samples, rois=None, variants=2, seed=0, log=print):
         ref = xc.box_to_canonical(s['bbox'], w, h, o)
         for v in range(variants):
             roi = rois.get(s['name']) if (rois and v == 0) else None
-            if roi is not None:
-                cbox = xc.box_to_canonical(roi, w, h, o)
+            cbox = xc.box_to_canonical(roi, w, h, o) if roi is not None else None
+            # An ROI that misses labelled poles teaches nothing the model could act on.
+            if cbox is not None and contains(cbox, vis):
                 used_roi += 1
             else:
                 cbox = jitter_box(ref, vis, rng, strong=v > 0)

@@ -5,6 +5,7 @@ writes a checkpoint and a JSON log line; every improvement of the validation NME
 once to ONNX + model card, so a shippable model always exists while training runs.
 """
 import argparse
+import glob
 import json
 import math
 import os
@@ -52,7 +53,7 @@ def load_split(root, rois_path, variants, seed, cache_dir, log):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument('--train', required=True)
+    p.add_argument('--train', required=True, help='comma-separated dataset dirs, or a glob: new matches join at each epoch')
     p.add_argument('--val', required=True)
     p.add_argument('--rois-train')
     p.add_argument('--rois-val')
@@ -71,6 +72,9 @@ def main():
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--deadline', type=float, default=0, help='unix time: stop after the epoch that passes it')
+    p.add_argument('--minutes', type=float, default=0,
+                   help='train for this wall time instead of --epochs: the cosine schedule follows the clock '
+                        '(not reproducible; for a shared, loaded machine)')
     p.add_argument('--data-seeds', default='{}', help='JSON recorded in the model card')
     a = p.parse_args()
 
@@ -90,7 +94,25 @@ def main():
 
     log('start', args=vars(a))
     cache = os.path.join(a.work, 'cache')
-    names, train_s, train_x, train_p, _, _ = load_split(a.train, a.rois_train, 2, a.seed + 11, cache, log)
+    loaded = {}
+
+    def train_dirs():
+        dirs = []
+        for part in a.train.split(','):
+            dirs += sorted(d for d in glob.glob(part)
+                           if not d.endswith('.part') and os.path.exists(os.path.join(d, 'annotations.json')))
+        return dirs
+
+    def refresh():
+        new = [d for d in train_dirs() if d not in loaded]
+        for j, d in enumerate(new):
+            loaded[d] = load_split(d, a.rois_train and a.rois_train.replace('{dir}', d), 2,
+                                   a.seed + 11 + 1000 * len(loaded), cache, log)
+        parts = list(loaded.values())
+        return (parts[0][0], [s for p_ in parts for s in p_[1]], np.concatenate([p_[2] for p_ in parts]),
+                np.concatenate([p_[3] for p_ in parts]))
+
+    names, train_s, train_x, train_p = refresh()
     _, val_s, val_x, val_p, val_size, val_diag = load_split(a.val, a.rois_val, 1, a.seed + 12, cache, log)
     k = len(names)
 
@@ -98,15 +120,18 @@ def main():
                 stage1_planes=a.stage1_planes)
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     n = len(train_s)
-    steps_per_epoch = n // a.batch
-    total = steps_per_epoch * a.epochs
-    warm = min(200, total // 10)
+    total = n // a.batch * a.epochs
+    warm = 100
+
+    def progress(step):
+        if a.minutes:
+            return min(1.0, (time.time() - t0) / (a.minutes * 60))
+        return min(1.0, step / max(1, total))
 
     def lr_at(step):
         if step < warm:
             return a.lr * (step + 1) / warm
-        q = (step - warm) / max(1, total - warm)
-        return 1e-5 + 0.5 * (a.lr - 1e-5) * (1 + math.cos(math.pi * q))
+        return 1e-5 + 0.5 * (a.lr - 1e-5) * (1 + math.cos(math.pi * progress(step)))
 
     config = {'keypoints': k, 'width': a.width, 'stem': a.stem, 'stage1_blocks': a.stage1_blocks,
               'stage1_planes': a.stage1_planes}
@@ -128,7 +153,17 @@ def main():
     best = float('inf')
     step = 0
     t0 = time.time()
-    for epoch in range(a.epochs):
+    epoch = -1
+    while True:
+        epoch += 1
+        if a.minutes:
+            if progress(step) >= 1.0:
+                break
+            names, train_s, train_x, train_p = refresh()
+            n = len(train_s)
+        elif epoch >= a.epochs:
+            break
+        steps_per_epoch = n // a.batch
         net.train()
         perm = rng.permutation(n)
         te = time.time()
@@ -144,6 +179,8 @@ def main():
                 tb[j] = ds.targets(pts, a.sigma)
             for g in opt.param_groups:
                 g['lr'] = lr_at(step)
+            if a.minutes and progress(step) >= 1.0:
+                break
             loss = weighted_mse(net(torch.from_numpy(xb)), torch.from_numpy(tb))
             opt.zero_grad()
             loss.backward()
@@ -152,7 +189,7 @@ def main():
             step += 1
             if b % 20 == 0:
                 print(f'epoch {epoch} step {b}/{steps_per_epoch} loss {np.mean(losses[-20:]):.4f} '
-                      f'{(time.time() - te) / (b + 1):.2f} s/step', flush=True)
+                      f'{(time.time() - te) / (b + 1):.2f} s/step lr {lr_at(step):.2e}', flush=True)
         train_time = time.time() - te
 
         net.eval()
@@ -178,7 +215,8 @@ def main():
         }
         ckpt = {'model': net.state_dict(), 'config': config, 'sigma': a.sigma, 'epoch': epoch, 'metrics': m,
                 'card': {'dataSeeds': json.loads(a.data_seeds),
-                         'training': {'epochs': a.epochs, 'epochsDone': epoch + 1, 'batch': a.batch, 'lr': a.lr,
+                         'training': {'epochs': a.epochs if not a.minutes else None, 'minutesBudget': a.minutes or None,
+                                      'epochsDone': epoch + 1, 'steps': step, 'batch': a.batch, 'lr': a.lr,
                                       'loss': f'MSE weighted 1 + {a.fg_weight} * target', 'seed': a.seed,
                                       'trainFrames': n, 'valFrames': len(val_s),
                                       'minutes': round((time.time() - t0) / 60, 1)},

@@ -1,0 +1,20 @@
+#!/bin/bash
+# npm run train: data (xpole synth, fixed seeds) -> training -> test-set evaluation -> ONNX + card in models/.
+# Same seeds, same data, same model (fixed epochs, seeded torch/numpy, deterministic algorithms,
+# fixed thread count). Environment: XPOLE_DATA (default /work/data/xpole, outside the repo),
+# EPOCHS (default 30), TRAIN_FRAMES / VAL_FRAMES / TEST_FRAMES (3000 / 1000 / 1000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${XPOLE_DATA:-/work/data/xpole}
+TRAIN=${TRAIN_FRAMES:-3000}
+VAL=${VAL_FRAMES:-1000}
+TEST=${TEST_FRAMES:-1000}
+export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
+bash training/make_data.sh "$DATA" "$TRAIN" "$VAL" "$TEST"
+SEEDS="{\"train\": \"1001.. in chunks of 250 frames\", \"trainFrames\": $TRAIN, \"val\": 2, \"valFrames\": $VAL, \"test\": 3, \"testFrames\": $TEST, \"defectRate\": 0.3}"
+/usr/bin/python3 training/train.py --train "$DATA/train-*" --val "$DATA/val" \
+  --rois-train '{dir}/rois.json' --rois-val "$DATA/val/rois.json" \
+  --epochs "${EPOCHS:-30}" --work "$DATA/run" --data-seeds "$SEEDS" --log training/logs/train-log.jsonl
+ROIS=()
+[ -f "$DATA/test/rois.json" ] && ROIS=(--rois "$DATA/test/rois.json")
+/usr/bin/python3 training/evaluate.py --dataset "$DATA/test" --checkpoint "$DATA/run/best.pt" "${ROIS[@]}"
