@@ -455,6 +455,9 @@ describe.skipIf(!mountable)('history on a real full or read-only file system (tm
     try {
       expect(() => attempt(makeResult(6))).toThrow(HistoryUnavailableError);
       expect(() => attempt(makeResult(6))).toThrow(/SQLITE_(READONLY|CANTOPEN|IOERR)/);
+      // A first start on a read-only disk (no file yet) is the same condition, not a crash.
+      expect(() => History.open(path.join(dir, 'new', 'history.db'))).toThrow(HistoryUnavailableError);
+      expect(() => History.open(path.join(dir, 'fresh.db'))).toThrow(/EROFS/);
     } finally {
       execFileSync('umount', [dir]);
     }

@@ -117,6 +117,13 @@ function fileSize(file: string): number {
   }
 }
 
+/** mkdir -p one level at a time: recursive mkdirSync reports ENOENT, not EROFS, on a read-only disk. */
+function makeDirs(dir: string): void {
+  if (fs.existsSync(dir)) return;
+  makeDirs(path.dirname(dir));
+  fs.mkdirSync(dir, { mode: 0o750 });
+}
+
 /** Read access: export, stats, backup. Opens the file read-only, so it can run beside the daemon. */
 export class HistoryReader {
   protected constructor(
@@ -241,8 +248,8 @@ export class History extends HistoryReader {
    * older schema is first copied to `FILE.v{N}-{time}.bak` next to it.
    */
   static open(file: string, options: HistoryOptions = {}): History {
-    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o750 });
     return guardStorage(`opening ${file}`, () => {
+      makeDirs(path.dirname(path.resolve(file)));
       if (!fs.existsSync(file)) fs.closeSync(fs.openSync(file, 'wx', FILE_MODE));
       else if ((fs.statSync(file).mode & 0o077) !== 0) fs.chmodSync(file, FILE_MODE);
       const db = History.connect(file, options);

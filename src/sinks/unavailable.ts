@@ -3,6 +3,8 @@
 
 /** SQLite result codes that describe the storage, not the data: retrying later can succeed. */
 const TRANSIENT = /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|BUSY|LOCKED|PROTOCOL|NOMEM)/;
+/** The same from the file system, when xpole creates the file or its folder itself. */
+const TRANSIENT_ERRNO = new Set(['EROFS', 'ENOSPC', 'EDQUOT', 'EIO']);
 
 export class HistoryUnavailableError extends Error {
   override name = 'HistoryUnavailableError';
@@ -33,7 +35,7 @@ export function guardStorage<T>(what: string, fn: () => T): T {
 export function asUnavailable(what: string, err: unknown): HistoryUnavailableError | undefined {
   if (err instanceof HistoryUnavailableError) return err;
   const code = sqliteCode(err);
-  if (code === undefined || !TRANSIENT.test(code)) return undefined;
+  if (code === undefined || !(TRANSIENT.test(code) || TRANSIENT_ERRNO.has(code))) return undefined;
   return new HistoryUnavailableError(code, `history unavailable while ${what}: ${code}: ${(err as Error).message}`, {
     cause: err,
   });
