@@ -119,10 +119,10 @@ export function layoutStack(rng: Rng, p: StackParams): Stack {
   // Anode lines 2-8 px, cathode a little thinner or thicker; together they leave gaps for the separators.
   // In the overlap zone the sheets lie packed (A, separator, C, separator), so the cathode fills
   // what the anode and two separator films leave; beyond the cathode tips that becomes the gap.
-  const tA = Math.min(8, Math.max(2, p.pitch * rng.uniform(0.3, 0.55)));
+  const tA = Math.min(8, Math.max(2, p.pitch * rng.uniform(0.35, 0.6)));
   const tC = Math.max(1.5, p.pitch - tA - rng.uniform(0.8, 2.5));
-  const muA = rng.uniform(0.3, 1.5);
-  const muC = muA * rng.uniform(1.2, 2.5);
+  const muA = rng.uniform(0.4, 1.6);
+  const muC = muA * rng.uniform(1.0, 1.8);
   // The tip line: slant and bow across the stack, plus per-sheet scatter.
   const slant = rng.uniform(-0.25, 0.25);
   const bow = rng.uniform(-12, 12);
@@ -251,7 +251,7 @@ export function addBody(rng: Rng, stack: Stack): void {
   if (edgeY.length === 0) return;
   const first = stack.sheets[0]!;
   const last = stack.sheets[stack.sheets.length - 1]!;
-  stack.body = { mu: rng.uniform(0.2, 1.6), top: first.y, bottom: last.y, edgeY, edgeX, soft: rng.uniform(1, 5) };
+  stack.body = { mu: rng.uniform(0.5, 2), top: first.y, bottom: last.y, edgeY, edgeX, soft: rng.uniform(1, 5) };
 }
 
 /** x of the overlap zone's edge at height v: linear between the cathode apexes, flat beyond them. */

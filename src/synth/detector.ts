@@ -26,28 +26,32 @@ export function applyField(t: Float32Array, width: number, height: number, field
   const rimR = c ? c.r : Math.hypot(cxF, cyF);
   const rows = new Float32Array(height);
   for (let y = 0; y < height; y++) rows[y] = 1 + field.rowRipple * rng.normal();
+  const invRim2 = 1 / (rimR * rimR);
+  const ccx = c ? c.cx : cxF;
+  const ccy = c ? c.cy : cyF;
+  // Beyond these squared radii the circle's soft edge is fully in or fully out: no sqrt needed.
+  const rIn2 = c ? Math.max(0, c.r - c.soft) ** 2 : Number.POSITIVE_INFINITY;
+  const rOut2 = c ? (c.r + c.soft) ** 2 : Number.POSITIVE_INFINITY;
   for (let y = 0; y < height; y++) {
     let i = y * width;
+    const dy2 = (y - ccy) * (y - ccy);
+    const rowGain = rows[y]!;
     for (let x = 0; x < width; x++, i++) {
-      let g = rows[y]! * (1 + field.heel * ((x - cxF) * hx + (y - cyF) * hy));
+      const r2 = (x - ccx) * (x - ccx) + dy2;
+      let g = rowGain * (1 + field.heel * ((x - cxF) * hx + (y - cyF) * hy)) * (1 - field.vignette * r2 * invRim2);
       if (c) {
-        const r = Math.hypot(x - c.cx, y - c.cy);
-        const rr = r / rimR;
-        const inside = Math.min(1, Math.max(0, 0.5 - (r - c.r) / c.soft));
-        g *= (1 - field.vignette * rr * rr) * inside + c.outside * (1 - inside);
-      } else {
-        const rr = Math.hypot(x - cxF, y - cyF) / rimR;
-        g *= 1 - field.vignette * rr * rr;
+        const inside = r2 <= rIn2 ? 1 : r2 >= rOut2 ? 0 : Math.min(1, Math.max(0, 0.5 - (Math.sqrt(r2) - c.r) / c.soft));
+        g = g * inside + c.outside * (1 - inside);
       }
       t[i] = t[i]! * g;
     }
   }
 }
 
-/** Separable Gaussian blur (PSF sigma in px), edges clamped. */
+/** Separable Gaussian blur (PSF sigma in px), edges clamped, in place; returns `src`. */
 export function gaussianBlur(src: Float32Array, width: number, height: number, sigma: number): Float32Array {
   if (!(sigma > 0)) return src;
-  const radius = Math.max(1, Math.ceil(sigma * 3));
+  const radius = Math.max(1, Math.ceil(sigma * 2.5));
   const k = new Float32Array(2 * radius + 1);
   let sum = 0;
   for (let i = -radius; i <= radius; i++) sum += k[i + radius] = Math.exp(-(i * i) / (2 * sigma * sigma));
@@ -68,7 +72,8 @@ export function gaussianBlur(src: Float32Array, width: number, height: number, s
       tmp[row + x] = acc;
     }
   }
-  const out = new Float32Array(width * height);
+  const out = src; // the vertical pass reads tmp only, so it can overwrite the input
+  out.fill(0);
   for (let y = 0; y < height; y++) {
     const row = y * width;
     if (y >= radius && y < height - radius) {
@@ -90,11 +95,11 @@ export function gaussianBlur(src: Float32Array, width: number, height: number, s
 }
 
 /**
- * Photon noise (Gaussian approximation of Poisson, exact Poisson below 30 counts) and read noise.
- * `photons` is the mean count where transmission is 1; returns counts.
+ * Photon noise (Gaussian approximation of Poisson, exact Poisson below 30 counts) and read noise,
+ * in place. `photons` is the mean count where transmission is 1; returns the counts.
  */
 export function addNoise(t: Float32Array, photons: number, readNoise: number, rng: Rng): Float32Array {
-  const out = new Float32Array(t.length);
+  const out = t; // in place: frames are large and the garbage collector was a tenth of the cost
   for (let i = 0; i < t.length; i++) {
     const mean = Math.max(0, t[i]!) * photons;
     let n: number;

@@ -59,8 +59,12 @@ export function shapeAttenuation(p: PlacedShape, x: number, y: number, w: number
   if (x < b[0] || x > b[2] || y < b[1] || y > b[3]) return 0;
   const s = p.shape;
   switch (s.kind) {
-    case 'box':
+    case 'box': {
+      // Deep inside a large box (the tray, a clamp) the coverage is 1 without the distance.
+      const m = s.r + w;
+      if (x > s.x0 + m && x < s.x1 - m && y > s.y0 + m && y < s.y1 - m) return s.mu;
       return s.mu * ramp(boxDistance(s, x, y), w);
+    }
     case 'disc':
       return s.mu * ramp(Math.hypot(x - s.cx, y - s.cy) - s.r, w);
     case 'halfplane':
