@@ -236,8 +236,12 @@ describe.skipIf(!mosquittoAvailable())('xpole run with a hot folder, mosquitto a
 
   it('after a restart continues the seq and judges frames a crash left in processing/', async () => {
     const before = sub.messages.length;
-    // What a crash leaves: a claimed frame never judged.
+    // What a crash leaves: a claimed frame never judged, and one judged and recorded but not yet
+    // moved out of processing/ (written an hour before its history row).
     fs.writeFileSync(path.join(hot, 'processing', 'CELL-77_left.png'), frames.get('CELL-12_corner.png')!);
+    fs.renameSync(path.join(hot, 'done', 'CELL-12_corner.png'), path.join(hot, 'processing', 'CELL-12_corner.png'));
+    const hourAgo = (Date.now() - 3_600_000) / 1000;
+    fs.utimesSync(path.join(hot, 'processing', 'CELL-12_corner.png'), hourAgo, hourAgo);
     const d = startDaemon(['--config', config]);
     const log = () => d.out.join('\n');
     fs.writeFileSync(path.join(hot, 'CELL-78_new.png'), frames.get('CELL-13_corner.png')!);
@@ -248,9 +252,15 @@ describe.skipIf(!mosquittoAvailable())('xpole run with a hot folder, mosquitto a
       [7, 'CELL-78_new.png'],
     ]);
     expect(d.out.some((l) => l.startsWith('<4>') && l.includes('left in processing/'))).toBe(true);
+    expect(d.out.some((l) => l.includes('"CELL-12_corner.png" was already recorded as st7-'))).toBe(true);
     d.child.kill('SIGTERM');
     expect(await d.exited).toBe(0);
     expect(fs.readdirSync(path.join(hot, 'processing'))).toEqual([]);
+    expect(fs.readdirSync(path.join(hot, 'done'))).toContain('CELL-12_corner.png');
+    const db = new Database(historyPath, { readonly: true });
+    expect(db.prepare("SELECT count(*) FROM results WHERE frame = 'CELL-12_corner.png'").pluck().get()).toBe(1);
+    expect(db.prepare('SELECT max(seq) FROM results').pluck().get()).toBe(7);
+    db.close();
   });
 });
 
