@@ -129,7 +129,7 @@ export class MqttSink {
   private readonly replayPerSec: number;
   private state: StatusState = 'online';
   private since = new Date().toISOString();
-  private readonly statusFields: { version: string; model: string; provider: string };
+  private readonly statusFields: Readonly<{ version: string; model: string; provider: string }>;
   /** Outbox ids published on the current connection and not yet acknowledged. */
   private readonly inFlight = new Set<string>();
   /** Outbox ids the broker refused (MQTT 5 reason code), retried after a pause. */
@@ -221,12 +221,6 @@ export class MqttSink {
     this.publishStatus();
   }
 
-  /** The model or provider changed (e.g. after loading): republished in the status. */
-  updateStatus(fields: Partial<{ version: string; model: string; provider: string }>): void {
-    Object.assign(this.statusFields, fields);
-    this.publishStatus();
-  }
-
   /**
    * Clean stop: publishes "stopped" (retained), waits up to timeoutMs for it and for results in
    * flight to be acknowledged, then disconnects (a clean DISCONNECT: the last will is not sent).
@@ -245,7 +239,9 @@ export class MqttSink {
     const stopped = new Promise<void>((resolve) => {
       this.client.publish(this.topics.status, this.statusPayload('stopped'), { qos: 1, retain: true }, () => resolve());
     });
-    await Promise.race([stopped, new Promise((r) => setTimeout(r, timeoutMs))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([stopped, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
     while (this.inFlight.size > 0 && Date.now() < deadline && this.client.connected) {
       await new Promise((r) => setTimeout(r, 20));
     }
