@@ -5,12 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <type_traits>
 
 #if defined(__SSE2__)
-#include <emmintrin.h>
+#include <immintrin.h>
 #endif
 
 namespace xpole {
@@ -77,6 +78,34 @@ int cornerScore(const T* ptr, const ptrdiff_t pixel[kRing], int threshold) {
   return -b0 - 1;
 }
 
+#if defined(__SSE2__)
+// The same score for 8-bit pixels, all 16 arcs at once (OpenCV's SIMD form): for a corner the best
+// arc's min |difference| always exceeds the threshold, so starting from it changes nothing.
+inline int cornerScore8(const uint8_t* ptr, const ptrdiff_t pixel[kRing]) {
+  alignas(16) int16_t d[kRing + 7];
+  int v = ptr[0];
+  for (int k = 0; k < kRing; k++) d[k] = int16_t(v - ptr[pixel[k]]);
+  __m128i q0 = _mm_set1_epi16(-1000), q1 = _mm_set1_epi16(1000);
+  for (int k = 0; k < 16; k += 8) {
+    auto at = [&](int i) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + k + i)); };
+    __m128i a = _mm_min_epi16(at(1), at(2)), b = _mm_max_epi16(at(1), at(2));
+    for (int i = 3; i <= 8; i++) {
+      a = _mm_min_epi16(a, at(i));
+      b = _mm_max_epi16(b, at(i));
+    }
+    q0 = _mm_max_epi16(q0, _mm_min_epi16(a, at(0)));
+    q1 = _mm_min_epi16(q1, _mm_max_epi16(b, at(0)));
+    q0 = _mm_max_epi16(q0, _mm_min_epi16(a, at(9)));
+    q1 = _mm_min_epi16(q1, _mm_max_epi16(b, at(9)));
+  }
+  q0 = _mm_max_epi16(q0, _mm_sub_epi16(_mm_setzero_si128(), q1));
+  q0 = _mm_max_epi16(q0, _mm_srli_si128(q0, 8));
+  q0 = _mm_max_epi16(q0, _mm_srli_si128(q0, 4));
+  q0 = _mm_max_epi16(q0, _mm_srli_si128(q0, 2));
+  return int(int16_t(_mm_cvtsi128_si32(q0))) - 1;
+}
+#endif
+
 // Full segment test on one pixel: 9 contiguous circle pixels all darker than v - t or all brighter than v + t.
 template <typename T>
 bool isCorner(const T* ptr, const ptrdiff_t pixel[kRing], int t) {
@@ -95,82 +124,37 @@ bool isCorner(const T* ptr, const ptrdiff_t pixel[kRing], int t) {
   return false;
 }
 
-// Scores one row (y) into `scores` (zeroed first) and lists the corner columns in `cols`.
+#if defined(__SSE2__)
+namespace sse2 {
+#include "fast_simd.inc"
+}  // namespace sse2
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#define XPOLE_SIMD_256 1
+namespace avx2 {
+#include "fast_simd.inc"
+}  // namespace avx2
+#undef XPOLE_SIMD_256
+#pragma GCC pop_options
+// XPOLE_NO_AVX2 forces the SSE2 copy, so tests can check it on AVX2 machines too.
+const bool kHasAvx2 = __builtin_cpu_supports("avx2") && std::getenv("XPOLE_NO_AVX2") == nullptr;
+#endif
+
+// Scores one row (y) into `scores` and lists the corner columns in `cols`. On entry `scores` is zero
+// except at the columns `cols` lists (the row this buffer held before).
 template <typename T, typename S>
 void scoreRow(const Plane<T>& img, int y, int t, const ptrdiff_t pixel[kRing], S* scores, std::vector<int>& cols) {
-  std::memset(scores, 0, sizeof(S) * img.w);
+  for (int j : cols) scores[j] = 0;
   cols.clear();
   if (y < 3 || y > img.h - 4) return;
   const T* row = img.row(y);
   int j = 3;
 #if defined(__SSE2__)
-  if constexpr (sizeof(T) == 1) {
-    const __m128i delta = _mm_set1_epi8(char(0x80)), tv = _mm_set1_epi8(char(t)), arc = _mm_set1_epi8(kArc - 1);
-    for (; j + 16 <= img.w - 3; j += 16) {
-      const uint8_t* p = row + j;
-      __m128i v = _mm_loadu_si128((const __m128i*)p);
-      __m128i v0 = _mm_xor_si128(_mm_adds_epu8(v, tv), delta);  // brighter than v0
-      __m128i v1 = _mm_xor_si128(_mm_subs_epu8(v, tv), delta);  // darker than v1
-      auto ld = [&](int k) { return _mm_xor_si128(_mm_loadu_si128((const __m128i*)(p + pixel[k])), delta); };
-      __m128i x0 = ld(0), x1 = ld(4), x2 = ld(8), x3 = ld(12);
-      __m128i b0 = _mm_cmpgt_epi8(x0, v0), b1 = _mm_cmpgt_epi8(x1, v0), b2 = _mm_cmpgt_epi8(x2, v0), b3 = _mm_cmpgt_epi8(x3, v0);
-      __m128i d0 = _mm_cmpgt_epi8(v1, x0), d1 = _mm_cmpgt_epi8(v1, x1), d2 = _mm_cmpgt_epi8(v1, x2), d3 = _mm_cmpgt_epi8(v1, x3);
-      __m128i m = _mm_or_si128(_mm_or_si128(_mm_and_si128(b0, b1), _mm_and_si128(b1, b2)),
-                               _mm_or_si128(_mm_and_si128(b2, b3), _mm_and_si128(b3, b0)));
-      m = _mm_or_si128(m, _mm_or_si128(_mm_or_si128(_mm_and_si128(d0, d1), _mm_and_si128(d1, d2)),
-                                       _mm_or_si128(_mm_and_si128(d2, d3), _mm_and_si128(d3, d0))));
-      if (_mm_movemask_epi8(m) == 0) continue;
-      __m128i c0 = _mm_setzero_si128(), c1 = c0, max0 = c0, max1 = c0;
-      for (int k = 0; k < kRing; k++) {
-        __m128i x = ld(k);
-        __m128i mb = _mm_cmpgt_epi8(x, v0), md = _mm_cmpgt_epi8(v1, x);
-        c0 = _mm_and_si128(_mm_sub_epi8(c0, mb), mb);  // run length of brighter pixels
-        c1 = _mm_and_si128(_mm_sub_epi8(c1, md), md);
-        max0 = _mm_max_epu8(max0, c0);
-        max1 = _mm_max_epu8(max1, c1);
-      }
-      unsigned mask = unsigned(_mm_movemask_epi8(_mm_cmpgt_epi8(_mm_max_epu8(max0, max1), arc)));
-      while (mask) {
-        int k = __builtin_ctz(mask);
-        mask &= mask - 1;
-        cols.push_back(j + k);
-        scores[j + k] = S(cornerScore(p + k, pixel, t));
-      }
-    }
-  } else {
-    const __m128i delta = _mm_set1_epi16(short(0x8000)), tv = _mm_set1_epi16(short(t)), arc = _mm_set1_epi16(kArc - 1);
-    for (; j + 8 <= img.w - 3; j += 8) {
-      const uint16_t* p = row + j;
-      __m128i v = _mm_loadu_si128((const __m128i*)p);
-      __m128i v0 = _mm_xor_si128(_mm_adds_epu16(v, tv), delta);
-      __m128i v1 = _mm_xor_si128(_mm_subs_epu16(v, tv), delta);
-      auto ld = [&](int k) { return _mm_xor_si128(_mm_loadu_si128((const __m128i*)(p + pixel[k])), delta); };
-      __m128i x0 = ld(0), x1 = ld(4), x2 = ld(8), x3 = ld(12);
-      __m128i b0 = _mm_cmpgt_epi16(x0, v0), b1 = _mm_cmpgt_epi16(x1, v0), b2 = _mm_cmpgt_epi16(x2, v0), b3 = _mm_cmpgt_epi16(x3, v0);
-      __m128i d0 = _mm_cmpgt_epi16(v1, x0), d1 = _mm_cmpgt_epi16(v1, x1), d2 = _mm_cmpgt_epi16(v1, x2), d3 = _mm_cmpgt_epi16(v1, x3);
-      __m128i m = _mm_or_si128(_mm_or_si128(_mm_and_si128(b0, b1), _mm_and_si128(b1, b2)),
-                               _mm_or_si128(_mm_and_si128(b2, b3), _mm_and_si128(b3, b0)));
-      m = _mm_or_si128(m, _mm_or_si128(_mm_or_si128(_mm_and_si128(d0, d1), _mm_and_si128(d1, d2)),
-                                       _mm_or_si128(_mm_and_si128(d2, d3), _mm_and_si128(d3, d0))));
-      if (_mm_movemask_epi8(m) == 0) continue;
-      __m128i c0 = _mm_setzero_si128(), c1 = c0, max0 = c0, max1 = c0;
-      for (int k = 0; k < kRing; k++) {
-        __m128i x = ld(k);
-        __m128i mb = _mm_cmpgt_epi16(x, v0), md = _mm_cmpgt_epi16(v1, x);
-        c0 = _mm_and_si128(_mm_sub_epi16(c0, mb), mb);
-        c1 = _mm_and_si128(_mm_sub_epi16(c1, md), md);
-        max0 = _mm_max_epi16(max0, c0);
-        max1 = _mm_max_epi16(max1, c1);
-      }
-      __m128i hit = _mm_cmpgt_epi16(_mm_max_epi16(max0, max1), arc);
-      unsigned mask = unsigned(_mm_movemask_epi8(_mm_packs_epi16(hit, _mm_setzero_si128())));
-      while (mask) {
-        int k = __builtin_ctz(mask);
-        mask &= mask - 1;
-        cols.push_back(j + k);
-        scores[j + k] = S(cornerScore(p + k, pixel, t));
-      }
-    }
+  constexpr int lanes = (sizeof(T) == 1 ? 32 : 16);  // the AVX2 width; narrower rows go scalar
+  if (img.w - 6 >= lanes) {
+    if constexpr (sizeof(T) == 1) (kHasAvx2 ? avx2::row8 : sse2::row8)(row, j, img.w - 3, t, pixel, scores, cols);
+    else (kHasAvx2 ? avx2::row16 : sse2::row16)(row, j, img.w - 3, t, pixel, scores, cols);
+    return;
   }
 #endif
   for (; j < img.w - 3; j++) {
@@ -189,7 +173,7 @@ void fastBand(const Plane<T>& img, int t, int y0, int y1, std::vector<Keypoint>&
   using S = std::conditional_t<sizeof(T) == 1, uint8_t, uint16_t>;
   ptrdiff_t pixel[kRing];
   makeOffsets(img.stride, pixel);
-  std::vector<S> buf(size_t(img.w) * 3);
+  std::vector<S> buf(size_t(img.w) * 3, 0);
   std::vector<int> cols[3];
   S* rows[3] = {buf.data(), buf.data() + img.w, buf.data() + 2 * img.w};
   // rows[0] = y-1, rows[1] = y, rows[2] = y+1

@@ -135,6 +135,28 @@ describe('ranking, threads and async', () => {
     many.forEach((c, i) => expect(c.count).toBe(detectCorners(img, { threshold: (i + 1) * 10 }).count));
   });
 
+  it('gives the same corners on the SSE2 path as on the AVX2 path (XPOLE_NO_AVX2)', () => {
+    const file = path.join(tmp, 'sse2.bin');
+    const probe = scene(203, 77, 12);
+    writeFileSync(file, probe.pixels);
+    const addon = process.env.XPOLE_NATIVE ?? path.join(ROOT, 'build/Release/xpole_native.node');
+    const script = `const m = require(${JSON.stringify(addon)}); const px = require('fs').readFileSync(${JSON.stringify(file)});
+      const p8 = new Uint8Array(px), p16 = Uint16Array.from(p8, (v) => v * 256), out = [];
+      for (const t of [3, 12, 40]) for (const [p, d, s] of [[p8, 8, 1], [p16, 16, 256]]) { const c = m.detect(p, 203, 77, 203, d, t * s, 0, 0, 1, true); out.push([...c.x, ...c.y, ...c.score]); }
+      console.log(JSON.stringify(out));`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, XPOLE_NO_AVX2: '1' } });
+    expect(r.status, r.stderr).toBe(0);
+    const want: number[][] = [];
+    for (const t of [3, 12, 40]) {
+      for (const [im, s] of [[probe, 1], [times256(probe), 256]] as const) {
+        const c = detectCorners(im, { threshold: t * s });
+        want.push([...c.x, ...c.y, ...c.score]);
+      }
+    }
+    expect(want.flat().length).toBeGreaterThan(300);
+    expect(JSON.parse(r.stdout)).toEqual(want);
+  });
+
   it('finds no corners in images too small for the 3-pixel border', () => {
     for (const [w, h] of [[1, 1], [6, 50], [50, 6]] as const) {
       const c = detectCorners({ width: w, height: h, depth: 8, pixels: new Uint8Array(w * h).map((_, i) => (i * 97) % 256) }, { threshold: 1 });
