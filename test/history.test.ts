@@ -242,6 +242,14 @@ describe('history', () => {
       outboxOldestSeq: 1,
     });
 
+    // The daemon's config names the file (what a maintenance engineer has at hand).
+    const config = path.join(path.dirname(file), 'xpole.yaml');
+    fs.writeFileSync(config, `history:\n  path: ${JSON.stringify(file)}\n`);
+    const byConfig = xpole(['stats', '--config', config]);
+    expect(byConfig.status).toBe(0);
+    expect(JSON.parse(byConfig.stdout)).toMatchObject({ file, rows: 31 });
+    await expect(runHistory(['stats', '--config', config, '--db', file])).rejects.toThrow(/--db or --config, not both/);
+
     const bad = xpole(['export', '--db', file, '--since', 'yesterday']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--since must be/);
