@@ -83,9 +83,11 @@ export interface Stack {
   /**
    * The overlap zone reads darker than its sheets alone (cone-beam parallax and compressed
    * separators fill the gaps): extra attenuation mu behind the line through the cathode apexes
-   * (edgeX at heights edgeY, pulled back by inset), ramping in over `soft` px.
+   * (edgeX at heights edgeY, pulled back by inset), ramping in over `soft` px; it starts at
+   * `near` * mu at the edge and reaches mu `depth` px behind it (real overlap zones shade darker
+   * away from the tips).
    */
-  body: { mu: number; top: number; bottom: number; edgeY: number[]; edgeX: number[]; soft: number } | null;
+  body: { mu: number; top: number; bottom: number; edgeY: number[]; edgeX: number[]; soft: number; near: number; depth: number } | null;
 }
 
 /** Centre line height of sheet s at scene x (bends quadratically over the last bendLen px). */
@@ -251,7 +253,16 @@ export function addBody(rng: Rng, stack: Stack): void {
   if (edgeY.length === 0) return;
   const first = stack.sheets[0]!;
   const last = stack.sheets[stack.sheets.length - 1]!;
-  stack.body = { mu: rng.uniform(0.5, 2), top: first.y, bottom: last.y, edgeY, edgeX, soft: rng.uniform(1, 5) };
+  stack.body = {
+    mu: rng.uniform(0.5, 2),
+    top: first.y,
+    bottom: last.y,
+    edgeY,
+    edgeX,
+    soft: rng.uniform(1, 5),
+    near: rng.chance(0.5) ? 1 : rng.uniform(0.4, 1),
+    depth: rng.uniform(20, 120),
+  };
 }
 
 /** x of the overlap zone's edge at height v: linear between the cathode apexes, flat beyond them. */

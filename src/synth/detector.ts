@@ -13,6 +13,9 @@ export interface Field {
   heelAngle: number;
   /** Per-row gain ripple (std), a slow drift of the readout. */
   rowRipple: number;
+  /** Mottle: smooth random gain variation (std) over a coarse grid of `mottleCells` across the frame. */
+  mottle: number;
+  mottleCells: number;
 }
 
 /** Multiplies transmission by the illumination and field of view (frame coordinates). */
@@ -26,6 +29,12 @@ export function applyField(t: Float32Array, width: number, height: number, field
   const rimR = c ? c.r : Math.hypot(cxF, cyF);
   const rows = new Float32Array(height);
   for (let y = 0; y < height; y++) rows[y] = 1 + field.rowRipple * rng.normal();
+  // Mottle: a coarse grid of gains, interpolated bilinearly.
+  const gc = Math.max(2, field.mottleCells);
+  const grid = new Float32Array((gc + 1) * (gc + 1));
+  for (let i = 0; i < grid.length; i++) grid[i] = 1 + field.mottle * rng.normal();
+  const cellW = (width - 1) / gc;
+  const cellH = (height - 1) / gc;
   const invRim2 = 1 / (rimR * rimR);
   const ccx = c ? c.cx : cxF;
   const ccy = c ? c.cy : cyF;
@@ -36,9 +45,17 @@ export function applyField(t: Float32Array, width: number, height: number, field
     let i = y * width;
     const dy2 = (y - ccy) * (y - ccy);
     const rowGain = rows[y]!;
+    const gy = Math.min(gc - 1, Math.floor(y / cellH));
+    const fy = y / cellH - gy;
+    const g0 = gy * (gc + 1);
+    const g1 = g0 + gc + 1;
     for (let x = 0; x < width; x++, i++) {
       const r2 = (x - ccx) * (x - ccx) + dy2;
-      let g = rowGain * (1 + field.heel * ((x - cxF) * hx + (y - cyF) * hy)) * (1 - field.vignette * r2 * invRim2);
+      const gx = Math.min(gc - 1, Math.floor(x / cellW));
+      const fx = x / cellW - gx;
+      const mottle =
+        (grid[g0 + gx]! * (1 - fx) + grid[g0 + gx + 1]! * fx) * (1 - fy) + (grid[g1 + gx]! * (1 - fx) + grid[g1 + gx + 1]! * fx) * fy;
+      let g = rowGain * mottle * (1 + field.heel * ((x - cxF) * hx + (y - cyF) * hy)) * (1 - field.vignette * r2 * invRim2);
       if (c) {
         const inside = r2 <= rIn2 ? 1 : r2 >= rOut2 ? 0 : Math.min(1, Math.max(0, 0.5 - (Math.sqrt(r2) - c.r) / c.soft));
         g = g * inside + c.outside * (1 - inside);

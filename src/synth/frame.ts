@@ -259,7 +259,7 @@ function sceneShapes(rng: Rng, stack: Stack, wc: number, hc: number, tipX: numbe
   return shapes.map(place);
 }
 
-const PLAIN_FIELD: Field = { circle: null, vignette: 0, heel: 0, heelAngle: 0, rowRipple: 0 };
+const PLAIN_FIELD: Field = { circle: null, vignette: 0, heel: 0, heelAngle: 0, rowRipple: 0, mottle: 0, mottleCells: 2 };
 
 function drawField(rng: Rng, width: number, height: number, keypoints: Float64Array): Field {
   let circle: Field['circle'] = null;
@@ -280,6 +280,8 @@ function drawField(rng: Rng, width: number, height: number, keypoints: Float64Ar
     heel: rng.uniform(-0.2, 0.2),
     heelAngle: rng.uniform(0, 2 * Math.PI),
     rowRipple: rng.chance(0.3) ? rng.uniform(0.001, 0.01) : 0,
+    mottle: rng.uniform(0, 0.04),
+    mottleCells: rng.int(3, 12),
   };
 }
 

@@ -114,7 +114,9 @@ export function stackAttenuation(stack: Stack, u: number, v: number, w: number):
   }
   const body = stack.body;
   if (body !== null && v > body.top - w && v < body.bottom + w) {
-    att += body.mu * ramp(Math.max(body.top - v, v - body.bottom), w) * ramp(u - bodyEdgeX(body, v), body.soft);
+    const behind = bodyEdgeX(body, v) - u;
+    const shade = behind >= body.depth ? 1 : body.near + ((1 - body.near) * Math.max(0, behind)) / body.depth;
+    att += body.mu * shade * ramp(Math.max(body.top - v, v - body.bottom), w) * ramp(-behind, body.soft);
   }
   for (let j = Math.max(0, lo - 1); j <= Math.min(n - 2, hi); j++) {
     const sp = separators[j]!;
@@ -148,7 +150,7 @@ export function stackScene(stack: Stack): SceneFn {
   }
   let endX = Number.NEGATIVE_INFINITY;
   for (const s of stack.sheets) if (s.exists) endX = Math.max(endX, s.apexX + 1, s.fold ? s.fold.atX + s.thick + 1 : endX);
-  if (stack.body) straightX = Math.min(straightX, Math.min(...stack.body.edgeX) - stack.body.soft);
+  if (stack.body) straightX = Math.min(straightX, Math.min(...stack.body.edgeX) - Math.max(stack.body.soft, stack.body.depth));
   for (const sp of stack.separators) {
     straightX = Math.min(straightX, sp.endX - sp.fade);
     endX = Math.max(endX, sp.endX + 1);
