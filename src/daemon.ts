@@ -119,7 +119,8 @@ export class Daemon {
           const moved = this.commits !== seen.commits || this.retries !== seen.retries;
           const idle = this.started.length === 0 && this.queue.length === 0 && (this.p.source.idle || this.stopping);
           seen = { commits: this.commits, retries: this.retries };
-          if (moved || idle) notify('WATCHDOG=1');
+          // Degraded is handled (the retry loop runs on this same event loop): a restart would not help.
+          if (moved || idle || this.state === 'degraded') notify('WATCHDOG=1');
           else log.warning('daemon: no progress in half a watchdog period; the watchdog is not fed');
         }, Math.max(50, wd / 2000)),
       );

@@ -13,6 +13,7 @@ import { MqttSink } from '../sinks/mqtt.ts';
 import { HotFolder } from '../sources/hotfolder.ts';
 import { Simulator } from '../sources/simulator.ts';
 import type { Source } from '../sources/source.ts';
+import { ModelLoadError } from '../vision/model.ts';
 import { DEFAULT_REFINE_PARAMS } from '../vision/refine.ts';
 import { parse } from './args.ts';
 
@@ -55,7 +56,13 @@ export async function run(argv: string[]): Promise<number> {
   let pipeline: Pipeline | null = null;
   let history: History | null = null;
   try {
-    pipeline = await loadPipeline(config, log);
+    try {
+      pipeline = await loadPipeline(config, log);
+    } catch (err) {
+      if (!(err instanceof ModelLoadError)) throw err;
+      log.err(`model: ${err.message}`);
+      return 1;
+    }
     history = await openHistory(config, log, isStopping);
     if (history === null) return 0;
     const source = makeSource(config, log);
