@@ -45,15 +45,24 @@ DetectArgs parseDetect(const Napi::CallbackInfo& info) {
   napi_typedarray_type want = a.depth == 8 ? napi_uint8_array : napi_uint16_array;
   if (ta.TypedArrayType() != want)
     throw Napi::TypeError::New(env, a.depth == 8 ? "pixels must be a Uint8Array for depth 8" : "pixels must be a Uint16Array for depth 16");
-  if (ta.ArrayBuffer().IsDetached()) throw Napi::TypeError::New(env, "pixels: the buffer is detached (transferred or freed)");
+  // napi_get_typedarray_info gives the data pointer for ArrayBuffer and SharedArrayBuffer alike.
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  if (napi_get_typedarray_info(env, ta, &type, &length, &data, &buffer, &offset) != napi_ok)
+    throw Napi::TypeError::New(env, "pixels: cannot read the typed array");
+  Napi::Value buf(env, buffer);
+  if (buf.IsArrayBuffer() && buf.As<Napi::ArrayBuffer>().IsDetached())
+    throw Napi::TypeError::New(env, "pixels: the buffer is detached (transferred or freed)");
   a.width = intArg(info, 1, "width", 1, kMaxSide);
   a.height = intArg(info, 2, "height", 1, kMaxSide);
   a.stride = size_t(intArg(info, 3, "stride", 1, kMaxSide));
   if (a.stride < size_t(a.width))
     throw Napi::RangeError::New(env, "stride must be at least width (" + std::to_string(a.width) + "), got " + std::to_string(a.stride));
   size_t need = a.stride * size_t(a.height - 1) + size_t(a.width);
-  if (ta.ElementLength() < need)
-    throw Napi::RangeError::New(env, "pixels has " + std::to_string(ta.ElementLength()) + " elements, needs at least " +
+  if (length < need)
+    throw Napi::RangeError::New(env, "pixels has " + std::to_string(length) + " elements, needs at least " +
                                          std::to_string(need) + " for " + std::to_string(a.width) + "x" +
                                          std::to_string(a.height) + " with stride " + std::to_string(a.stride));
   a.params.threshold = intArg(info, 5, "threshold", 0, a.depth == 8 ? 255 : 65535);
@@ -62,7 +71,7 @@ DetectArgs parseDetect(const Napi::CallbackInfo& info) {
   a.params.threads = intArg(info, 8, "threads", 1, 64);
   if (!info[9].IsBoolean()) throw Napi::TypeError::New(env, "describe must be a boolean");
   a.params.describe = info[9].As<Napi::Boolean>().Value();
-  a.data = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  a.data = data;
   a.bytes = need * (a.depth / 8);
   return a;
 }

@@ -198,6 +198,13 @@ describe('bad input gives a typed error naming the argument', () => {
     expect(() => detectCorners(img, { threshold: 1 })).toThrow(/img\.pixels: the buffer is detached/);
   });
 
+  it('accepts pixels in a SharedArrayBuffer (they cannot be detached)', () => {
+    const img = scene(90, 70, 4);
+    const shared = new Uint8Array(new SharedArrayBuffer(img.pixels.length));
+    shared.set(img.pixels);
+    expect(arrays(detectCorners({ ...img, pixels: shared }, { threshold: 9 }))).toEqual(arrays(detectCorners(img, { threshold: 9 })));
+  });
+
   it('rejects the promise of the async call', async () => {
     await expect(detectCornersAsync(good(), { threshold: -3 })).rejects.toThrow(/opts\.threshold.*got -3/);
   });

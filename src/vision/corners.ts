@@ -44,7 +44,7 @@ function nativeArgs(img: Image, opts: CornerOptions): Args {
   if (!(pixels instanceof Want)) {
     throw new TypeError(`img.pixels must be a ${Want.name} for a ${depth}-bit image, got ${describe(pixels)}`);
   }
-  if (native.isDetached(pixels.buffer as ArrayBuffer)) {
+  if (pixels.buffer instanceof ArrayBuffer && native.isDetached(pixels.buffer)) {
     throw new TypeError('img.pixels: the buffer is detached (transferred or freed)');
   }
   side(width, 'img.width');
