@@ -196,3 +196,35 @@ describe('8-bit JPEG export', () => {
     }
   });
 });
+
+describe('renderFrame options', () => {
+  it.each([
+    [{ seed: -1 }, /seed/],
+    [{ seed: 1.5 }, /seed/],
+    [{ seed: 1, width: 100 }, /width/],
+    [{ seed: 1, height: 9000 }, /height/],
+    [{ seed: 1, defectRate: 2 }, /defectRate/],
+    [{ seed: 1, supersample: 0 }, /supersample/],
+    [{ seed: 1, jpegQuality: 101 }, /jpegQuality/],
+    [{ seed: 1, snr: 0 }, /snr/],
+  ])('refuses %j naming the option', (opts, name) => {
+    expect(() => renderFrame(opts)).toThrow(name);
+  });
+
+  it('keeps every pole inside frames of any shape', () => {
+    const rng = new Rng(3);
+    for (let i = 0; i < 12; i++) {
+      const width = rng.int(256, 420);
+      const height = rng.int(256, 420);
+      // Geometry only matters here: no noise or blur keeps the frames cheap.
+      const f = renderFrame({ ...CLEAN, seed: frameSeed(21, i), width, height, defectRate: 0.5 });
+      for (let k = 0; k < f.keypoints.length; k += 3) {
+        if (f.keypoints[k + 2] === 0) continue;
+        expect(f.keypoints[k]).toBeGreaterThanOrEqual(4);
+        expect(f.keypoints[k]).toBeLessThanOrEqual(width - 5);
+        expect(f.keypoints[k + 1]).toBeGreaterThanOrEqual(4);
+        expect(f.keypoints[k + 1]).toBeLessThanOrEqual(height - 5);
+      }
+    }
+  });
+});

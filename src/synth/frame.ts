@@ -59,7 +59,31 @@ const SIZES: [number, number][] = [
   [1536, 864],
 ];
 
+/** Refuses options outside what the renderer models, naming the option. */
+function checkOptions(o: RenderOptions): void {
+  const bad = (name: string, want: string, got: unknown) => {
+    throw new RangeError(`renderFrame: ${name} must be ${want}, got ${String(got)}`);
+  };
+  if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff) bad('seed', 'an integer from 0 to 2^32-1', o.seed);
+  if (o.defectRate !== undefined && !(o.defectRate >= 0 && o.defectRate <= 1)) bad('defectRate', 'from 0 to 1', o.defectRate);
+  for (const [name, v] of [['width', o.width], ['height', o.height]] as const) {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 256 && v <= 8192)) bad(name, 'an integer from 256 to 8192 (SPEC frame sizes)', v);
+  }
+  if (o.depth !== undefined && o.depth !== 8 && o.depth !== 16) bad('depth', '8 or 16', o.depth);
+  if (o.pixelPitchMm !== undefined && !(o.pixelPitchMm > 0.002 && o.pixelPitchMm < 0.2)) bad('pixelPitchMm', 'within (0.002, 0.2) mm', o.pixelPitchMm);
+  if (o.rotationDeg !== undefined && !(Math.abs(o.rotationDeg) <= 45)) bad('rotationDeg', 'within +-45', o.rotationDeg);
+  if (o.blurSigma !== undefined && !(o.blurSigma >= 0 && o.blurSigma <= 50)) bad('blurSigma', 'from 0 to 50 px', o.blurSigma);
+  if (o.snr !== undefined && !(o.snr > 0)) bad('snr', 'positive (Infinity for no noise)', o.snr);
+  if (o.jpegQuality !== undefined && !(Number.isInteger(o.jpegQuality) && o.jpegQuality >= 0 && o.jpegQuality <= 100)) {
+    bad('jpegQuality', 'an integer from 0 (none) to 100', o.jpegQuality);
+  }
+  if (o.supersample !== undefined && !(Number.isInteger(o.supersample) && o.supersample >= 1 && o.supersample <= 16)) {
+    bad('supersample', 'an integer from 1 to 16', o.supersample);
+  }
+}
+
 export function renderFrame(opts: RenderOptions): SynthFrame {
+  checkOptions(opts);
   const root = new Rng(opts.seed);
   // Independent streams: changing how one part draws leaves the others unchanged.
   const rGeom = root.fork();
@@ -78,6 +102,71 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
   const theta = ((opts.rotationDeg ?? rGeom.uniform(-5, 5)) * Math.PI) / 180;
   const failing = rGeom.next() < (opts.defectRate ?? 0.25);
 
+  // Draw the cell until every pole lies inside the frame (a few px from its edges).
+  let cell = layoutCell(rGeom, { recipe, pitchMm, width, height, orientation, theta, failing });
+  for (let attempt = 0; attempt < 50 && !insideFrame(cell.keypoints, width, height, 4); attempt++) {
+    cell = layoutCell(rGeom, { recipe, pitchMm, width, height, orientation, theta, failing });
+  }
+  if (!insideFrame(cell.keypoints, width, height, 0)) {
+    throw new RangeError(`renderFrame: no cell layout fits a ${width}x${height} frame`);
+  }
+  const { stack, keypoints, canonPoles, centre, tipX } = cell;
+  const cosT = Math.cos(theta);
+  const sinT = Math.sin(theta);
+  const judgement = judge(canonPoles, { ...recipe, pixelPitchMm: pitchMm });
+
+  const shapes = clutter ? sceneShapes(rScene, stack, wc, hc, tipX) : [];
+  const toScene = affineFromPoints((x, y) => {
+    const [xc, yc] = toCanonical(x, y, width, height, orientation);
+    // canonical -> scene is the rotation by -theta about the centre
+    return [centre[0] + (xc - centre[0]) * cosT + (yc - centre[1]) * sinT, centre[1] - (xc - centre[0]) * sinT + (yc - centre[1]) * cosT];
+  });
+  const stackAt = stackScene(stack);
+  const scene = (u: number, v: number, w: number) => stackAt(u, v, w) + shapesAttenuation(shapes, u, v, w);
+  const transmission = rasterize(width, height, toScene, scene, stackFineTest(stack), opts.supersample ?? 4);
+
+  const field = clutter ? drawField(rDet, width, height, keypoints) : PLAIN_FIELD;
+  applyField(transmission, width, height, field, rDet);
+  const sigma = opts.blurSigma ?? rDet.logUniform(0.5, 3);
+  const blurred = gaussianBlur(transmission, width, height, sigma);
+  const snr = opts.snr ?? (rDet.chance(0.75) ? rDet.uniform(40, 200) : rDet.logUniform(5, 40));
+  const photons = Number.isFinite(snr) ? snr * snr : 1;
+  const counts = Number.isFinite(snr)
+    ? addNoise(blurred, photons, photons * rDet.uniform(0.002, 0.015), rNoise)
+    : blurred;
+  const depth = opts.depth ?? (rDet.chance(0.65) ? 8 : 16);
+  const ex = drawExport(rDet, depth, photons, width * height, clutter, opts.jpegQuality);
+  const image = digitize(counts, width, height, photons, ex, rNoise);
+
+  return {
+    image,
+    keypoints,
+    orientation,
+    pixelPitchMm: pitchMm,
+    expectedVerdict: judgement.verdict,
+    defects: judgement.reasons,
+    cellId: `SYN-${(opts.seed >>> 0).toString(16).padStart(8, '0').toUpperCase()}`,
+    overhangMm: judgement.overhangMm,
+  };
+}
+
+interface CellSpec {
+  recipe: Recipe;
+  pitchMm: number;
+  width: number;
+  height: number;
+  orientation: Orientation;
+  theta: number;
+  failing: boolean;
+}
+
+/**
+ * The stack in scene coordinates and its ground truth: scene -> canonical (rotation by theta
+ * about the tip centre) -> frame as delivered.
+ */
+function layoutCell(rGeom: Rng, spec: CellSpec) {
+  const { recipe, pitchMm, width, height, orientation, theta, failing } = spec;
+  const [wc, hc] = canonicalSize(width, height, orientation);
   // Anode pitch 8-30 px, the stack 10-40% of the canonical height where the pitch allows.
   const n = recipe.sheets.length;
   const halves = n - 1;
@@ -162,41 +251,17 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
     keypoints[3 * i + 2] = 2;
     return { x: xc, conf: 1 };
   });
-  const judgement = judge(canonPoles, { ...recipe, pixelPitchMm: pitchMm });
+  return { stack, keypoints, canonPoles, centre, tipX };
+}
 
-  const shapes = clutter ? sceneShapes(rScene, stack, wc, hc, tipX) : [];
-  const toScene = affineFromPoints((x, y) => {
-    const [xc, yc] = toCanonical(x, y, width, height, orientation);
-    // canonical -> scene is the rotation by -theta about the centre
-    return [centre[0] + (xc - centre[0]) * cosT + (yc - centre[1]) * sinT, centre[1] - (xc - centre[0]) * sinT + (yc - centre[1]) * cosT];
-  });
-  const stackAt = stackScene(stack);
-  const scene = (u: number, v: number, w: number) => stackAt(u, v, w) + shapesAttenuation(shapes, u, v, w);
-  const transmission = rasterize(width, height, toScene, scene, stackFineTest(stack), opts.supersample ?? 4);
-
-  const field = clutter ? drawField(rDet, width, height, keypoints) : PLAIN_FIELD;
-  applyField(transmission, width, height, field, rDet);
-  const sigma = opts.blurSigma ?? rDet.logUniform(0.5, 3);
-  const blurred = gaussianBlur(transmission, width, height, sigma);
-  const snr = opts.snr ?? (rDet.chance(0.75) ? rDet.uniform(40, 200) : rDet.logUniform(5, 40));
-  const photons = Number.isFinite(snr) ? snr * snr : 1;
-  const counts = Number.isFinite(snr)
-    ? addNoise(blurred, photons, photons * rDet.uniform(0.002, 0.015), rNoise)
-    : blurred;
-  const depth = opts.depth ?? (rDet.chance(0.65) ? 8 : 16);
-  const ex = drawExport(rDet, depth, photons, width * height, clutter, opts.jpegQuality);
-  const image = digitize(counts, width, height, photons, ex, rNoise);
-
-  return {
-    image,
-    keypoints,
-    orientation,
-    pixelPitchMm: pitchMm,
-    expectedVerdict: judgement.verdict,
-    defects: judgement.reasons,
-    cellId: `SYN-${(opts.seed >>> 0).toString(16).padStart(8, '0').toUpperCase()}`,
-    overhangMm: judgement.overhangMm,
-  };
+function insideFrame(keypoints: Float64Array, width: number, height: number, margin: number): boolean {
+  for (let i = 0; i < keypoints.length; i += 3) {
+    if (keypoints[i + 2] === 0) continue;
+    const x = keypoints[i]!;
+    const y = keypoints[i + 1]!;
+    if (x < margin || y < margin || x > width - 1 - margin || y > height - 1 - margin) return false;
+  }
+  return true;
 }
 
 /** Clamps, screws, the tray, casing edges and dust around the stack (scene coordinates). */
