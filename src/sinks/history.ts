@@ -427,11 +427,12 @@ export class History extends HistoryReader {
     }
     try {
       this.db = History.connect(this.file, this.options);
+      // Preparing reads the schema: on a disk that is still failing this fails too.
+      this.outbox.attach(this.db);
+      this.prepare();
     } catch (err) {
       throw asUnavailable(what, err) ?? err;
     }
-    this.outbox.attach(this.db);
-    this.prepare();
     this.failed = false;
   }
 
