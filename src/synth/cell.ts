@@ -126,9 +126,13 @@ export function layoutStack(rng: Rng, p: StackParams): Stack {
   const muA = rng.uniform(0.4, 1.6);
   const muC = muA * rng.uniform(1.0, 1.8);
   // The tip line: slant and bow across the stack, plus per-sheet scatter.
-  const slant = rng.uniform(-0.25, 0.25);
+  const slant = rng.uniform(-0.08, 0.08); // px per half pitch: a tip line up to ~5 degrees off the sheets' normal
   const bow = rng.uniform(-12, 12);
   const scatter = rng.logUniform(0.3, 3);
+  // Cathodes are cut on their own, straighter line (placeCathodes moves it back by the overhang).
+  const slantC = slant + rng.uniform(-0.04, 0.04);
+  const bowC = bow * rng.uniform(0.3, 1);
+  const scatterC = rng.logUniform(0.15, 1.5);
   // Ends lean: a fan (top up, bottom down, or the reverse) plus per-sheet scatter, within +-10 degrees.
   const fan = rng.chance(0.5) ? rng.uniform(-8, 8) : 0;
   const leanScatter = rng.uniform(0, 3);
@@ -141,7 +145,10 @@ export function layoutStack(rng: Rng, p: StackParams): Stack {
     const rel = n > 1 ? (2 * i) / (n - 1) - 1 : 0; // -1 top .. +1 bottom
     const thick = (kind === 'A' ? tA : tC) * rng.uniform(0.9, 1.1);
     const leanDeg = Math.max(-10, Math.min(10, fan * rel + leanScatter * rng.normal() * (kind === 'A' ? 1 : 0.5)));
-    const apexX = p.tipX + slant * (i - (n - 1) / 2) * half + bow * rel * rel + scatter * rng.normal();
+    const apexX =
+      kind === 'A'
+        ? p.tipX + slant * (i - (n - 1) / 2) * half + bow * rel * rel + scatter * rng.normal()
+        : p.tipX + slantC * (i - (n - 1) / 2) * half + bowC * rel * rel + scatterC * rng.normal();
     const capLen = Math.max(0.5, (thick / 2) * capStyle * rng.uniform(0.7, 1.3));
     const bendLen = Math.max(capLen + 2, bendLenMean * rng.uniform(0.6, 1.4));
     const s: StackSheet = {

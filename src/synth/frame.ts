@@ -94,7 +94,7 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
   const pitchMm = opts.pixelPitchMm ?? recipe.pixelPitchMm;
   const clutter = opts.clutter ?? true;
 
-  let [width, height] = rGeom.chance(0.5) ? SIZES[0]! : rGeom.chance(0.5) ? rGeom.pick(SIZES) : [rGeom.int(1000, 2048), rGeom.int(1000, 2048)];
+  let [width, height] = rGeom.chance(0.65) ? SIZES[0]! : rGeom.chance(0.5) ? rGeom.pick(SIZES) : [rGeom.int(1000, 2048), rGeom.int(1000, 2048)];
   width = opts.width ?? width;
   height = opts.height ?? height;
   const orientation = opts.orientation ?? rGeom.pick(ORIENTATIONS);
@@ -129,7 +129,7 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
   applyField(transmission, width, height, field, rDet);
   const sigma = opts.blurSigma ?? rDet.logUniform(0.5, 3);
   const blurred = gaussianBlur(transmission, width, height, sigma);
-  const snr = opts.snr ?? (rDet.chance(0.75) ? rDet.uniform(40, 200) : rDet.logUniform(5, 40));
+  const snr = opts.snr ?? (rDet.chance(0.85) ? rDet.uniform(40, 200) : rDet.logUniform(5, 40));
   const photons = Number.isFinite(snr) ? snr * snr : 1;
   const counts = Number.isFinite(snr)
     ? addNoise(blurred, photons, photons * rDet.uniform(0.002, 0.015), rNoise)
@@ -190,9 +190,17 @@ function layoutCell(rGeom: Rng, spec: CellSpec) {
   recipe.sheets.forEach((k, i) => k === 'C' && cathodes.push(i));
   const lo = recipe.overhangMinMm + SPEC_MARGIN_MM;
   const hi = recipe.overhangMaxMm - SPEC_MARGIN_MM;
+  // The cathode line sits `mean` behind the anode line; each overhang is what the two lines give
+  // (the nearer neighbour counts), kept inside the spec with its margin.
   const mean = rGeom.uniform(lo + 0.05, hi - 0.05);
-  const spread = rGeom.chance(0.7) ? rGeom.uniform(0.01, 0.1) : rGeom.uniform(0.1, 0.3);
-  const targets = cathodes.map(() => Math.min(hi, Math.max(lo, mean + spread * rGeom.normal())));
+  const targets = cathodes.map((i) => {
+    const s = stack.sheets[i]!;
+    const [ax0, ay0] = apexOf(stack.sheets[i - 1]!);
+    const [ax1, ay1] = apexOf(stack.sheets[i + 1]!);
+    const [cx, cy] = apexOf(s);
+    const natural = (Math.min(rotX(ax0, ay0), rotX(ax1, ay1)) - rotX(cx - mean / pitchMm, cy)) * pitchMm;
+    return Math.min(hi, Math.max(lo, natural));
+  });
   const missing = new Set<number>();
   if (failing) {
     const events = rGeom.chance(0.6) ? 1 : rGeom.int(2, 3);
