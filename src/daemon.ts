@@ -161,7 +161,7 @@ export class Daemon {
 
   /** The stats object published on {root}/stats (the last 10 s window). */
   stats(): Record<string, unknown> {
-    return this.lastStats;
+    return 'ts' in this.lastStats ? this.lastStats : this.snapshot();
   }
 
   private outboxDepth(): number {
@@ -338,29 +338,35 @@ export class Daemon {
     if (r.verdict === 'ERROR') this.p.log.warning(`frame ${r.id} ${JSON.stringify(r.frame)}: ERROR ${r.reasons.join(',')}${detail}`);
   }
 
-  private emitStats(): void {
-    const now = performance.now();
-    const seconds = Math.max(1e-3, (now - this.windowStart) / 1000);
+  /** The stats of the window so far (10 s, reset by emitStats). */
+  private snapshot(): Record<string, unknown> {
+    const seconds = Math.max(1e-3, (performance.now() - this.windowStart) / 1000);
     const latencyMs: Record<string, Record<string, number>> = {};
     for (const [stage, values] of this.window) latencyMs[stage] = percentiles(values);
-    const rate = this.windowFrames / seconds;
-    const outboxDepth = this.outboxDepth();
-    this.lastStats = {
+    return {
       ts: new Date().toISOString(),
       state: this.state,
       uptimeSec: Math.round((Date.now() - this.begunAt) / 1000),
       frames: this.totals.frames,
-      framesPerSec: round(rate, 2),
+      framesPerSec: round(this.windowFrames / seconds, 2),
       verdicts: { PASS: this.totals.PASS, FAIL: this.totals.FAIL, ERROR: this.totals.ERROR },
       latencyMs,
       queueDepth: this.queue.length,
       inFlight: this.started.length,
-      outboxDepth,
+      outboxDepth: this.outboxDepth(),
       provider: this.p.pipeline.model.provider,
       source: { kind: this.p.source.kind, ...this.p.source.counters() },
       mqtt: this.p.publisher.stats(),
       recoveredAlreadyRecorded: this.totals.skippedRecovered,
     };
+  }
+
+  private emitStats(): void {
+    const now = performance.now();
+    this.lastStats = this.snapshot();
+    const rate = this.lastStats.framesPerSec as number;
+    const outboxDepth = this.lastStats.outboxDepth as number;
+    const latencyMs = this.lastStats.latencyMs as Record<string, Record<string, number>>;
     this.window = new Map();
     this.windowFrames = 0;
     this.windowStart = now;

@@ -7,7 +7,7 @@ import { Daemon, startEmbeddedBroker } from '../daemon.ts';
 import { UsageError } from '../errors.ts';
 import { Pipeline } from '../inspect/pipeline.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { notify } from '../notify.ts';
+import { notify as sdNotify } from '../notify.ts';
 import { History, HistoryUnavailableError } from '../sinks/history.ts';
 import { MqttSink } from '../sinks/mqtt.ts';
 import { HotFolder } from '../sources/hotfolder.ts';
@@ -24,6 +24,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string' } }, false);
   const config = loadConfig(values.config);
   const log = createLogger(config.log.level);
+  const notify = systemdNotifier(log);
   if (config.mqtt.password !== null) log.redact(config.mqtt.password);
   const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
   log.info(`xpole ${version}: ${values.config ? `config ${values.config}` : 'embedded default (no --config)'}`);
@@ -63,7 +64,7 @@ export async function run(argv: string[]): Promise<number> {
       log.err(`model: ${err.message}`);
       return 1;
     }
-    history = await openHistory(config, log, isStopping);
+    history = await openHistory(config, log, notify, isStopping);
     if (history === null) return 0;
     const source = makeSource(config, log);
     await source.open();
@@ -160,7 +161,7 @@ function loadPipeline(config: Config, log: Logger): Promise<Pipeline> {
 }
 
 /** The history; while its disk refuses (full, read-only) the daemon waits "degraded" and retries. */
-async function openHistory(config: Config, log: Logger, isStopping: () => boolean): Promise<History | null> {
+async function openHistory(config: Config, log: Logger, notify: (state: string) => boolean, isStopping: () => boolean): Promise<History | null> {
   const options = { retention: { maxAgeDays: config.history.retentionDays, maxSizeMb: config.history.maxSizeMb } };
   for (let delay = 1000; ; delay = Math.min(30_000, delay * 2)) {
     try {
@@ -175,6 +176,20 @@ async function openHistory(config: Config, log: Logger, isStopping: () => boolea
       if (isStopping()) return null;
     }
   }
+}
+
+/** sd_notify that never throws: a notification systemd cannot take is a warning (once), not a crash. */
+function systemdNotifier(log: Logger): (state: string) => boolean {
+  let warned = false;
+  return (state) => {
+    try {
+      return sdNotify(state);
+    } catch (err) {
+      if (!warned) log.warning(`sd_notify: ${(err as Error).message}`);
+      warned = true;
+      return false;
+    }
+  };
 }
 
 function enforceRetention(history: History, log: Logger): void {
