@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { History } from '../src/sinks/history.ts';
-import { MqttSink, readSecret, type MqttSinkOptions, type SinkLog } from '../src/sinks/mqtt.ts';
+import { parseConfig } from '../src/config/index.ts';
+import { MqttSink, type MqttSinkOptions, type SinkLog } from '../src/sinks/mqtt.ts';
 import { Mosquitto, mosquittoAvailable } from './helpers/mosquitto.ts';
 import { makeResult } from './helpers/results.ts';
 
@@ -332,8 +333,10 @@ describe.skipIf(!mosquittoAvailable())('MQTT sink with a real mosquitto', () => 
     const credDir = path.join(tmp, 'credentials');
     fs.mkdirSync(credDir, { recursive: true });
     fs.writeFileSync(path.join(credDir, 'mqtt-password'), PASSWORD + '\n', { mode: 0o600 });
-    const password = readSecret({ credential: 'mqtt-password' }, 'mqtt.password', { CREDENTIALS_DIRECTORY: credDir });
+    const config = parseConfig('mqtt:\n  username: xpole\n  credentialName: mqtt-password\n', 'xpole.yaml', { CREDENTIALS_DIRECTORY: credDir });
+    const password = config.mqtt.password!;
     expect(password).toBe(PASSWORD);
+    expect(JSON.stringify(config)).not.toContain(PASSWORD);
     const ok = sink(s, { password, log });
     ok.start();
     await until('connected', () => ok.connected);
@@ -348,7 +351,5 @@ describe.skipIf(!mosquittoAvailable())('MQTT sink with a real mosquitto', () => 
     expect(log.lines.length).toBeGreaterThan(3);
     expect(everything).not.toContain(PASSWORD);
     expect(everything).not.toContain(wrong);
-    expect(() => readSecret({ credential: 'mqtt-password' }, 'mqtt.password', {})).toThrow(/mqtt.password.*CREDENTIALS_DIRECTORY/);
-    expect(() => readSecret({ file: path.join(tmp, 'missing') }, 'mqtt.passwordFile')).toThrow(/mqtt.passwordFile: cannot read .*ENOENT/);
   });
 });

@@ -5,7 +5,6 @@
 // the next CONNACK, at a bounded pace.
 import fs from 'node:fs';
 import type net from 'node:net';
-import path from 'node:path';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { UsageError } from '../errors.ts';
 import type { Result } from '../types.ts';
@@ -40,7 +39,7 @@ export interface MqttSinkOptions {
   clientId: string;
   protocolVersion?: 4 | 5;
   username?: string;
-  /** The secret itself (see readSecret); never logged. */
+  /** The secret itself (the config reads it from a file or a systemd credential); never logged. */
   password?: string;
   tls?: MqttTlsOptions;
   /** MQTT 5 message expiry of verdicts, seconds (default 60). */
@@ -74,30 +73,6 @@ export interface MqttSinkCounters {
 }
 
 const SILENT: SinkLog = { debug() {}, info() {}, warning() {}, err() {} };
-
-/** A secret from a file, or from systemd's $CREDENTIALS_DIRECTORY/<name> (LoadCredential=). */
-export function readSecret(
-  source: { file?: string; credential?: string },
-  field: string,
-  env: NodeJS.ProcessEnv = process.env,
-): string {
-  let file = source.file;
-  if (file === undefined && source.credential !== undefined) {
-    const dir = env.CREDENTIALS_DIRECTORY;
-    if (!dir) throw new UsageError(`${field}: credential '${source.credential}' named but $CREDENTIALS_DIRECTORY is not set`);
-    if (source.credential.includes('/')) throw new UsageError(`${field}: credential name must not contain '/'`);
-    file = path.join(dir, source.credential);
-  }
-  if (file === undefined) throw new UsageError(`${field}: give a file or a credential name`);
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UsageError(`${field}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  // Editors and `echo` add a final newline that is not part of the secret.
-  return text.replace(/\r?\n$/, '');
-}
 
 function readPem(file: string, field: string): Buffer {
   try {
