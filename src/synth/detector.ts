@@ -206,6 +206,45 @@ const DCT = (() => {
   return m;
 })();
 
+/**
+ * 8-point DCT-II of v[o], v[o + st], ... into out (same layout), using the basis symmetry
+ * C[k][7-n] = (-1)^k C[k][n]: even k from pair sums, odd k from pair differences.
+ */
+function dct8(v: Float64Array, o: number, st: number, out: Float64Array): void {
+  const s0 = v[o]! + v[o + 7 * st]!;
+  const s1 = v[o + st]! + v[o + 6 * st]!;
+  const s2 = v[o + 2 * st]! + v[o + 5 * st]!;
+  const s3 = v[o + 3 * st]! + v[o + 4 * st]!;
+  const d0 = v[o]! - v[o + 7 * st]!;
+  const d1 = v[o + st]! - v[o + 6 * st]!;
+  const d2 = v[o + 2 * st]! - v[o + 5 * st]!;
+  const d3 = v[o + 3 * st]! - v[o + 4 * st]!;
+  for (let k = 0; k < 8; k += 2) {
+    const c = k * 8;
+    out[o + k * st] = DCT[c]! * s0 + DCT[c + 1]! * s1 + DCT[c + 2]! * s2 + DCT[c + 3]! * s3;
+    const c1 = c + 8;
+    out[o + (k + 1) * st] = DCT[c1]! * d0 + DCT[c1 + 1]! * d1 + DCT[c1 + 2]! * d2 + DCT[c1 + 3]! * d3;
+  }
+}
+
+/** Inverse of dct8 (DCT-III), the same symmetry: x[n] = E[n] + O[n], x[7-n] = E[n] - O[n]. */
+function idct8(v: Float64Array, o: number, st: number, out: Float64Array): void {
+  const x0 = v[o]!;
+  const x1 = v[o + st]!;
+  const x2 = v[o + 2 * st]!;
+  const x3 = v[o + 3 * st]!;
+  const x4 = v[o + 4 * st]!;
+  const x5 = v[o + 5 * st]!;
+  const x6 = v[o + 6 * st]!;
+  const x7 = v[o + 7 * st]!;
+  for (let n = 0; n < 4; n++) {
+    const e = DCT[n]! * x0 + DCT[16 + n]! * x2 + DCT[32 + n]! * x4 + DCT[48 + n]! * x6;
+    const od = DCT[8 + n]! * x1 + DCT[24 + n]! * x3 + DCT[40 + n]! * x5 + DCT[56 + n]! * x7;
+    out[o + n * st] = e + od;
+    out[o + (7 - n) * st] = e - od;
+  }
+}
+
 export function jpegRoundTrip(px: Uint8Array, width: number, height: number, quality: number): void {
   const q = Math.max(1, Math.min(100, Math.round(quality)));
   const scale = q < 50 ? 5000 / q : 200 - 2 * q;
@@ -220,37 +259,16 @@ export function jpegRoundTrip(px: Uint8Array, width: number, height: number, qua
         const yy = Math.min(by + y, height - 1) * width;
         for (let x = 0; x < 8; x++) blk[y * 8 + x] = px[yy + Math.min(bx + x, width - 1)]! - 128;
       }
-      // Forward: rows then columns.
-      for (let y = 0; y < 8; y++) {
-        for (let k = 0; k < 8; k++) {
-          let s = 0;
-          for (let n = 0; n < 8; n++) s += DCT[k * 8 + n]! * blk[y * 8 + n]!;
-          tmp[y * 8 + k] = s;
-        }
-      }
-      for (let x = 0; x < 8; x++) {
-        for (let k = 0; k < 8; k++) {
-          let s = 0;
-          for (let n = 0; n < 8; n++) s += DCT[k * 8 + n]! * tmp[n * 8 + x]!;
-          const qi = table[k * 8 + x]!;
-          blk[k * 8 + x] = Math.round(s / qi) * qi;
-        }
-      }
-      // Inverse: columns then rows.
-      for (let x = 0; x < 8; x++) {
-        for (let n = 0; n < 8; n++) {
-          let s = 0;
-          for (let k = 0; k < 8; k++) s += DCT[k * 8 + n]! * blk[k * 8 + x]!;
-          tmp[n * 8 + x] = s;
-        }
-      }
+      for (let y = 0; y < 8; y++) dct8(blk, y * 8, 1, tmp); // rows
+      for (let x = 0; x < 8; x++) dct8(tmp, x, 8, blk); // columns
+      for (let i = 0; i < 64; i++) blk[i] = Math.round(blk[i]! / table[i]!) * table[i]!;
+      for (let x = 0; x < 8; x++) idct8(blk, x, 8, tmp);
+      for (let y = 0; y < 8; y++) idct8(tmp, y * 8, 1, blk);
       for (let y = 0; y < 8 && by + y < height; y++) {
         const yy = (by + y) * width;
-        for (let n = 0; n < 8 && bx + n < width; n++) {
-          let s = 0;
-          for (let k = 0; k < 8; k++) s += DCT[k * 8 + n]! * tmp[y * 8 + k]!;
-          const v = Math.round(s + 128);
-          px[yy + bx + n] = v < 0 ? 0 : v > 255 ? 255 : v;
+        for (let x = 0; x < 8 && bx + x < width; x++) {
+          const v = Math.round(blk[y * 8 + x]! + 128);
+          px[yy + bx + x] = v < 0 ? 0 : v > 255 ? 255 : v;
         }
       }
     }
