@@ -71,7 +71,7 @@ let cvVersion = '?';
 const f = (x: number) => x.toFixed(2).padStart(8);
 try {
   console.log(`xpole corners bench: threshold ${THRESHOLD}, best of repeats, ${os.cpus()[0]?.model} x${os.availableParallelism()}`);
-  console.log('size   | OpenCV FAST 1T | xpole FAST 1T | ratio | xpole 16-bit 1T | xpole oFAST all 1T | xpole oFAST N=512 1T | xpole FAST 2T | 2T speed-up | corners');
+  console.log('size   | OpenCV FAST 1T | xpole FAST 1T | ratio | xpole 16-bit 1T | xpole oFAST all 1T | OpenCV ORB N=512 1T | xpole oFAST N=512 1T | ratio | xpole FAST 2T | 2T speed-up | corners');
   for (const n of SIZES) {
     const px = frame(n);
     const px16 = Uint16Array.from(px, (v) => v * 257);
@@ -80,7 +80,7 @@ try {
     writeFileSync(file, px);
     const cv = spawnSync('/usr/bin/python3', [path.join(here, 'corners_opencv.py'), file, String(n), String(n), String(THRESHOLD), String(repeats + 1)], { encoding: 'utf8' });
     if (cv.status !== 0) throw new Error(`OpenCV bench failed: ${cv.stderr}`);
-    const opencv = JSON.parse(cv.stdout) as { ms: number[]; count: number; version: string };
+    const opencv = JSON.parse(cv.stdout) as { ms: number[]; count: number; orbMs: number[]; orbCount: number; version: string };
     cvVersion = opencv.version;
     const cvMs = best(opencv.ms.slice(1));
     const detect = (threads: number, describe: boolean, max = 0) => native.detect(px, n, n, n, 8, THRESHOLD, max, 0, threads, describe);
@@ -89,9 +89,13 @@ try {
     const fast1 = time(repeats, () => detect(1, false));
     const fast16 = time(repeats, () => native.detect(px16, n, n, n, 16, THRESHOLD * 257, 0, 0, 1, false));
     const full1 = time(repeats, () => detect(1, true));
-    const top1 = time(repeats, () => detect(1, true, 512));
+    // ORB's own selection: border 31 as its edgeThreshold, the N = 512 best by Harris.
+    const orbLike = () => native.detect(px, n, n, n, 8, THRESHOLD, 512, 31, 1, true);
+    if (orbLike().count !== opencv.orbCount) throw new Error(`${n}: ${orbLike().count} vs ORB ${opencv.orbCount} keypoints`);
+    const top1 = time(repeats, orbLike);
+    const orbMs = best(opencv.orbMs.slice(1));
     const fast2 = time(repeats, () => detect(2, false));
-    const line = `${String(n).padEnd(6)} | ${f(cvMs)} ms    | ${f(fast1)} ms   | ${(cvMs / fast1).toFixed(2)}x | ${f(fast16)} ms     | ${f(full1)} ms        | ${f(top1)} ms          | ${f(fast2)} ms   | ${(fast1 / fast2).toFixed(2)}x       | ${count}`;
+    const line = `${String(n).padEnd(6)} | ${f(cvMs)} ms    | ${f(fast1)} ms   | ${(cvMs / fast1).toFixed(2)}x | ${f(fast16)} ms     | ${f(full1)} ms        | ${f(orbMs)} ms         | ${f(top1)} ms          | ${(orbMs / top1).toFixed(2)}x | ${f(fast2)} ms   | ${(fast1 / fast2).toFixed(2)}x       | ${count}`;
     console.log(line);
   }
   console.log(`OpenCV ${cvVersion} via /usr/bin/python3 (cv2.setNumThreads(1)); xpole through the addon's synchronous call; ratio = OpenCV / xpole`);
