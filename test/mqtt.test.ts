@@ -318,6 +318,30 @@ describe.skipIf(!mosquittoAvailable())('MQTT sink with a real mosquitto', () => 
     }
   });
 
+  it('TLS with a client certificate: accepted with the certificate, refused without', async () => {
+    const s = station();
+    const { got } = await subscribe(`${s.root}/result`);
+    const certs = broker.certs!;
+    const k = sink(s, { url: broker.mtlsUrl, tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey } });
+    k.start();
+    await until('mutual TLS connected', () => k.connected);
+    const r = makeResult(1);
+    s.history.record(r);
+    k.onResult(r);
+    await until('result over mutual TLS', () => got.length === 1);
+
+    const bare = station();
+    const log = new CapturingLog();
+    const refused = sink(bare, { url: broker.mtlsUrl, tls: { ca: certs.ca }, log });
+    refused.start();
+    bare.history.record(makeResult(1));
+    await until('refusal logged', () => log.lines.some((l) => l.startsWith('warning')));
+    await sleep(500);
+    expect(refused.connected).toBe(false);
+    expect(bare.history.outbox.depth()).toBe(1);
+    await refused.stop(100);
+  });
+
   it('username/password: a wrong password is refused; the password is never in a log line, a result or the history', async () => {
     const s = station();
     const log = new CapturingLog();

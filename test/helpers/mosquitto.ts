@@ -31,6 +31,9 @@ export interface Certs {
   serverKey: string;
   /** A CA that signed nothing here: a client trusting only it must refuse the broker. */
   wrongCa: string;
+  /** A client certificate signed by `ca`, for the listener that requires one. */
+  clientCert: string;
+  clientKey: string;
 }
 
 function openssl(args: string[], cwd: string): void {
@@ -49,7 +52,11 @@ export function makeCerts(dir: string): Certs {
   fs.writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName = IP:127.0.0.1, DNS:localhost\n');
   openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt',
     ...days, '-extfile', 'san.ext'], dir);
+  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=xpole-client'], dir);
+  openssl(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.crt', ...days], dir);
   return {
+    clientCert: path.join(dir, 'client.crt'),
+    clientKey: path.join(dir, 'client.key'),
     ca: path.join(dir, 'ca.crt'),
     serverCert: path.join(dir, 'server.crt'),
     serverKey: path.join(dir, 'server.key'),
@@ -67,6 +74,8 @@ export class Mosquitto {
   readonly dir: string;
   port = 0;
   tlsPort = 0;
+  /** TLS listener that also requires a client certificate signed by the CA. */
+  mtlsPort = 0;
   certs: Certs | undefined;
   private child: ChildProcess | undefined;
 
@@ -79,6 +88,7 @@ export class Mosquitto {
     broker.port = await freePort();
     if (opts.tls) {
       broker.tlsPort = await freePort();
+      broker.mtlsPort = await freePort();
       broker.certs = makeCerts(path.join(broker.dir, 'certs'));
     }
     broker.writeConfig();
@@ -92,6 +102,10 @@ export class Mosquitto {
 
   get tlsUrl(): string {
     return `mqtts://127.0.0.1:${this.tlsPort}`;
+  }
+
+  get mtlsUrl(): string {
+    return `mqtts://127.0.0.1:${this.mtlsPort}`;
   }
 
   get logFile(): string {
@@ -133,6 +147,11 @@ export class Mosquitto {
         `cafile ${this.certs.ca}`,
         `certfile ${this.certs.serverCert}`,
         `keyfile ${this.certs.serverKey}`,
+        `listener ${this.mtlsPort} 127.0.0.1`,
+        `cafile ${this.certs.ca}`,
+        `certfile ${this.certs.serverCert}`,
+        `keyfile ${this.certs.serverKey}`,
+        'require_certificate true',
       );
     }
     fs.writeFileSync(path.join(this.dir, 'mosquitto.conf'), lines.join('\n') + '\n');
