@@ -3,6 +3,9 @@
 // full) is dropped and counted. Rendering takes about a second per frame, so a worker thread
 // renders `frames` distinct frames once and the detector then repeats them, each delivery with
 // its own name and cell id.
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.ts';
 import type { Recipe } from '../inspect/recipe.ts';
@@ -46,6 +49,7 @@ export class Simulator implements Source {
   private worker: Worker | null = null;
   /** Frame i of the repeating set, rendered in order by the worker. */
   private readonly rendered: Promise<Rendered>[] = [];
+  private readonly ready: boolean[] = [];
 
   constructor(
     private readonly opts: SimulatorOptions,
@@ -60,7 +64,9 @@ export class Simulator implements Source {
 
   async open(): Promise<void> {
     // The worker needs tsx to load TypeScript, as bin/xpole.js does for the main thread.
-    const tsx = import.meta.resolve('tsx/esm/api');
+    // tsx's ESM API entry, found from its package.json (import.meta.resolve is missing under vitest).
+    const tsxDir = path.dirname(createRequire(import.meta.url).resolve('tsx/package.json'));
+    const tsx = pathToFileURL(path.join(tsxDir, 'dist/esm/api/index.mjs')).href;
     const script = new URL('./simulator-worker.ts', import.meta.url).href;
     const worker = new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(script)}); })`, { eval: true });
     this.worker = worker;
@@ -132,8 +138,14 @@ export class Simulator implements Source {
       }
     }
     const k = this.tick++;
-    const synth = await Promise.race([this.rendered[k % this.opts.frames]!, this.stopSignal]);
+    const slot = k % this.opts.frames;
+    const synth = await Promise.race([this.rendered[slot]!, this.stopSignal]);
     if (synth === null || this.stopped) return null;
+    if (!this.ready[slot]) {
+      // Waiting for the first round to render is warm-up, not frames lost: the clock restarts.
+      this.ready[slot] = true;
+      this.t0 = performance.now() - k * this.period;
+    }
     const arrivedAt = performance.now();
     this.count.produced++;
     return {
