@@ -252,8 +252,10 @@ export function addBody(rng: Rng, stack: Stack): void {
   const edgeY: number[] = [];
   const edgeX: number[] = [];
   for (const s of stack.sheets) {
-    if (s.kind !== 'C' || !s.visible) continue;
-    const [x, y] = apexOf(s);
+    if (s.kind !== 'C') continue;
+    // A torn or folded cathode pulls the edge back to where it ends; an absent one leaves a gap
+    // through the whole overlap zone: the missing pole must show.
+    const [x, y] = s.exists ? apexOf(s) : [-1e6, s.y];
     edgeY.push(y);
     edgeX.push(x - inset - s.capLen * 0.5);
   }

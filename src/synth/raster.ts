@@ -150,7 +150,8 @@ export function stackScene(stack: Stack): SceneFn {
   }
   let endX = Number.NEGATIVE_INFINITY;
   for (const s of stack.sheets) if (s.exists) endX = Math.max(endX, s.apexX + 1, s.fold ? s.fold.atX + s.thick + 1 : endX);
-  if (stack.body) straightX = Math.min(straightX, Math.min(...stack.body.edgeX) - Math.max(stack.body.soft, stack.body.depth));
+  // (an absent cathode's edge point at -1e6 does not count: its gap is straight too)
+  if (stack.body) straightX = Math.min(straightX, Math.min(...stack.body.edgeX.filter((x) => x > -1e5)) - Math.max(stack.body.soft, stack.body.depth));
   for (const sp of stack.separators) {
     straightX = Math.min(straightX, sp.endX - sp.fade);
     endX = Math.max(endX, sp.endX + 1);
