@@ -3,6 +3,7 @@
 // TLS verification, username/password, and the password never in a log line or a result.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -276,6 +277,29 @@ describe.skipIf(!mosquittoAvailable())('MQTT sink with a real mosquitto', () => 
     await until('queued result', () => ofTopic(again.got, '/result').length === 1);
     await sleep(300);
     expect(ofTopic(again.got, '/verdict')).toEqual([]);
+  });
+
+  it('reconnects with exponential backoff, capped', async () => {
+    // A listener that accepts TCP and hangs up at once: every attempt is seen, none succeeds.
+    const attempts: number[] = [];
+    const server = net.createServer((sock) => {
+      attempts.push(Date.now());
+      sock.destroy();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const s = station();
+    const k = sink(s, { url: `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`, reconnectMinMs: 100, reconnectMaxMs: 800 });
+    k.start();
+    await sleep(4000);
+    await k.stop(100);
+    server.close();
+    const gaps = attempts.slice(1).map((t, i) => t - attempts[i]!);
+    // 100, 200, 400, 800, 800, ... (+-20 %): about 7 attempts in 4 s; a fixed 100 ms period would make 40.
+    expect(attempts.length).toBeGreaterThanOrEqual(5);
+    expect(attempts.length).toBeLessThanOrEqual(10);
+    expect(Math.max(...gaps)).toBeGreaterThan(3 * Math.min(...gaps));
+    for (const g of gaps) expect(g).toBeLessThan(800 * 1.2 + 400);
+    expect(gaps.at(-1)!).toBeGreaterThan(800 * 0.8 - 50);
   });
 
   it('speaks MQTT 3.1.1 too (no expiry property there)', async () => {
