@@ -28,6 +28,11 @@ for (const decode of ['argmax', 'dark'] as const) {
 for (const radius of [2, 3, 6]) {
   rows.push({ name: `+ corners N=512 (dark), r=${radius}`, v: { ...base, decode: 'dark', refine: true, corners: 512, refineParams: { ...DEFAULT_REFINE_PARAMS, radius } } });
 }
+// Offsets calibrated by bench/corner-bias.ts on seeds 9000..9029 (never the test set).
+const cornerOffset = { A: [2.2, -0.05] as [number, number], C: [0.55, -0.05] as [number, number] };
+for (const radius of [4, 6]) {
+  rows.push({ name: `+ corners N=512 (dark), r=${radius}, offset-corrected corners`, v: { ...base, decode: 'dark', refine: true, corners: 512, refineParams: { ...DEFAULT_REFINE_PARAMS, radius, cornerOffset } } });
+}
 rows.push({ name: '+ corners N=512 (dark), sub-pixel corners', v: { ...base, decode: 'dark', refine: true, corners: 512, refineParams: { ...DEFAULT_REFINE_PARAMS, subpixel: true } } });
 
 const dataset = readCocoDataset(values.dataset);

@@ -9,6 +9,7 @@ import { encodePng } from '../src/frame/decode.ts';
 import { Pipeline } from '../src/inspect/pipeline.ts';
 import { DEFAULT_RECIPE } from '../src/inspect/recipe.ts';
 import { renderFrame } from '../src/synth/frame.ts';
+import { DEFAULT_REFINE_PARAMS } from '../src/vision/refine.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const TINY = path.join(HERE, 'fixtures/tiny-model.onnx');
@@ -72,7 +73,7 @@ describe('xpole eval', () => {
   });
 
   it('scores several variants from one model pass exactly as separate runs would', async () => {
-    const pipeline = await Pipeline.load({ modelPath: TINY, providers: ['cpu'], intraOpNumThreads: 1, refineParams: { radius: 6, patchHalf: 4, bins: 16, subpixel: false } });
+    const pipeline = await Pipeline.load({ modelPath: TINY, providers: ['cpu'], intraOpNumThreads: 1, refineParams: { ...DEFAULT_REFINE_PARAMS, radius: 6 } });
     try {
       const ds = readCocoDataset(dir);
       const base = pipeline.variant();

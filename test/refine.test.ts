@@ -138,6 +138,21 @@ describe('refinePoles', () => {
     expect(out2[2]!.beta).toBeGreaterThan(out[2]!.beta);
   });
 
+  it('applies a per-sheet corner offset: searches around p - shift and fuses with q + shift', () => {
+    const img = stackFrame();
+    // Corners 2 px inside the anode tips; the shift says the apex is 2 px further +x.
+    const c = corners([[48, 20], [40, 40], [48, 60]]);
+    const shift = { A: [2, 0] as [number, number], C: [0, 0] as [number, number] };
+    const p = refinePoles(img, c, [51, 40, 51], [20, 40, 60], [...sheets], { ...params, radius: 1.5 }, c.count, shift);
+    // Without the shift the corners at x = 48 are 3 px away: out of reach.
+    const plain = refinePoles(img, c, [51, 40, 51], [20, 40, 60], [...sheets], { ...params, radius: 1.5 });
+    expect(plain[0]!.source).toBe('cnn');
+    expect(p[0]!.source).toBe('refined');
+    const r = p[0]!;
+    expect(r.x).toBeCloseTo((r.alpha * 51 + r.beta * 50) / (r.alpha + r.beta), 12);
+    expect(r.y).toBeCloseTo(20, 12);
+  });
+
   it('passes missing (NaN) poles through unchanged', () => {
     const out = refinePoles(stackFrame(), corners([[50, 20]]), [Number.NaN, 40, 50], [Number.NaN, 40, 60], [...sheets], params);
     expect(out[0]!.source).toBe('cnn');

@@ -13,7 +13,7 @@ import { HeatmapModel, ModelLoadError, type Logger } from '../vision/model.ts';
 import { cropForModel } from '../vision/preprocess.ts';
 import { DEFAULT_REFINE_PARAMS, refinePoles, type RefineParams } from '../vision/refine.ts';
 import { cornerThreshold, DEFAULT_ROI_PARAMS, estimateRoi, type RoiParams } from '../vision/roi.ts';
-import { DEFAULT_RECIPE, type Recipe } from './recipe.ts';
+import { DEFAULT_RECIPE, type Recipe, type Sheet } from './recipe.ts';
 import { judge as judgeOverhangs } from './verdict.ts';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -247,7 +247,8 @@ export class Pipeline {
     // Poles below the confidence floor are POLE_MISSING anyway; they would pollute the references.
     const px = cnn.x.map((v, i) => (cnn.conf[i]! >= min ? v : Number.NaN));
     const py = cnn.y.map((v, i) => (cnn.conf[i]! >= min ? v : Number.NaN));
-    const refined = refinePoles(a.image, a.corners, px, py, this.options.recipe.sheets, params, n);
+    const shift = params.cornerOffset ? frameOffsets(params.cornerOffset, a.image, a.orientation) : null;
+    const refined = refinePoles(a.image, a.corners, px, py, this.options.recipe.sheets, params, n, shift);
     const out: PoleSet = { x: cnn.x.slice(), y: cnn.y.slice(), conf: cnn.conf, source: cnn.source.slice() };
     refined.forEach((r, i) => {
       if (r.source !== 'refined') return;
@@ -305,6 +306,16 @@ function byHarris(c: Corners): Corners {
   const order = Array.from({ length: c.count }, (_, i) => i).sort((a, b) => c.harris[b]! - c.harris[a]!);
   const pick = (arr: Float32Array) => Float32Array.from(order, (i) => arr[i]!);
   return { count: c.count, x: pick(c.x), y: pick(c.y), score: pick(c.score), harris: pick(c.harris), angle: pick(c.angle) };
+}
+
+/** Canonical offset vectors as frame-pixel vectors (orientations are rotations and mirrors). */
+function frameOffsets(o: Record<Sheet, [number, number]>, img: Image, orientation: Orientation): Record<Sheet, [number, number]> {
+  const [ox, oy] = fromCanonical(0, 0, img.width, img.height, orientation);
+  const vec = ([dx, dy]: [number, number]): [number, number] => {
+    const [x, y] = fromCanonical(dx, dy, img.width, img.height, orientation);
+    return [x - ox, y - oy];
+  };
+  return { A: vec(o.A), C: vec(o.C) };
 }
 
 function firstCorners(c: Corners, n: number): Corners {

@@ -19,9 +19,14 @@ export interface RefineParams {
   bins: number;
   /** Move corners to a sub-pixel position (quadratic fit of the Harris response) before fusing. */
   subpixel: boolean;
+  /**
+   * Where a sheet type's apex lies relative to its FAST corner, canonical px (tips +x), or null
+   * for the paper's method (the corner itself). FAST fires inside a line end, not at its apex.
+   */
+  cornerOffset: Record<Sheet, [number, number]> | null;
 }
 
-export const DEFAULT_REFINE_PARAMS: RefineParams = { radius: 4, patchHalf: 4, bins: 16, subpixel: false };
+export const DEFAULT_REFINE_PARAMS: RefineParams = { radius: 4, patchHalf: 4, bins: 16, subpixel: false, cornerOffset: null };
 
 export interface RefinedPole {
   x: number;
@@ -108,7 +113,7 @@ export function meanFeature(features: readonly Float64Array[], bins: number): Fl
 /**
  * The fused pole positions. `x`, `y` are the CNN poles in frame pixels, `sheets` their types (recipe
  * order); only corners with index < `cornerLimit` are candidates (the N strongest when the corner
- * set is sorted by Harris response).
+ * set is sorted by Harris response). `shift` is params.cornerOffset turned into frame pixels.
  */
 export function refinePoles(
   img: Image,
@@ -118,16 +123,20 @@ export function refinePoles(
   sheets: readonly Sheet[],
   params: RefineParams,
   cornerLimit = corners.count,
+  shift: Record<Sheet, [number, number]> | null = null,
 ): RefinedPole[] {
   const n = x.length;
-  const match = Array.from({ length: n }, (_, i) => nearestCorner(corners, x[i]!, y[i]!, params.radius, cornerLimit));
+  const sx = (i: number) => (shift ? shift[sheets[i]!][0] : 0);
+  const sy = (i: number) => (shift ? shift[sheets[i]!][1] : 0);
+  // With a shift, the candidates are the shifted corners: the nearest to p - shift.
+  const match = Array.from({ length: n }, (_, i) => nearestCorner(corners, x[i]! - sx(i), y[i]! - sy(i), params.radius, cornerLimit));
   const qx = match.map((c) => (c < 0 ? Number.NaN : corners.x[c]!));
   const qy = match.map((c) => (c < 0 ? Number.NaN : corners.y[c]!));
-  if (params.subpixel) {
-    for (let i = 0; i < n; i++) {
-      if (match[i]! < 0) continue;
-      [qx[i], qy[i]] = subpixelCorner(img, qx[i]!, qy[i]!);
-    }
+  for (let i = 0; i < n; i++) {
+    if (match[i]! < 0) continue;
+    if (params.subpixel) [qx[i], qy[i]] = subpixelCorner(img, qx[i]!, qy[i]!);
+    qx[i]! += sx(i);
+    qy[i]! += sy(i);
   }
   const used = match.map((c, i) => c >= 0 && Number.isFinite(x[i]!));
   const px: number[] = [];
