@@ -113,9 +113,12 @@ export async function framePngs(count: number, size = 1000): Promise<Buffer[]> {
   return out;
 }
 
+let dropCount = 0;
+
 /** Writes a frame the way detector software does: a temp name, then an atomic rename. */
 export function dropFrame(hot: string, name: string, bytes: Uint8Array): void {
-  const tmp = path.join(hot, `.${name}.tmp`);
+  // A short temp name: the final name may already use all 255 bytes a name can have.
+  const tmp = path.join(hot, `.incoming-${process.pid}-${dropCount++}.tmp`);
   fs.writeFileSync(tmp, bytes);
   fs.renameSync(tmp, path.join(hot, name));
 }
