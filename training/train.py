@@ -75,6 +75,7 @@ def main():
     p.add_argument('--minutes', type=float, default=0,
                    help='train for this wall time instead of --epochs: the cosine schedule follows the clock '
                         '(not reproducible; for a shared, loaded machine)')
+    p.add_argument('--val-every', type=float, default=150, help='seconds between validations (at least one per epoch beyond)')
     p.add_argument('--data-seeds', default='{}', help='JSON recorded in the model card')
     a = p.parse_args()
 
@@ -154,6 +155,7 @@ def main():
     step = 0
     t0 = time.time()
     epoch = -1
+    last_val = 0.0
     while True:
         epoch += 1
         if a.minutes:
@@ -191,6 +193,11 @@ def main():
                 print(f'epoch {epoch} step {b}/{steps_per_epoch} loss {np.mean(losses[-20:]):.4f} '
                       f'{(time.time() - te) / (b + 1):.2f} s/step lr {lr_at(step):.2e}', flush=True)
         train_time = time.time() - te
+        final = progress(step) >= 1.0 if a.minutes else epoch == a.epochs - 1
+        # Small epochs (while data chunks still arrive) would spend most of the time validating.
+        if not final and time.time() - last_val < a.val_every:
+            continue
+        last_val = time.time()
 
         net.eval()
         preds = []
