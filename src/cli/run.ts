@@ -5,17 +5,20 @@ import { createRequire } from 'node:module';
 import { recipeOf, topicRoot, mqttClientId, loadConfig, type Config } from '../config/index.ts';
 import { Daemon, startEmbeddedBroker } from '../daemon.ts';
 import { UsageError } from '../errors.ts';
-import { Pipeline } from '../inspect/pipeline.ts';
+import type { Pipeline } from '../inspect/pipeline.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { notify as sdNotify } from '../notify.ts';
 import { History, HistoryUnavailableError } from '../sinks/history.ts';
 import { MqttSink } from '../sinks/mqtt.ts';
 import { HotFolder } from '../sources/hotfolder.ts';
 import { Simulator } from '../sources/simulator.ts';
 import type { Source } from '../sources/source.ts';
-import { ModelLoadError } from '../vision/model.ts';
-import { DEFAULT_REFINE_PARAMS } from '../vision/refine.ts';
+import type { RefineParams } from '../vision/refine.ts';
 import { parse } from './args.ts';
+
+// The native addon and ONNX Runtime load only after the configuration is valid, so that a bad
+// file is reported (exit 2) even where they cannot load.
+const native = () =>
+  Promise.all([import('../inspect/pipeline.ts'), import('../notify.ts'), import('../vision/model.ts'), import('../vision/refine.ts')]);
 
 const EMBEDDED_HOST = '127.0.0.1';
 const EMBEDDED_PORT = 1883;
@@ -24,7 +27,8 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string' } }, false);
   const config = loadConfig(values.config);
   const log = createLogger(config.log.level);
-  const notify = systemdNotifier(log);
+  const [{ Pipeline }, { notify: sdNotify }, { ModelLoadError }, { DEFAULT_REFINE_PARAMS }] = await native();
+  const notify = systemdNotifier(log, sdNotify);
   if (config.mqtt.password !== null) log.redact(config.mqtt.password);
   const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
   log.info(`xpole ${version}: ${values.config ? `config ${values.config}` : 'embedded default (no --config)'}`);
@@ -58,7 +62,7 @@ export async function run(argv: string[]): Promise<number> {
   let history: History | null = null;
   try {
     try {
-      pipeline = await loadPipeline(config, log);
+      pipeline = await loadPipeline(Pipeline, { ...DEFAULT_REFINE_PARAMS, radius: config.pipeline.refineRadius }, config, log);
     } catch (err) {
       if (!(err instanceof ModelLoadError)) throw err;
       log.err(`model: ${err.message}`);
@@ -139,12 +143,17 @@ async function embeddedBroker(log: Logger): Promise<{ close(): Promise<void> }> 
   }
 }
 
-function loadPipeline(config: Config, log: Logger): Promise<Pipeline> {
+function loadPipeline(
+  P: typeof Pipeline,
+  refineParams: RefineParams,
+  config: Config,
+  log: Logger,
+): Promise<Pipeline> {
   if (!fs.existsSync(config.model.path)) throw new UsageError(`model.path: no such file ${config.model.path}`);
   const logAt = { debug: log.debug, info: log.info, warning: log.warning, error: log.err };
   const p = config.pipeline;
   log.info(`loading model ${config.model.path} (providers ${config.model.providers.join(' -> ')})`);
-  return Pipeline.load({
+  return P.load({
     modelPath: config.model.path,
     providers: config.model.providers,
     intraOpNumThreads: config.model.intraOpNumThreads,
@@ -153,7 +162,7 @@ function loadPipeline(config: Config, log: Logger): Promise<Pipeline> {
     cornerThreshold: p.cornerThreshold,
     corners: p.corners,
     refine: p.refine,
-    refineParams: { ...DEFAULT_REFINE_PARAMS, radius: p.refineRadius },
+    refineParams,
     decode: p.decode,
     maxFrameSide: p.maxFrameSide,
     log: (level, msg) => logAt[level](msg),
@@ -179,7 +188,7 @@ async function openHistory(config: Config, log: Logger, notify: (state: string) 
 }
 
 /** sd_notify that never throws: a notification systemd cannot take is a warning (once), not a crash. */
-function systemdNotifier(log: Logger): (state: string) => boolean {
+function systemdNotifier(log: Logger, sdNotify: (state: string) => boolean): (state: string) => boolean {
   let warned = false;
   return (state) => {
     try {
