@@ -1,7 +1,7 @@
 // The synthetic renderer: pixel convention, ground truth vs geometry, orientations, defects, formats.
 import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { toCanonical } from '../src/frame/orientation.ts';
+import { fromCanonical, toCanonical } from '../src/frame/orientation.ts';
 import { DEFAULT_RECIPE } from '../src/inspect/recipe.ts';
 import { judge } from '../src/inspect/verdict.ts';
 import { addSeparators, apexOf, layoutStack } from '../src/synth/cell.ts';
@@ -83,6 +83,36 @@ describe('keypoints land on the rendered tips', () => {
 });
 
 describe('renderFrame', () => {
+  it.each(['tips-right', 'tips-down'] as const)('puts each rendered anode end at its keypoint (%s, rotated 4 degrees)', (o) => {
+    const size = 400;
+    const theta = (4 * Math.PI) / 180;
+    const f = renderFrame({ ...CLEAN, seed: 8, width: size, height: size, orientation: o, rotationDeg: 4, defectRate: 0 });
+    const px = f.image.pixels;
+    let max = 0;
+    for (const v of px) max = Math.max(max, v);
+    const at = (x: number, y: number) => {
+      // bilinear, pixel centres at integers
+      const x0 = Math.floor(x);
+      const y0 = Math.floor(y);
+      const fx = x - x0;
+      const fy = y - y0;
+      const p = (xx: number, yy: number) => px[yy * size + xx]!;
+      return (p(x0, y0) * (1 - fx) + p(x0 + 1, y0) * fx) * (1 - fy) + (p(x0, y0 + 1) * (1 - fx) + p(x0 + 1, y0 + 1) * fx) * fy;
+    };
+    let ends = 0;
+    let anodes = 0;
+    for (let k = 0; k < DEFAULT_RECIPE.keypoints.length; k += 2) {
+      anodes++;
+      const [xc, yc] = toCanonical(f.keypoints[3 * k]!, f.keypoints[3 * k + 1]!, size, size, o);
+      // Along the sheet (canonical +x turned by the rotation): 2 px inside, 3 px beyond the apex.
+      const inside = fromCanonical(xc - 2 * Math.cos(theta), yc - 2 * Math.sin(theta), size, size, o);
+      const beyond = fromCanonical(xc + 3 * Math.cos(theta), yc + 3 * Math.sin(theta), size, size, o);
+      if ((at(...beyond) - at(...inside)) / max > 0.02) ends++;
+    }
+    // Bent ends and separators crossing the line can spoil a few; a wrong transform spoils most.
+    expect(ends / anodes).toBeGreaterThanOrEqual(0.9);
+  });
+
   it('is deterministic by seed', () => {
     const a = renderFrame({ seed: 42, width: 320, height: 300, defectRate: 0.5 });
     const b = renderFrame({ seed: 42, width: 320, height: 300, defectRate: 0.5 });
