@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <type_traits>
 
@@ -136,9 +137,28 @@ namespace avx2 {
 }  // namespace avx2
 #undef XPOLE_SIMD_256
 #pragma GCC pop_options
-// XPOLE_NO_AVX2 forces the SSE2 copy, so tests can check it on AVX2 machines too.
-const bool kHasAvx2 = __builtin_cpu_supports("avx2") && std::getenv("XPOLE_NO_AVX2") == nullptr;
 #endif
+#define XPOLE_SIMD_GENERIC 1
+namespace generic {
+#include "fast_simd.inc"
+}  // namespace generic
+#undef XPOLE_SIMD_GENERIC
+
+// The widest instruction set this CPU has; XPOLE_SIMD=sse2|generic forces a narrower one, so tests
+// can check every copy on one machine.
+enum class Simd { Generic, Sse2, Avx2 };
+Simd pickSimd() {
+  const char* force = std::getenv("XPOLE_SIMD");
+  std::string want = force ? force : "";
+  if (want == "generic") return Simd::Generic;
+#if defined(__SSE2__)
+  if (want == "sse2" || !__builtin_cpu_supports("avx2")) return Simd::Sse2;
+  return Simd::Avx2;
+#else
+  return Simd::Generic;
+#endif
+}
+const Simd kSimd = pickSimd();
 
 // Scores one row (y) into `scores` and lists the corner columns in `cols`. On entry `scores` is zero
 // except at the columns `cols` lists (the row this buffer held before).
@@ -149,14 +169,23 @@ void scoreRow(const Plane<T>& img, int y, int t, const ptrdiff_t pixel[kRing], S
   if (y < 3 || y > img.h - 4) return;
   const T* row = img.row(y);
   int j = 3;
-#if defined(__SSE2__)
-  constexpr int lanes = (sizeof(T) == 1 ? 32 : 16);  // the AVX2 width; narrower rows go scalar
+  constexpr int lanes = (sizeof(T) == 1 ? 32 : 16);  // the widest vector; narrower rows go scalar
   if (img.w - 6 >= lanes) {
-    if constexpr (sizeof(T) == 1) (kHasAvx2 ? avx2::row8 : sse2::row8)(row, j, img.w - 3, t, pixel, scores, cols);
-    else (kHasAvx2 ? avx2::row16 : sse2::row16)(row, j, img.w - 3, t, pixel, scores, cols);
+    if constexpr (sizeof(T) == 1) {
+      auto row8 = generic::row8;
+#if defined(__SSE2__)
+      if (kSimd != Simd::Generic) row8 = kSimd == Simd::Avx2 ? avx2::row8 : sse2::row8;
+#endif
+      row8(row, j, img.w - 3, t, pixel, scores, cols);
+    } else {
+      auto row16 = generic::row16;
+#if defined(__SSE2__)
+      if (kSimd != Simd::Generic) row16 = kSimd == Simd::Avx2 ? avx2::row16 : sse2::row16;
+#endif
+      row16(row, j, img.w - 3, t, pixel, scores, cols);
+    }
     return;
   }
-#endif
   for (; j < img.w - 3; j++) {
     const T* p = row + j;
     if (isCorner(p, pixel, t)) {
