@@ -198,8 +198,8 @@ export class Daemon {
   private async dispatchLoop(): Promise<void> {
     for (;;) {
       if (this.queue.length === 0 && this.stopping) {
-        // The pump may still be handing over a frame it took just before the stop.
-        await Promise.race([this.loops[0], sleep(50)]);
+        // The pump may still be handing over a frame it took just before the stop: it is judged too.
+        await this.loops[0];
         if (this.queue.length === 0) break;
       }
       if (this.queue.length === 0 || this.started.length >= this.p.inFlight) {
