@@ -1,0 +1,194 @@
+// The performance budget (issue 6), CPU provider: `npm run bench` (= npx tsx bench/pipeline.ts).
+//  1. In process: per-stage median and p99 ms and end-to-end frames/s (one and two frames in
+//     flight) for 16-bit synthetic frames at 1000², 2048² and 3072², judged from PNG bytes.
+//  2. The daemon as a child process (hot folder -> mosquitto) at 2048²: sustained throughput with
+//     the folder flooded, compared with the sum of the stage times (the overlap), the bottleneck
+//     named; then frames dropped at a steady rate below that throughput: latency from the file's
+//     arrival (rename into the hot folder) to the result at a subscriber of the same broker, which
+//     is the PUBACK's time within the broker's fan-out.
+// Options: --sizes 1000,2048,3072 --frames N (judgements per size) --daemon-frames N
+//          --rate R (paced phase, frames/s; default 0.8 x the measured throughput, at most 20)
+//          --no-daemon --model FILE
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { encodePng } from '../src/frame/decode.ts';
+import { DEFAULT_PIPELINE_OPTIONS, Pipeline } from '../src/inspect/pipeline.ts';
+import { renderFrame } from '../src/synth/frame.ts';
+import type { Result } from '../src/types.ts';
+import { dropFrame, startDaemon, stopDaemon, Subscriber, tempDir, until, writeConfig } from '../test/faults/harness.ts';
+import { Mosquitto, mosquittoAvailable } from '../test/helpers/mosquitto.ts';
+
+const { values: opt } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '1000,2048,3072' },
+    frames: { type: 'string', default: '40' },
+    'daemon-frames': { type: 'string', default: '120' },
+    rate: { type: 'string' },
+    'no-daemon': { type: 'boolean', default: false },
+    model: { type: 'string' },
+  },
+});
+const SIZES = opt.sizes!.split(',').map(Number);
+const FRAMES = Number(opt.frames);
+const DAEMON_FRAMES = Number(opt['daemon-frames']);
+const MODEL = opt.model ?? (fs.existsSync(DEFAULT_PIPELINE_OPTIONS.modelPath) ? DEFAULT_PIPELINE_OPTIONS.modelPath : path.resolve(import.meta.dirname, '../test/fixtures/tiny-model.onnx'));
+const STAGES = ['decode', 'corners', 'roi', 'preprocess', 'model', 'heatmap', 'refine', 'verdict', 'total'];
+
+const pct = (v: number[], p: number) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+};
+const f1 = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
+const ids = (seq: number) => ({ id: `b-${seq}`, seq, ts: new Date().toISOString() });
+
+async function frames(size: number, n: number): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (let i = 0; i < n; i++) out.push(await encodePng(renderFrame({ seed: 500 + i, width: size, height: size, depth: 16, orientation: 'tips-right' }).image));
+  return out;
+}
+
+interface SizeFigures {
+  size: number;
+  stages: Record<string, { p50: number; p99: number }>;
+  fps1: number;
+  fps2: number;
+  verdicts: Record<string, number>;
+}
+
+async function inProcess(pipeline: Pipeline, size: number): Promise<SizeFigures> {
+  const pngs = await frames(size, 2);
+  // A fresh copy each time: the daemon reads every file into a new buffer, so no decoder cache may help.
+  const input = (i: number) => ({ frame: `f${i}.png`, cellId: null, bytes: Buffer.from(pngs[i % pngs.length]!) });
+  for (let i = 0; i < 3; i++) await pipeline.judge(input(i), ids(i)); // warm-up
+  const timings: Record<string, number[]> = Object.fromEntries(STAGES.map((s) => [s, []]));
+  const verdicts: Record<string, number> = {};
+  let t0 = performance.now();
+  for (let i = 0; i < FRAMES; i++) {
+    const r = await pipeline.judge(input(i), ids(i));
+    verdicts[r.verdict + (r.verdict === 'ERROR' ? `:${r.reasons[0]}` : '')] = (verdicts[r.verdict] ?? 0) + 1;
+    for (const s of STAGES) if (r.timingsMs[s] !== undefined) timings[s]!.push(r.timingsMs[s]!);
+  }
+  const fps1 = FRAMES / ((performance.now() - t0) / 1000);
+  // Two in flight, as the daemon keeps them: decode/corners of one frame overlap the model of the other.
+  t0 = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < FRAMES) {
+      const i = next++;
+      await pipeline.judge(input(i), ids(i));
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  const fps2 = FRAMES / ((performance.now() - t0) / 1000);
+  const stages: SizeFigures['stages'] = {};
+  for (const s of STAGES) if (timings[s]!.length) stages[s] = { p50: pct(timings[s]!, 50), p99: pct(timings[s]!, 99) };
+  return { size, stages, fps1, fps2, verdicts };
+}
+
+interface DaemonFigures {
+  flood: { frames: number; fps: number; seconds: number };
+  paced: { frames: number; rate: number; p50: number; p90: number; p99: number; max: number; keptUp: boolean };
+  stats: Record<string, unknown> | null;
+}
+
+async function daemonRun(size: number, rateOpt: number | undefined): Promise<DaemonFigures> {
+  const broker = await Mosquitto.start();
+  const dir = tempDir('bench');
+  // The history on the same disk as in production (synchronous FULL); info logs only.
+  const cfg = writeConfig(dir, broker.url, { model: { path: MODEL, intraOpNumThreads: 0 }, source: { hotfolder: { stableMs: 50, pollMs: 20, afterJudged: 'delete' } } });
+  const pngs = await frames(size, 2);
+  const sub = await Subscriber.connect(broker.url, cfg.root);
+  const received = new Map<string, number>();
+  const origPush = sub.results.push.bind(sub.results);
+  sub.results.push = (...rs: Result[]) => {
+    for (const r of rs) if (!received.has(r.frame)) received.set(r.frame, performance.now());
+    return origPush(...rs);
+  };
+  const d = startDaemon(cfg.file);
+  try {
+    await until('online', () => sub.lastState() === 'online', 120_000, () => d.out.slice(-20).join('\n'));
+    // Warm-up: a few frames so that the first ones do not carry session start-up costs.
+    for (let i = 0; i < 4; i++) dropFrame(cfg.hot, `warm-${i}.png`, pngs[i % 2]!);
+    await until('warm-up', () => ['warm-0.png', 'warm-1.png', 'warm-2.png', 'warm-3.png'].every((n) => received.has(n)), 120_000);
+
+    // Flood: every frame is there at once; the daemon pulls them as fast as it can.
+    const floodNames = Array.from({ length: DAEMON_FRAMES }, (_, i) => `flood-${String(i).padStart(4, '0')}.png`);
+    const t0 = performance.now();
+    floodNames.forEach((n, i) => dropFrame(cfg.hot, n, pngs[i % 2]!));
+    await until('flood judged', () => floodNames.every((n) => received.has(n)), 600_000);
+    // Steady state: between the 10th and the last result (start-up of the queue excluded).
+    const times = floodNames.map((n) => received.get(n)!).sort((a, b) => a - b);
+    const fps = (times.length - 10) / ((times.at(-1)! - times[9]!) / 1000);
+
+    // Paced: below the throughput, latency is the pipeline's, not the queue's.
+    const rate = rateOpt ?? Math.min(20, Math.max(0.5, Math.floor(fps * 0.8 * 10) / 10));
+    const n = Math.max(30, Math.min(DAEMON_FRAMES, Math.round(rate * 20)));
+    const arrived = new Map<string, number>();
+    const start = performance.now();
+    for (let i = 0; i < n; i++) {
+      const due = start + (i * 1000) / rate;
+      while (performance.now() < due) await new Promise((r) => setTimeout(r, Math.max(0, Math.min(5, due - performance.now()))));
+      const name = `paced-${String(i).padStart(4, '0')}.png`;
+      dropFrame(cfg.hot, name, pngs[i % 2]!);
+      arrived.set(name, performance.now());
+    }
+    await until('paced judged', () => [...arrived.keys()].every((k) => received.has(k)), 300_000);
+    const lat = [...arrived].map(([k, t]) => received.get(k)! - t);
+    const lastLag = lat.at(-1)!;
+    // Let the daemon publish one stats window over the paced phase.
+    const statsLine = d.out.filter((l) => l.includes('stats:')).at(-1) ?? null;
+    return {
+      flood: { frames: DAEMON_FRAMES, fps, seconds: (times.at(-1)! - t0) / 1000 },
+      paced: { frames: n, rate, p50: pct(lat, 50), p90: pct(lat, 90), p99: pct(lat, 99), max: Math.max(...lat), keptUp: lastLag < 5 * pct(lat, 50) },
+      stats: statsLine ? { line: statsLine } : null,
+    };
+  } finally {
+    await stopDaemon(d);
+    await sub.close();
+    await broker.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const loadavg = (await import('node:os')).loadavg().map((v) => v.toFixed(1)).join(' ');
+  console.log(`# xpole pipeline bench: CPU provider, ${(await import('node:os')).cpus().length} cores, load average ${loadavg}`);
+  console.log(`# model ${path.relative(process.cwd(), MODEL)}; ${FRAMES} judgements per size from PNG bytes (16-bit synthetic frames)`);
+  const pipeline = await Pipeline.load({ modelPath: MODEL, providers: ['cpu'], intraOpNumThreads: 0 });
+  const figures: SizeFigures[] = [];
+  for (const size of SIZES) {
+    figures.push(await inProcess(pipeline, size));
+    const f = figures.at(-1)!;
+    console.log(`${size}²: done (${JSON.stringify(f.verdicts)})`);
+  }
+  await pipeline.close();
+
+  console.log('\n## Per stage, ms (median / p99), one frame at a time\n');
+  const cols = STAGES.filter((s) => figures.some((f) => f.stages[s]));
+  console.log(`| frame | ${cols.join(' | ')} | frames/s (1 in flight) | frames/s (2 in flight) |`);
+  console.log(`|---|${cols.map(() => '---').join('|')}|---|---|`);
+  for (const f of figures) {
+    const cells = cols.map((s) => (f.stages[s] ? `${f1(f.stages[s]!.p50)} / ${f1(f.stages[s]!.p99)}` : '-'));
+    console.log(`| ${f.size}² | ${cells.join(' | ')} | ${f.fps1.toFixed(1)} | ${f.fps2.toFixed(1)} |`);
+  }
+  for (const f of figures) {
+    const stages = cols.filter((s) => s !== 'total' && f.stages[s]);
+    const sum = stages.reduce((a, s) => a + f.stages[s]!.p50, 0);
+    const [top] = stages.sort((a, b) => f.stages[b]!.p50 - f.stages[a]!.p50);
+    console.log(`${f.size}²: sum of stage medians ${f1(sum)} ms (${(1000 / sum).toFixed(1)} frames/s if nothing overlapped); biggest stage ${top} ${f1(f.stages[top!]!.p50)} ms = ${Math.round((100 * f.stages[top!]!.p50) / sum)}%`);
+  }
+
+  if (opt['no-daemon'] || !mosquittoAvailable()) return;
+  const size = SIZES.includes(2048) ? 2048 : SIZES[0]!;
+  const d = await daemonRun(size, opt.rate ? Number(opt.rate) : undefined);
+  const f = figures.find((x) => x.size === size)!;
+  const sum = Object.entries(f.stages).filter(([s]) => s !== 'total').reduce((a, [, v]) => a + v.p50, 0);
+  console.log(`\n## Daemon at ${size}² (hot folder -> pipeline, 2 in flight -> history -> mosquitto)\n`);
+  console.log(`sustained, folder flooded with ${d.flood.frames} frames: ${d.flood.fps.toFixed(1)} frames/s (${(1000 / d.flood.fps).toFixed(0)} ms a frame) vs sum of stage medians ${f1(sum)} ms (${(1000 / sum).toFixed(1)} frames/s): overlap gain x${((d.flood.fps * sum) / 1000).toFixed(2)}`);
+  console.log(`paced at ${d.paced.rate} frames/s, ${d.paced.frames} frames: file arrival -> result at a subscriber (PUBACK): p50 ${f1(d.paced.p50)} ms, p90 ${f1(d.paced.p90)} ms, p99 ${f1(d.paced.p99)} ms, max ${f1(d.paced.max)} ms; ${d.paced.keptUp ? 'kept up' : 'fell behind (latency grew over the run)'}`);
+  if (d.stats) console.log(`daemon's own last stats line: ${String(d.stats.line)}`);
+  console.log(`goals: >= 20 frames/s sustained at 2048²: ${d.flood.fps >= 20 ? 'met' : 'NOT met'}; p99 <= 150 ms: ${d.paced.p99 <= 150 ? 'met' : 'NOT met'}`);
+}
+
+await main();
