@@ -274,3 +274,34 @@ export function jpegRoundTrip(px: Uint8Array, width: number, height: number, qua
     }
   }
 }
+
+/**
+ * Motion blur or a ghost image: the sum of weighted copies of `t` shifted by offset_i * (dx, dy)
+ * (bilinear, edges clamped). Symmetric offsets leave edges where they were; returns a new array.
+ */
+export function smear(t: Float32Array, width: number, height: number, dx: number, dy: number, taps: readonly { offset: number; weight: number }[]): Float32Array {
+  const out = new Float32Array(width * height);
+  for (const { offset, weight } of taps) {
+    const sx = offset * dx;
+    const sy = offset * dy;
+    const ix = Math.floor(sx);
+    const iy = Math.floor(sy);
+    const fx = sx - ix;
+    const fy = sy - iy;
+    const w00 = weight * (1 - fx) * (1 - fy);
+    const w10 = weight * fx * (1 - fy);
+    const w01 = weight * (1 - fx) * fy;
+    const w11 = weight * fx * fy;
+    for (let y = 0; y < height; y++) {
+      const y0 = Math.min(height - 1, Math.max(0, y + iy)) * width;
+      const y1 = Math.min(height - 1, Math.max(0, y + iy + 1)) * width;
+      const row = y * width;
+      for (let x = 0; x < width; x++) {
+        const x0 = Math.min(width - 1, Math.max(0, x + ix));
+        const x1 = Math.min(width - 1, Math.max(0, x + ix + 1));
+        out[row + x] = out[row + x]! + w00 * t[y0 + x0]! + w10 * t[y0 + x1]! + w01 * t[y1 + x0]! + w11 * t[y1 + x1]!;
+      }
+    }
+  }
+  return out;
+}

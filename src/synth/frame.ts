@@ -5,7 +5,7 @@ import { judge } from '../inspect/verdict.ts';
 import { canonicalSize, fromCanonical, toCanonical } from '../frame/orientation.ts';
 import { ORIENTATIONS, type FailReason, type Image, type Orientation } from '../types.ts';
 import { addBody, addSeparators, apexOf, layoutStack, type Stack } from './cell.ts';
-import { addNoise, applyField, digitize, gaussianBlur, type Export, type Field } from './detector.ts';
+import { addNoise, applyField, digitize, gaussianBlur, smear, type Export, type Field } from './detector.ts';
 import { Rng } from './prng.ts';
 import { affineFromPoints, rasterize, shapesAttenuation, stackFineTest, stackScene } from './raster.ts';
 import { place, type PlacedShape, type Shape } from './shapes.ts';
@@ -128,7 +128,8 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
   const field = clutter ? drawField(rDet, width, height, keypoints) : PLAIN_FIELD;
   applyField(transmission, width, height, field, rDet);
   const sigma = opts.blurSigma ?? rDet.logUniform(0.5, 3);
-  const blurred = gaussianBlur(transmission, width, height, sigma);
+  const moved = clutter ? motion(rDet, transmission, width, height, orientation) : transmission;
+  const blurred = gaussianBlur(moved, width, height, sigma);
   const snr = opts.snr ?? (rDet.chance(0.85) ? rDet.uniform(40, 200) : rDet.logUniform(5, 40));
   const photons = Number.isFinite(snr) ? snr * snr : 1;
   const counts = Number.isFinite(snr)
@@ -270,6 +271,32 @@ function insideFrame(keypoints: Float64Array, width: number, height: number, mar
     if (x < margin || y < margin || x > width - 1 - margin || y > height - 1 - margin) return false;
   }
   return true;
+}
+
+/**
+ * Some real exports are smeared across the sheets (the cell moving during the exposure) or show
+ * a faint second image of them. Both act across the sheets (canonical y, within +-20 degrees),
+ * so the tips' x stays where the geometry put it; motion is symmetric about the true image.
+ */
+function motion(rng: Rng, t: Float32Array, width: number, height: number, orientation: Orientation): Float32Array {
+  const kind = rng.next();
+  if (kind >= 0.25) return t;
+  const a = ((90 + rng.uniform(-20, 20)) * Math.PI) / 180;
+  const [ox, oy] = fromCanonical(0, 0, width, height, orientation);
+  const [px, py] = fromCanonical(Math.cos(a), Math.sin(a), width, height, orientation);
+  const [dx, dy] = [px - ox, py - oy];
+  if (kind < 0.15) {
+    const len = rng.uniform(2, 8);
+    const n = Math.ceil(len) + 1;
+    const taps = Array.from({ length: n }, (_, i) => ({ offset: -len / 2 + (i * len) / (n - 1), weight: 1 / n }));
+    return smear(t, width, height, dx, dy, taps);
+  }
+  const w = rng.uniform(0.15, 0.4);
+  const d = rng.uniform(1.5, 5) * (rng.chance(0.5) ? 1 : -1);
+  return smear(t, width, height, dx, dy, [
+    { offset: 0, weight: 1 - w },
+    { offset: d, weight: w },
+  ]);
 }
 
 /** Clamps, screws, the tray, casing edges and dust around the stack (scene coordinates). */
