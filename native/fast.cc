@@ -384,6 +384,15 @@ void detect(const T* pixels, int width, int height, size_t stride, const CornerP
       if (harris[a] != harris[b]) return harris[a] > harris[b];
       return a < b;  // row-major among equals
     });
+  } else if (p.maxCorners > 0) {
+    // Without Harris, ORB ranks by FAST score (its FAST_SCORE mode).
+    std::vector<float> fastScore(n);
+    for (size_t i = 0; i < n; i++) fastScore[i] = float(kps[i].score);
+    retainBest(keep, fastScore, size_t(p.maxCorners));
+    std::sort(keep.begin(), keep.end(), [&](uint32_t a, uint32_t b) {
+      if (kps[a].score != kps[b].score) return kps[a].score > kps[b].score;
+      return a < b;
+    });
   } else if (p.describe) {
     describeAll(true, true);
   }

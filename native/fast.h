@@ -11,7 +11,7 @@ struct CornerParams {
   int maxCorners = 0;   // 0: every corner after NMS; N: ORB's retainBest by Harris
   int border = 0;       // drop corners closer than this to an edge (ORB's edgeThreshold); FAST keeps 3 anyway
   int threads = 1;      // row bands run in parallel
-  bool describe = true; // compute Harris response and angle
+  bool describe = true; // compute Harris response and angle; without, N best by FAST score, harris/angle 0
 };
 
 struct CornerSet {

@@ -93,6 +93,15 @@ describe('ranking, threads and async', () => {
     expect(detectCorners(img, { threshold: 10, maxCorners: all.count + 5 }).count).toBe(all.count);
   });
 
+  it('ranks by FAST score when Harris is not computed (the addon\'s describe=false, used by the bench)', () => {
+    const byScore = native.detect(img.pixels, img.width, img.height, img.width, 8, 10, 40, 0, 1, false);
+    const sorted = Array.from(detectCorners(img, { threshold: 10 }).score).sort((a, b) => b - a);
+    const boundary = sorted[39]!;
+    expect(byScore.count).toBe(sorted.filter((v) => v >= boundary).length);
+    expect(Array.from(byScore.score)).toEqual(sorted.slice(0, byScore.count));
+    expect(Array.from(byScore.harris).every((v) => v === 0)).toBe(true);
+  });
+
   it('keeps every corner tied with the N-th, as ORB retainBest', () => {
     // Identical squares on a flat field: all their corners tie in FAST score and Harris response.
     const w = 120, h = 120;
