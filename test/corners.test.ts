@@ -216,6 +216,15 @@ describe('bad input gives a typed error naming the argument', () => {
     expect(arrays(detectCorners({ ...img, pixels: shared }, { threshold: 9 }))).toEqual(arrays(detectCorners(img, { threshold: 9 })));
   });
 
+  it('reads a Buffer view at a byte offset in place', () => {
+    const img = scene(90, 70, 4);
+    const big = Buffer.alloc(img.pixels.length + 13, 255);
+    big.set(img.pixels, 13);
+    const view = big.subarray(13);
+    expect(view.byteOffset).toBeGreaterThan(0);
+    expect(arrays(detectCorners({ ...img, pixels: view }, { threshold: 9 }))).toEqual(arrays(detectCorners(img, { threshold: 9 })));
+  });
+
   it('rejects the promise of the async call', async () => {
     await expect(detectCornersAsync(good(), { threshold: -3 })).rejects.toThrow(/opts\.threshold.*got -3/);
   });
