@@ -62,8 +62,9 @@ export interface DaemonProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function startDaemon(configFile: string, env: NodeJS.ProcessEnv = {}): DaemonProcess {
-  const child = spawn(process.execPath, [XPOLE, 'run', '--config', configFile], {
+/** `nodeArgs` go before the script (e.g. `--import probe.mjs` for the soak's heap samples). */
+export function startDaemon(configFile: string, env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): DaemonProcess {
+  const child = spawn(process.execPath, [...nodeArgs, XPOLE, 'run', '--config', configFile], {
     cwd: ROOT,
     env: { ...process.env, NOTIFY_SOCKET: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
