@@ -40,9 +40,9 @@ export function rasterize(width: number, height: number, toScene: Affine, scene:
   const inv = 1 / (ss * ss);
   for (let y = 0; y < height; y++) {
     let i = y * width;
-    for (let x = 0; x < width; x++, i++) {
-      const u = a * x + b * y + c;
-      const v = d * x + e * y + f;
+    let u = b * y + c;
+    let v = e * y + f;
+    for (let x = 0; x < width; x++, i++, u += a, v += d) {
       if (fine !== null && fine(u, v)) {
         let sum = 0;
         for (let sy = 0; sy < ss; sy++) {
