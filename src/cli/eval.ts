@@ -183,7 +183,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(
         [
           `images     ${r.images} (${score!.errors} ERROR)`,
-          `NME        ${fmt(r.nme)}  (over judged frames: ${fmt(score!.nmeJudged)})`,
+          `NME        ${r.nme === null && score!.errors > 0 ? 'inf (an ERROR frame is an infinite error)' : fmt(r.nme)}; over judged frames ${fmt(score!.nmeJudged)}`,
           `PCK@0.5    ${fmt(r['pck@0.5'])}`,
           `PCK@1.0    ${fmt(r['pck@1.0'])}`,
           `PCS@0.5    ${fmt(r['pcs@0.5'])}`,
