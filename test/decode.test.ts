@@ -111,6 +111,21 @@ describe('decodeFrame: 16 bits kept', () => {
   });
 });
 
+describe('decodeFrame: 16-bit grey stored as RGB or with alpha', () => {
+  it('keeps every bit of grey in a 16-bit RGB PNG and of a grey+alpha PNG', async () => {
+    const img = random16(260, 256, 4);
+    const rgb = new Uint16Array(img.pixels.length * 3);
+    img.pixels.forEach((v, i) => rgb.fill(v, 3 * i, 3 * i + 3));
+    const fromRgb = await decodeFrame(await sharp(rgb, { raw: { width: 260, height: 256, channels: 3 } }).toColourspace('rgb16').png().toBuffer());
+    expect(fromRgb.depth).toBe(16);
+    expect(Array.from(fromRgb.pixels)).toEqual(Array.from(img.pixels));
+    const ga = new Uint16Array(img.pixels.length * 2).fill(65535);
+    img.pixels.forEach((v, i) => (ga[2 * i] = v));
+    const fromGa = await decodeFrame(await sharp(ga, { raw: { width: 260, height: 256, channels: 2 } }).toColourspace('grey16').png().toBuffer());
+    expect(Array.from(fromGa.pixels)).toEqual(Array.from(img.pixels));
+  });
+});
+
 describe('decodeFrame: 8-bit formats', () => {
   it('round-trips an 8-bit PNG exactly and reads grey stored as RGB', async () => {
     const img = gradient8(256, 300);
