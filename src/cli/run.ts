@@ -109,7 +109,7 @@ export async function run(argv: string[]): Promise<number> {
       queueDepth: config.queue.depth,
       stopTimeoutSec: config.stopTimeoutSec,
       retention: () => enforceRetention(h, log),
-      watchdogUsec: Number(process.env.WATCHDOG_USEC ?? 0) || 0,
+      watchdogUsec: watchdogUsec(process.env),
     });
     enforceRetention(h, log);
     if (!isStopping()) {
@@ -185,6 +185,14 @@ async function openHistory(config: Config, log: Logger, notify: (state: string) 
       if (isStopping()) return null;
     }
   }
+}
+
+/** The watchdog period systemd asks for, as sd_watchdog_enabled(3): 0 when it is meant for another process. */
+function watchdogUsec(env: NodeJS.ProcessEnv): number {
+  const usec = Number(env.WATCHDOG_USEC ?? 0);
+  if (!(usec > 0)) return 0;
+  if (env.WATCHDOG_PID && Number(env.WATCHDOG_PID) !== process.pid) return 0;
+  return usec;
 }
 
 /** sd_notify that never throws: a notification systemd cannot take is a warning (once), not a crash. */
