@@ -37,14 +37,14 @@ const base = makeRoiParams(
 
 /** The paper's method and the robust alternatives measured against it (docs/readme/roi.md). */
 const VARIANTS: [string, RoiParams][] = [
-  ['paper: mean centre, all columns', { ...base, centre: 'mean', band: 0 }],
-  ['median centre, all columns', { ...base, centre: 'median', band: 0 }],
-  ['densest cluster, all columns', { ...base, centre: 'cluster', band: 0 }],
-  ['tip corners cluster, all columns', { ...base, centre: 'tips', band: 0 }],
-  ['mean centre, column band', { ...base, centre: 'mean' }],
-  ['median centre, column band', { ...base, centre: 'median' }],
+  // A centre point has no extent: the paper's pointers start at the frame edges (reach 1).
+  ['paper: mean centre, all columns', { ...base, centre: 'mean', band: 0, reach: 1 }],
+  ['median centre, all columns', { ...base, centre: 'median', band: 0, reach: 1 }],
+  ['mean centre, column band', { ...base, centre: 'mean', reach: 1 }],
+  ['median centre, column band', { ...base, centre: 'median', reach: 1 }],
   ['densest cluster, column band', { ...base, centre: 'cluster' }],
-  ['tip corners cluster, column band (default)', { ...base, centre: 'tips' }],
+  ['tip corners, all columns', { ...base, centre: 'tips', band: 0 }],
+  ['tip corners, column band (default)', { ...base, centre: 'tips' }],
 ];
 
 interface Sample {

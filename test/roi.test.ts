@@ -1,0 +1,228 @@
+// ROI estimation: the pointers and the profile on hand-made data, the whole stage on a hand-drawn
+// stack in all four orientations and both bit depths, on small synthetic frames, and on the real
+// frames against their authors' boxes.
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { FrameError } from '../src/errors.ts';
+import { decodeFrame } from '../src/frame/decode.ts';
+import { boxToCanonical, fromCanonical, toCanonical } from '../src/frame/orientation.ts';
+import { roiHoldsKeypoints } from '../src/eval/metrics.ts';
+import { renderFrame } from '../src/synth/frame.ts';
+import { ORIENTATIONS, type Box, type Corners, type Image, type Orientation } from '../src/types.ts';
+import { cornerThreshold, DEFAULT_ROI_PARAMS, estimateRoi, makeRoiParams, roiForFrame, rowProfile, stackRows } from '../src/vision/roi.ts';
+
+const REAL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/real-frames');
+if (!existsSync(REAL)) console.warn(`roi.test: skipping the real-frame test: ${REAL} not found`);
+
+describe('the two pointers', () => {
+  // 40 rows: bright 0-9, dark stack 10-29, bright gap 30-35, black tray 36-39.
+  const profile = Float64Array.from({ length: 40 }, (_, r) => (r < 10 ? 1 : r < 30 ? 0.2 : r < 36 ? 1 : 0));
+  const p = { stepTop: 2, stepBottom: 2, gradient: 0.5 };
+
+  it('stop where the profile darkens toward the centre, not where it brightens (the tray)', () => {
+    // need = 0.5 * (1 - 0) = 0.5. Top: 0,2,4,6 flat; at u = 8, P8 - P10 = 0.8 -> stop at 8.
+    // Bottom from 39: P39 - P37 = 0; P37 - P35 = -1 (brightening); 35, 33 flat; P31 - P29 = 0.8 -> 31.
+    expect(stackRows(profile, 0, 39, 20, p)).toEqual([8, 31]);
+  });
+
+  it('start at the given rows and fall back to them when no edge comes before the centre', () => {
+    // From 12 down to the centre 20 the stack is flat: no stop, the bound is the start row.
+    expect(stackRows(profile, 12, 39, 20, p)).toEqual([12, 31]);
+    expect(stackRows(new Float64Array(40).fill(0.5), 3, 30, 20, p)).toEqual([3, 30]);
+  });
+
+  it('take the step sizes a and b separately', () => {
+    // b = 3: u = 0, 3, 6 flat (P6 - P9 = 0), u = 9: P9 - P12 = 0.8 -> 9. a = 5: 39, 34 (P34 - P29 = 0.8) -> 34.
+    expect(stackRows(profile, 0, 39, 20, { stepTop: 3, stepBottom: 5, gradient: 0.5 })).toEqual([9, 34]);
+  });
+});
+
+/** A frame whose canonical view is `canonical(xc, yc)`, delivered in orientation o. */
+function frame(cw: number, ch: number, o: Orientation, depth: 8 | 16, canonical: (x: number, y: number) => number): Image {
+  const [W, H] = o === 'tips-up' || o === 'tips-down' ? [ch, cw] : [cw, ch];
+  const pixels = depth === 8 ? new Uint8Array(W * H) : new Uint16Array(W * H);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const [xc, yc] = toCanonical(x, y, W, H, o);
+      pixels[y * W + x] = canonical(xc, yc);
+    }
+  }
+  return { width: W, height: H, depth, pixels };
+}
+
+describe('row profile', () => {
+  it.each(ORIENTATIONS)('is the mean of each canonical row over the band, read from the frame (%s)', (o) => {
+    const img = frame(7, 5, o, 16, (x, y) => 1000 * y + 37 * x * x);
+    const [W, H] = [img.width, img.height];
+    const prof = rowProfile(img, o, 2, 5);
+    expect(prof).toHaveLength(5);
+    for (let yc = 0; yc < 5; yc++) {
+      // Brute force through fromCanonical, one pixel at a time.
+      let s = 0;
+      for (let xc = 2; xc <= 5; xc++) {
+        const [x, y] = fromCanonical(xc, yc, W, H, o);
+        s += img.pixels[y * W + x];
+      }
+      expect(prof[yc]).toBeCloseTo(s / 4 / 65535, 12);
+    }
+  });
+});
+
+// A hand-drawn stack in canonical orientation (240 x 200): 15 anodes (3 px dark lines, pitch 6)
+// from the left edge to their tips near x = 150, cathodes between them ending 8 px earlier, a dark
+// screw-like block up left with corners of its own. Background 200, sheets 40, overlap 90, screw 20.
+const CW = 240;
+const CH = 200;
+const tips = Array.from({ length: 29 }, (_, k) => {
+  const anode = k % 2 === 0;
+  return { x: anode ? 150 + (k % 4) : 142 + (k % 3), y: 61 + 3 * k };
+});
+function stack(xc: number, yc: number): number {
+  if (xc >= 30 && xc < 60 && yc >= 15 && yc < 40) return 20;
+  for (let k = 0; k < tips.length; k++) {
+    if (Math.abs(yc - tips[k].y) <= 1 && xc <= tips[k].x) return k % 2 === 0 ? 40 : 70;
+  }
+  return yc >= 60 && yc <= 146 && xc <= 140 ? 90 : 200;
+}
+const CANONICAL_ANGLE: Record<Orientation, (a: number) => number> = {
+  'tips-right': (a) => a,
+  'tips-left': (a) => (540 - a) % 360,
+  'tips-up': (a) => (a + 270) % 360,
+  'tips-down': (a) => (a + 90) % 360,
+};
+function handCorners(img: Image, o: Orientation): Corners {
+  // Tip corners (bright side toward +x canonical) and the screw's four corners.
+  const pts = [
+    ...tips.map((t) => [t.x, t.y, 0]),
+    [30, 15, 225],
+    [59, 15, 315],
+    [30, 39, 135],
+    [59, 39, 45],
+    [31, 16, 225],
+  ];
+  const c: Corners = {
+    count: pts.length,
+    x: new Float32Array(pts.length),
+    y: new Float32Array(pts.length),
+    score: new Float32Array(pts.length).fill(50),
+    harris: new Float32Array(pts.length).fill(1e-3),
+    angle: new Float32Array(pts.length),
+  };
+  pts.forEach(([xc, yc, a], i) => {
+    [c.x[i], c.y[i]] = fromCanonical(xc, yc, img.width, img.height, o);
+    c.angle[i] = CANONICAL_ANGLE[o](a);
+  });
+  return c;
+}
+
+describe('estimateRoi on a hand-drawn stack', () => {
+  const canonicalRois: Box[] = [];
+  for (const depth of [8, 16] as const) {
+    it.each(ORIENTATIONS)(`holds every tip, leaves the screw out, same canonical box in every orientation (${depth}-bit, %s)`, (o) => {
+      // 16-bit: 12-bit counts, as raw detectors deliver them.
+      const img = frame(CW, CH, o, depth, depth === 8 ? stack : (x, y) => stack(x, y) * 16);
+      const roi = estimateRoi(img, handCorners(img, o), o);
+      const kp = tips.flatMap((t) => [...fromCanonical(t.x, t.y, img.width, img.height, o), 2]);
+      expect(roiHoldsKeypoints(roi, kp)).toBe(true);
+      const [x, y, w, h] = boxToCanonical(roi, img.width, img.height, o);
+      // The stack spans rows 60-146 (86 rows): the ROI is that plus margins, not the frame.
+      expect(y).toBeGreaterThan(60 - 0.3 * 86);
+      expect(y + h).toBeLessThan(146 + 0.3 * 86);
+      expect(w).toBeCloseTo(DEFAULT_ROI_PARAMS.alpha * h, 9);
+      // The screw block (x 30-59, y 15-39) is outside.
+      expect(x > 59 || y > 39).toBe(true);
+      canonicalRois.push([x, y, w, h]);
+      for (const b of canonicalRois) b.forEach((v, i) => expect(v).toBeCloseTo(canonicalRois[0][i], 6));
+    });
+  }
+
+  it('throws ROI_NOT_FOUND without corners and without sheets behind the corners', () => {
+    const img = frame(CW, CH, 'tips-right', 8, stack);
+    const none: Corners = { count: 0, x: new Float32Array(), y: new Float32Array(), score: new Float32Array(), harris: new Float32Array(), angle: new Float32Array() };
+    const blank = frame(CW, CH, 'tips-right', 8, () => 128);
+    for (const [image, corners] of [
+      [img, none],
+      [blank, handCorners(blank, 'tips-right')],
+    ] as const) {
+      let caught: unknown;
+      try {
+        estimateRoi(image, corners, 'tips-right');
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(FrameError);
+      expect((caught as FrameError).reason).toBe('ROI_NOT_FOUND');
+    }
+  });
+});
+
+describe('parameters', () => {
+  it('name the bad field', () => {
+    expect(() => makeRoiParams({ alpha: 0 })).toThrow(/roi\.alpha/);
+    expect(() => makeRoiParams({ stepTop: 1.5 })).toThrow(/roi\.stepTop/);
+    expect(() => makeRoiParams({ centre: 'mode' as never })).toThrow(/roi\.centre/);
+    expect(makeRoiParams({ gradient: 0.2 }).gradient).toBe(0.2);
+  });
+
+  it('scale the FAST threshold to the frame grey range, so 12-bit content in 16 bits finds corners', () => {
+    const full8 = frame(64, 64, 'tips-right', 8, (x) => (x < 32 ? 0 : 255));
+    const raw12 = frame(64, 64, 'tips-right', 16, (x) => (x < 32 ? 0 : 4095));
+    expect(cornerThreshold(full8)).toBe(DEFAULT_ROI_PARAMS.threshold8);
+    expect(cornerThreshold(raw12)).toBe(Math.round((DEFAULT_ROI_PARAMS.threshold8 * 4095) / 255));
+  });
+});
+
+describe('roiForFrame on small synthetic frames', () => {
+  // Seeds fixed up front (not picked after the fact); both bit depths, every orientation.
+  // Measured: 7 of these 8 hold every keypoint (seed 4102, tips-left 8-bit, loses its tips'
+  // column to the separators beyond them); the stage's recall on 1000 full-size frames is in
+  // docs/readme/roi.md. The test keeps that floor and that no ROI is a large part of the frame.
+  it('holds every labelled keypoint in at least 7 of 8 frames (all orientations, 8 and 16 bit)', () => {
+    let held = 0;
+    const misses: string[] = [];
+    ORIENTATIONS.forEach((o, i) => {
+      for (const depth of [8, 16] as const) {
+        const seed = 4100 + 2 * i + (depth === 16 ? 1 : 0);
+        const f = renderFrame({ seed, width: 512, height: 512, depth, orientation: o, defectRate: 0.3 });
+        const roi = roiForFrame(f.image, f.orientation);
+        expect(roi[2] * roi[3]).toBeLessThan(0.5 * 512 * 512);
+        if (roiHoldsKeypoints(roi, f.keypoints)) held++;
+        else misses.push(`seed ${seed} ${o} ${depth}-bit`);
+      }
+    });
+    expect(held, `missed: ${misses.join(', ')}`).toBeGreaterThanOrEqual(7);
+  });
+});
+
+describe.skipIf(!existsSync(REAL))('real frames (../shared/real-frames)', () => {
+  it('the ROI covers >= 70% of the authors\' box on at least 29 of the 34 frames', async () => {
+    const boxes = JSON.parse(readFileSync(path.join(REAL, 'roi-boxes.json'), 'utf8')).boxes as Record<string, Box>;
+    const names = readdirSync(path.join(REAL, 'images')).sort();
+    expect(names).toHaveLength(34);
+    let good = 0;
+    for (const name of names) {
+      const img = await decodeFrame(readFileSync(path.join(REAL, 'images', name)));
+      // Tips point left in the two line exports (2022...) and the BMP, right elsewhere (by eye).
+      const o: Orientation = name.startsWith('2022') || name.endsWith('.BMP') ? 'tips-left' : 'tips-right';
+      let roi: Box;
+      try {
+        roi = roiForFrame(img, o);
+      } catch {
+        continue;
+      }
+      const b = boxes[name];
+      const w = Math.min(roi[0] + roi[2], b[0] + b[2]) - Math.max(roi[0], b[0]);
+      const h = Math.min(roi[1] + roi[3], b[1] + b[3]) - Math.max(roi[1], b[1]);
+      if (w > 0 && h > 0 && (w * h) / (b[2] * b[3]) >= REAL_COVER) good++;
+    }
+    expect(good).toBeGreaterThanOrEqual(REAL_MIN_FRAMES);
+  });
+});
+
+// Measured (docs/readme/roi.md): the default ROI covers >= 70% of the authors' box on 30 of the
+// 34 frames (>= 90% on 16: the authors drew wider boxes, further beyond the tips); one frame of slack.
+const REAL_COVER = 0.7;
+const REAL_MIN_FRAMES = 29;
+
