@@ -144,7 +144,7 @@ describe.skipIf(!mosquittoAvailable())('xpole run with a hot folder, mosquitto a
         `model: { path: ${MODEL}, providers: [cpu] }`,
         'source:',
         '  type: hotfolder',
-        `  hotfolder: { dir: ${hot}, stableMs: 100, pollMs: 20, cellIdRegex: "^(?<cellId>CELL-[0-9]+)_" }`,
+        `  hotfolder: { dir: ${hot}, stableMs: 500, pollMs: 20, cellIdRegex: "^(?<cellId>CELL-[0-9]+)_" }`,
         `mqtt: { url: "${broker.url}", protocolVersion: 5 }`,
         `history: { path: ${historyPath} }`,
         'log: { level: debug }',
