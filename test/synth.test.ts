@@ -5,7 +5,7 @@ import { fromCanonical, toCanonical } from '../src/frame/orientation.ts';
 import { DEFAULT_RECIPE } from '../src/inspect/recipe.ts';
 import { judge } from '../src/inspect/verdict.ts';
 import { addSeparators, apexOf, layoutStack } from '../src/synth/cell.ts';
-import { jpegRoundTrip } from '../src/synth/detector.ts';
+import { addNoise, jpegRoundTrip } from '../src/synth/detector.ts';
 import { referenceBox } from '../src/synth/dataset.ts';
 import { renderFrame, SPEC_MARGIN_MM } from '../src/synth/frame.ts';
 import { Rng, frameSeed } from '../src/synth/prng.ts';
@@ -256,5 +256,29 @@ describe('renderFrame options', () => {
         expect(f.keypoints[k + 1]).toBeLessThanOrEqual(height - 5);
       }
     }
+  });
+});
+
+describe('detector noise', () => {
+  const stats = (a: Float32Array) => {
+    let m = 0;
+    for (const v of a) m += v;
+    m /= a.length;
+    let s = 0;
+    for (const v of a) s += (v - m) ** 2;
+    return [m, Math.sqrt(s / a.length)] as const;
+  };
+
+  it('gives the open field the requested SNR (shot noise) plus read noise', () => {
+    const snr = 50;
+    const [m, sd] = stats(addNoise(new Float32Array(200_000).fill(1), snr * snr, 10, new Rng(1)));
+    expect(m).toBeCloseTo(2500, -1);
+    expect(sd).toBeCloseTo(Math.sqrt(2500 + 100), 0); // 51.0
+  });
+
+  it('is Poisson where few photons arrive (variance = mean)', () => {
+    const [m, sd] = stats(addNoise(new Float32Array(200_000).fill(0.004), 1000, 0, new Rng(2)));
+    expect(m).toBeCloseTo(4, 1);
+    expect(sd * sd).toBeCloseTo(4, 1);
   });
 });

@@ -133,7 +133,7 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
   const snr = opts.snr ?? (rDet.chance(0.85) ? rDet.uniform(40, 200) : rDet.logUniform(5, 40));
   const photons = Number.isFinite(snr) ? snr * snr : 1;
   const counts = Number.isFinite(snr)
-    ? addNoise(blurred, photons, photons * rDet.uniform(0.002, 0.015), rNoise)
+    ? addNoise(blurred, photons, snr * rDet.uniform(0.05, 0.3), rNoise) // read noise 5-30% of the open field's shot noise
     : blurred;
   const depth = opts.depth ?? (rDet.chance(0.65) ? 8 : 16);
   const ex = drawExport(rDet, depth, photons, width * height, clutter, opts.jpegQuality);
