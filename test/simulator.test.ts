@@ -38,6 +38,13 @@ describe('simulator', () => {
       expect(dropped).toBeGreaterThanOrEqual(7);
       expect(dropped).toBeLessThanOrEqual(12);
       expect(sim.counters().produced).toBe(7);
+      // Verdicts are scored against the renderer's expectation (SPEC's overkill and escape).
+      const expected = (await import('../src/synth/frame.ts')).renderFrame({ seed: 5, defectRate: 0.5, width: 1000, height: 1000, orientation: 'tips-left', recipe: DEFAULT_RECIPE }).expectedVerdict;
+      await a.ack('PASS');
+      await a.ack('ERROR');
+      const c = sim.counters();
+      expect(c.judged).toBe(2);
+      expect(expected === 'PASS' ? [c.expectedPass, c.overkill, c.escape] : [c.expectedFail, c.escape, c.overkill]).toEqual([2, 1, 0]);
     } finally {
       sim.stop();
     }

@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.ts';
 import type { Recipe } from '../inspect/recipe.ts';
 import type { RenderOptions } from '../synth/frame.ts';
-import type { Image, Orientation } from '../types.ts';
+import type { Image, Orientation, Verdict } from '../types.ts';
 import type { Source, SourceFrame } from './source.ts';
 
 interface Rendered {
@@ -45,7 +45,8 @@ export class Simulator implements Source {
   private onStop!: () => void;
   /** Resolves on stop(): a render still running in the worker is not waited for. */
   private readonly stopSignal = new Promise<null>((resolve) => (this.onStop = () => resolve(null)));
-  private readonly count = { produced: 0, dropped: 0 };
+  /** The renderer knows each frame's expected verdict: overkill and escape as SPEC's line figures. */
+  private readonly count = { produced: 0, dropped: 0, judged: 0, expectedPass: 0, expectedFail: 0, overkill: 0, escape: 0 };
   private worker: Worker | null = null;
   /** Frame i of the repeating set, rendered in order by the worker. */
   private readonly rendered: Promise<Rendered>[] = [];
@@ -155,9 +156,20 @@ export class Simulator implements Source {
       input: { image: synth.image },
       arrivedAt,
       recovered: false,
-      // Nothing to release: the frame lived only in memory.
-      ack: async () => undefined,
+      // Nothing to release (the frame lived only in memory); the verdict is scored.
+      ack: async (verdict) => this.score(synth.expectedVerdict, verdict),
     };
+  }
+
+  private score(expected: 'PASS' | 'FAIL', verdict: Verdict): void {
+    this.count.judged++;
+    if (expected === 'PASS') {
+      this.count.expectedPass++;
+      if (verdict !== 'PASS') this.count.overkill++;
+    } else {
+      this.count.expectedFail++;
+      if (verdict === 'PASS') this.count.escape++;
+    }
   }
 
   private sleep(ms: number): Promise<void> {
