@@ -181,7 +181,10 @@ export function layoutStack(rng: Rng, p: StackParams): Stack {
   return { sheets, separators: [], pitch: p.pitch, top, bottom: top + stackH, reach: 0, body: null };
 }
 
-/** Separators between neighbouring sheets; they run past the anode apexes as faint lines. */
+/**
+ * Separators between neighbouring sheets (separators[j] lies between sheets j and j + 1), then
+ * the two outer wraps; they run past the anode apexes as faint lines.
+ */
 export function addSeparators(rng: Rng, stack: Stack): void {
   const { sheets } = stack;
   const n = sheets.length;
@@ -202,6 +205,28 @@ export function addSeparators(rng: Rng, stack: Stack): void {
       upper: i,
       lower: i + 1,
       slope: Math.tan(((spread * rel + rng.normal()) * Math.PI) / 180),
+      freeX,
+      endX: freeX + run,
+      fade: Math.max(2, run * 0.4),
+      vMin: 0,
+      vMax: 0,
+    });
+  }
+  // The outer wraps above the first and below the last sheet: films running furthest past the tips.
+  for (const [i, side, next] of [
+    [0, -1, 1],
+    [n - 1, 1, n - 2],
+  ] as const) {
+    const s = sheets[i]!;
+    const run = Math.max(4, runMean * rng.uniform(1, 2));
+    const freeX = Math.max(s.apexX, sheets[next]!.apexX);
+    stack.separators.push({
+      y: s.y + side * (s.thick / 2 + rng.uniform(0.5, 2)),
+      thick: thick * rng.uniform(0.8, 1.5),
+      mu: mu * rng.uniform(1, 2),
+      upper: i,
+      lower: i,
+      slope: Math.tan(((side * spread + rng.normal()) * Math.PI) / 180),
       freeX,
       endX: freeX + run,
       fade: Math.max(2, run * 0.4),

@@ -1,7 +1,7 @@
 // Sampling the scene onto the frame's pixel grid. SPEC convention: pixel (i, j) is centred on
 // (i, j) and covers [i - 0.5, i + 0.5] x [j - 0.5, j + 0.5]; a pixel's value is the mean of
 // s x s samples at (i - 0.5 + (a + 0.5) / s, j - 0.5 + (b + 0.5) / s).
-import { bodyEdgeX, centreY, separatorY, type Stack, type StackSheet } from './cell.ts';
+import { bodyEdgeX, centreY, separatorY, type Separator, type Stack, type StackSheet } from './cell.ts';
 import { ramp, shapeAttenuation, type PlacedShape } from './shapes.ts';
 
 /** Frame point -> scene point: u = a x + b y + c, v = d x + e y + f. */
@@ -118,15 +118,17 @@ export function stackAttenuation(stack: Stack, u: number, v: number, w: number):
     const shade = behind >= body.depth ? 1 : body.near + ((1 - body.near) * Math.max(0, behind)) / body.depth;
     att += body.mu * shade * ramp(Math.max(body.top - v, v - body.bottom), w) * ramp(-behind, body.soft);
   }
-  for (let j = Math.max(0, lo - 1); j <= Math.min(n - 2, hi); j++) {
-    const sp = separators[j]!;
-    if (u > sp.endX || v < sp.vMin || v > sp.vMax) continue;
-    const cov = ramp(Math.abs(v - separatorY(stack, sp, u)) - sp.thick / 2, w);
-    if (cov === 0) continue;
-    const fade = u > sp.endX - sp.fade ? (sp.endX - u) / sp.fade : 1;
-    att += sp.mu * cov * fade;
-  }
+  for (let j = Math.max(0, lo - 1); j <= Math.min(n - 2, hi); j++) att += separatorAttenuation(stack, separators[j]!, u, v, w);
+  for (let j = n - 1; j < separators.length; j++) att += separatorAttenuation(stack, separators[j]!, u, v, w);
   return att;
+}
+
+function separatorAttenuation(stack: Stack, sp: Separator, u: number, v: number, w: number): number {
+  if (u > sp.endX || v < sp.vMin || v > sp.vMax) return 0;
+  const cov = ramp(Math.abs(v - separatorY(stack, sp, u)) - sp.thick / 2, w);
+  if (cov === 0) return 0;
+  const fade = u > sp.endX - sp.fade ? (sp.endX - u) / sp.fade : 1;
+  return sp.mu * cov * fade;
 }
 
 export function shapesAttenuation(shapes: readonly PlacedShape[], u: number, v: number, w: number): number {
