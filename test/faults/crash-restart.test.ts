@@ -72,7 +72,9 @@ describe.skipIf(!mosquittoAvailable())('SIGKILL in the middle of a hot folder', 
     // Repeats after a crash re-send the recorded message, never a second judgement.
     for (const frame of names) expect(new Set(sub.results.filter((r) => r.frame === frame).map((r) => r.id)).size, frame).toBe(1);
     expect(fs.readdirSync(path.join(cfg.hot, 'processing'))).toEqual([]);
-    expect(fs.readdirSync(path.join(cfg.hot, 'done')).sort()).toEqual(names);
+    // Judged frames leave for done/ (PASS, FAIL) or failed/ (ERROR), each exactly once.
+    const moved = [...fs.readdirSync(path.join(cfg.hot, 'done')), ...fs.readdirSync(path.join(cfg.hot, 'failed'))];
+    expect(moved.sort()).toEqual(names);
     expect(readHistory(cfg.db, (db) => db.pragma('integrity_check', { simple: true }))).toBe('ok');
     console.log(
       `crash/restart: ${FRAMES} frames, killed at ${killedAt.join(', ')} rows with ${leftInProcessing.join(', ')} file(s) in processing/; ` +
@@ -92,18 +94,22 @@ describe.skipIf(!mosquittoAvailable())('a frame recorded but still in processing
       const sub = await Subscriber.connect(broker.url, cfg.root);
       d = startDaemon(cfg.file);
       await until('online', () => sub.lastState() === 'online', 60_000, tail(d));
-      const done = path.join(cfg.hot, 'done');
-      // done/ turns into a file: results are recorded, but their frames cannot leave processing/.
-      fs.renameSync(done, `${done}.away`);
-      fs.writeFileSync(done, 'not a folder');
+      // done/ and failed/ turn into files: results are recorded, but their frames cannot leave processing/.
+      const outs = ['done', 'failed'].map((n) => path.join(cfg.hot, n));
+      for (const o of outs) {
+        fs.renameSync(o, `${o}.away`);
+        fs.writeFileSync(o, 'not a folder');
+      }
       const names = Array.from({ length: 8 }, (_, i) => `stuck-${i}.png`);
       names.forEach((n, i) => dropFrame(cfg.hot, n, pngs[i % 2]!));
       await until('8 rows', () => historyRows(cfg.db).length === 8, 60_000, tail(d));
       await until('8 files stuck in processing/', () => fs.readdirSync(path.join(cfg.hot, 'processing')).length === 8, 10_000, tail(d));
       d.child.kill('SIGKILL');
       await d.exited;
-      fs.rmSync(done);
-      fs.renameSync(`${done}.away`, done);
+      for (const o of outs) {
+        fs.rmSync(o);
+        fs.renameSync(`${o}.away`, o);
+      }
 
       const before = historyRows(cfg.db);
       d = startDaemon(cfg.file);
@@ -112,7 +118,7 @@ describe.skipIf(!mosquittoAvailable())('a frame recorded but still in processing
       expect((await stopDaemon(d2)).code).toBe(0);
       d = undefined;
       expect(historyRows(cfg.db)).toEqual(before);
-      expect(fs.readdirSync(done).sort()).toEqual(names.sort());
+      expect(outs.flatMap((o) => fs.readdirSync(o)).sort()).toEqual(names.sort());
       expect(d2.out.filter((l) => l.includes('already recorded')).length).toBe(8);
       await sub.close();
     } finally {
