@@ -7,7 +7,7 @@ import { ORIENTATIONS, type FailReason, type Image, type Orientation } from '../
 import { addBody, addSeparators, apexOf, layoutStack, type Stack } from './cell.ts';
 import { addNoise, applyField, digitize, gaussianBlur, smear, type Export, type Field } from './detector.ts';
 import { Rng } from './prng.ts';
-import { affineFromPoints, rasterize, shapesAttenuation, stackFineTest, stackScene } from './raster.ts';
+import { affineFromPoints, rasterize, stackFineTest, stackScene } from './raster.ts';
 import { place, type PlacedShape, type Shape } from './shapes.ts';
 
 export interface RenderOptions {
@@ -121,9 +121,7 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
     // canonical -> scene is the rotation by -theta about the centre
     return [centre[0] + (xc - centre[0]) * cosT + (yc - centre[1]) * sinT, centre[1] - (xc - centre[0]) * sinT + (yc - centre[1]) * cosT];
   });
-  const stackAt = stackScene(stack);
-  const scene = (u: number, v: number, w: number) => stackAt(u, v, w) + shapesAttenuation(shapes, u, v, w);
-  const transmission = rasterize(width, height, toScene, scene, stackFineTest(stack), opts.supersample ?? 4);
+  const transmission = rasterize(width, height, toScene, stackScene(stack), stackFineTest(stack), opts.supersample ?? 4, shapes);
 
   const field = clutter ? drawField(rDet, width, height, keypoints) : PLAIN_FIELD;
   applyField(transmission, width, height, field, rDet);

@@ -30,36 +30,106 @@ export type FineTest = (u: number, v: number) => boolean;
 /**
  * Transmission exp(-attenuation) of every pixel, averaged over its samples (transmission, not
  * attenuation, is what averages over a pixel). Pixels whose centre passes `fine` get ss x ss
- * samples.
+ * samples. `shapes` add their attenuation to `scene`'s; they are sorted per 16 x 16 tile into
+ * those covering the whole tile (a constant), those missing it and those evaluated per sample.
  */
-export function rasterize(width: number, height: number, toScene: Affine, scene: SceneFn, fine: FineTest | null, ss: number): Float32Array {
+export function rasterize(
+  width: number,
+  height: number,
+  toScene: Affine,
+  scene: SceneFn,
+  fine: FineTest | null,
+  ss: number,
+  shapes: readonly PlacedShape[] = [],
+): Float32Array {
   const out = new Float32Array(width * height);
   const { a, b, c, d, e, f } = toScene;
   const step = 1 / ss;
   const sw = Math.hypot(a, d) * step; // footprint of one sample in scene px (the map is a rotation)
   const inv = 1 / (ss * ss);
-  for (let y = 0; y < height; y++) {
-    let i = y * width;
-    let u = b * y + c;
-    let v = e * y + f;
-    for (let x = 0; x < width; x++, i++, u += a, v += d) {
-      if (fine !== null && fine(u, v)) {
-        let sum = 0;
-        for (let sy = 0; sy < ss; sy++) {
-          const py = y - 0.5 + (sy + 0.5) * step;
-          for (let sx = 0; sx < ss; sx++) {
-            const px = x - 0.5 + (sx + 0.5) * step;
-            sum += Math.exp(-scene(a * px + b * py + c, d * px + e * py + f, sw));
+  const T = 16;
+  const partial: PlacedShape[] = [];
+  for (let ty = 0; ty < height; ty += T) {
+    for (let tx = 0; tx < width; tx += T) {
+      const xe = Math.min(width, tx + T);
+      const ye = Math.min(height, ty + T);
+      const constant = sortShapes(shapes, toScene, tx - 0.5, ty - 0.5, xe - 0.5, ye - 0.5, partial);
+      const np = partial.length;
+      for (let y = ty; y < ye; y++) {
+        let i = y * width + tx;
+        let u = a * tx + b * y + c;
+        let v = d * tx + e * y + f;
+        for (let x = tx; x < xe; x++, i++, u += a, v += d) {
+          if (fine !== null && fine(u, v)) {
+            let sum = 0;
+            for (let sy = 0; sy < ss; sy++) {
+              const py = y - 0.5 + (sy + 0.5) * step;
+              for (let sx = 0; sx < ss; sx++) {
+                const px = x - 0.5 + (sx + 0.5) * step;
+                const su = a * px + b * py + c;
+                const sv = d * px + e * py + f;
+                let att = scene(su, sv, sw) + constant;
+                for (let k = 0; k < np; k++) att += shapeAttenuation(partial[k]!, su, sv, sw);
+                sum += Math.exp(-att);
+              }
+            }
+            out[i] = sum * inv;
+          } else {
+            let att = scene(u, v, 1) + constant;
+            for (let k = 0; k < np; k++) att += shapeAttenuation(partial[k]!, u, v, 1);
+            out[i] = att === 0 ? 1 : Math.exp(-att);
           }
         }
-        out[i] = sum * inv;
-      } else {
-        const att = scene(u, v, 1);
-        out[i] = att === 0 ? 1 : Math.exp(-att);
       }
     }
   }
   return out;
+}
+
+/**
+ * Sorts shapes for the frame rectangle [x0, x1] x [y0, y1]: returns the summed mu of shapes that
+ * cover all of it (their coverage is exactly 1 there), fills `partial` with those that may cover
+ * part of it and leaves out those that cannot reach it.
+ */
+function sortShapes(shapes: readonly PlacedShape[], m: Affine, x0: number, y0: number, x1: number, y1: number, partial: PlacedShape[]): number {
+  partial.length = 0;
+  if (shapes.length === 0) return 0;
+  const us = [m.a * x0 + m.b * y0 + m.c, m.a * x1 + m.b * y0 + m.c, m.a * x0 + m.b * y1 + m.c, m.a * x1 + m.b * y1 + m.c];
+  const vs = [m.d * x0 + m.e * y0 + m.f, m.d * x1 + m.e * y0 + m.f, m.d * x0 + m.e * y1 + m.f, m.d * x1 + m.e * y1 + m.f];
+  const u0 = Math.min(...us);
+  const u1 = Math.max(...us);
+  const v0 = Math.min(...vs);
+  const v1 = Math.max(...vs);
+  let constant = 0;
+  for (const p of shapes) {
+    const bd = p.bounds;
+    if (u1 < bd[0] || u0 > bd[2] || v1 < bd[1] || v0 > bd[3]) continue;
+    const s = p.shape;
+    if (s.kind === 'box') {
+      // The same test as shapeAttenuation's inner fast path, for the widest sample footprint (1).
+      const r = s.r + 1;
+      if (u0 > s.x0 + r && u1 < s.x1 - r && v0 > s.y0 + r && v1 < s.y1 - r) {
+        constant += s.mu;
+        continue;
+      }
+    } else if (s.kind === 'halfplane') {
+      // Signed distance is linear: its extremes are at the corners. Beyond +-0.5 px the ramp is flat.
+      let lo = Number.POSITIVE_INFINITY;
+      let hi = Number.NEGATIVE_INFINITY;
+      for (let k = 0; k < 4; k++) {
+        const sd = s.d - (s.nx * us[k]! + s.ny * vs[k]!);
+        lo = Math.min(lo, sd);
+        hi = Math.max(hi, sd);
+      }
+      if (hi <= -0.5) {
+        constant += s.mu;
+        continue;
+      }
+      if (lo >= 0.5) continue;
+    }
+    partial.push(p);
+  }
+  return constant;
 }
 
 /** Coverage of one sheet (with its fork, without its fold flap) at scene point (u, v). */
@@ -129,12 +199,6 @@ function separatorAttenuation(stack: Stack, sp: Separator, u: number, v: number,
   if (cov === 0) return 0;
   const fade = u > sp.endX - sp.fade ? (sp.endX - u) / sp.fade : 1;
   return sp.mu * cov * fade;
-}
-
-export function shapesAttenuation(shapes: readonly PlacedShape[], u: number, v: number, w: number): number {
-  let att = 0;
-  for (let i = 0; i < shapes.length; i++) att += shapeAttenuation(shapes[i]!, u, v, w);
-  return att;
 }
 
 /**
