@@ -33,6 +33,7 @@ export interface Source {
   /**
    * The next frame, waiting until there is one; null once stop() was called. Frames the
    * source has not returned yet stay with it (the hot folder leaves them in its folder).
+   * One call at a time: the daemon asks again only after the previous call returned.
    */
   next(): Promise<SourceFrame | null>;
   /** Makes a pending and every later next() return null. */
