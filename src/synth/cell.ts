@@ -3,8 +3,6 @@
 import type { Recipe, Sheet as SheetKind } from '../inspect/recipe.ts';
 import type { Rng } from './prng.ts';
 
-export type DefectKind = 'OVERHANG_LOW' | 'OVERHANG_HIGH' | 'POLE_MISSING';
-
 /** A second prong splitting off a forked tip. */
 export interface Fork {
   /** Where the prong leaves the sheet (scene x). */
@@ -110,16 +108,15 @@ export interface StackParams {
 }
 
 /**
- * Lays out the sheets: positions, thicknesses, bends, tips. Cathode apexes are placed later by
- * placeCathodes (they depend on the final overhangs measured in canonical orientation).
+ * Lays out the sheets: positions, thicknesses, bends, tips. The cathode apexes drawn here are
+ * their nominal tip line; frame.ts then places each one to give its overhang as judge() measures it.
  */
 export function layoutStack(rng: Rng, p: StackParams): Stack {
   const n = p.recipe.sheets.length;
   const half = p.pitch / 2;
   const stackH = (n - 1) * half;
   const top = p.centreY - stackH / 2;
-  // Anode lines 2-8 px, cathode a little thinner or thicker; together they leave gaps for the separators.
-  // In the overlap zone the sheets lie packed (A, separator, C, separator), so the cathode fills
+  // Anode lines 2-8 px. In the overlap zone the sheets lie packed (A, separator, C, separator), so the cathode fills
   // what the anode and two separator films leave; beyond the cathode tips that becomes the gap.
   const tA = Math.min(8, Math.max(2, p.pitch * rng.uniform(0.35, 0.6)));
   const tC = Math.max(1.5, p.pitch - tA - rng.uniform(0.8, 2.5));
@@ -129,7 +126,7 @@ export function layoutStack(rng: Rng, p: StackParams): Stack {
   const slant = rng.uniform(-0.08, 0.08); // px per half pitch: a tip line up to ~5 degrees off the sheets' normal
   const bow = rng.uniform(-12, 12);
   const scatter = rng.logUniform(0.3, 3);
-  // Cathodes are cut on their own, straighter line (placeCathodes moves it back by the overhang).
+  // Cathodes are cut on their own, straighter line (frame.ts moves it back by the overhang).
   const slantC = slant + rng.uniform(-0.04, 0.04);
   const bowC = bow * rng.uniform(0.3, 1);
   const scatterC = rng.logUniform(0.15, 1.5);
