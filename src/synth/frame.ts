@@ -14,7 +14,7 @@ export interface RenderOptions {
   seed: number;
   /** Probability that the frame carries defects (FAIL). Default 0.25. */
   defectRate?: number;
-  /** Frame size; default drawn from 1000-2048 px (1000x1000 most often, like the real exports). */
+  /** Frame size; default drawn (1000x1000 most often like the real exports, else 864-2048 px a side). */
   width?: number;
   height?: number;
   depth?: 8 | 16;
@@ -29,7 +29,7 @@ export interface RenderOptions {
   snr?: number;
   /** JPEG quality of 8-bit exports (default drawn; 0 = none). */
   jpegQuality?: number;
-  /** Fixtures, tray, casing, dust, circular field, uneven illumination, dead/hot pixels (default true). */
+  /** Fixtures, tray, casing, dust, circular field, uneven illumination, motion, inverted exports, dead/hot pixels (default true). */
   clutter?: boolean;
   /** Samples per pixel side near the tips (default 4). */
   supersample?: number;
