@@ -44,7 +44,7 @@ const VARIANTS: [string, RoiParams][] = [
   ['median centre, column band', { ...base, centre: 'median', reach: 1 }],
   ['densest cluster, column band', { ...base, centre: 'cluster' }],
   ['tip corners, all columns', { ...base, centre: 'tips', band: 0 }],
-  ['tip corners, column band (default)', { ...base, centre: 'tips' }],
+  ['tip corners, column band', { ...base, centre: 'tips' }],
 ];
 
 interface Sample {
@@ -56,9 +56,12 @@ interface Sample {
   bbox: Box;
 }
 
-function roiOrNull(s: Sample, p: RoiParams, corners: ReturnType<typeof detectCorners>): Box | null {
+/** The last row is the stage itself: roiForFrame (its own corners, threshold fallback). */
+const STAGE_ROW = 'roiForFrame (default: tip corners, column band, threshold fallback)';
+
+function roiOrNull(s: Sample, p: RoiParams, corners: ReturnType<typeof detectCorners> | null): Box | null {
   try {
-    return estimateRoi(s.image, corners, s.orientation, p);
+    return corners === null ? roiForFrame(s.image, s.orientation, p) : estimateRoi(s.image, corners, s.orientation, p);
   } catch (err) {
     if (err instanceof FrameError && err.reason === 'ROI_NOT_FOUND') return null;
     throw err;
@@ -135,6 +138,7 @@ async function main(): Promise<void> {
     : values.dataset
       ? datasetSamples(values.dataset, limit)
       : synthSamples(intOption(values.synth, 'synth', 100, 1, 100_000), intOption(values.seed, 'seed', 900_000, 0, 2 ** 31));
+  VARIANTS.push([STAGE_ROW, base]);
   const rows = VARIANTS.map(() => ({ n: 0, notFound: 0, hit: 0, area: [] as number[], iou: [] as number[], cover: [] as number[] }));
   const misses: string[] = [];
   const t0 = performance.now();
@@ -146,7 +150,7 @@ async function main(): Promise<void> {
     VARIANTS.forEach(([name, p], v) => {
       const r = rows[v];
       r.n++;
-      const roi = roiOrNull(s, p, corners);
+      const roi = roiOrNull(s, p, name === STAGE_ROW ? null : corners);
       if (roi === null) {
         r.notFound++;
         if (v === VARIANTS.length - 1) misses.push(`${s.name}: ROI_NOT_FOUND`);

@@ -148,6 +148,7 @@ export function estimateRoi(img: Image, corners: Corners, orientation: Orientati
     c1 = Math.max(c0, Math.min(cw - 1, Math.round(g.x1 + half)));
   }
   const profile = rowProfile(img, orientation, c0, c1);
+  if (g.negative) for (let r = 0; r < profile.length; r++) profile[r] = 1 - profile[r];
   const first = Math.max(0, Math.round(g.y0 - params.reach * ch));
   const last = Math.min(ch - 1, Math.round(g.y1 + params.reach * ch));
   let [top, bottom] = stackRows(profile, first, last, Math.round(g.cy), params);
@@ -169,6 +170,8 @@ export interface CornerGroup {
   x1: number;
   y0: number;
   y1: number;
+  /** The frame is a negative (attenuation bright): the stack is a bright band. */
+  negative: boolean;
 }
 
 /** The centre (and extent) of the corners by the chosen strategy, in canonical coordinates. */
@@ -178,50 +181,48 @@ export function cornerGroup(img: Image, corners: Corners, orientation: Orientati
   const xs = new Float64Array(n);
   const ys = new Float64Array(n);
   for (let i = 0; i < n; i++) [xs[i], ys[i]] = toCanonical(corners.x[i], corners.y[i], img.width, img.height, orientation);
-  let keep = Array.from({ length: n }, (_, i) => i);
-  if (params.centre === 'tips') {
-    const turn = CANONICAL_TURN[orientation];
-    keep = keep.filter((i) => {
-      const a = turn.mirror ? 180 - corners.angle[i] : corners.angle[i] + turn.add;
-      return angleFromZero(a) <= params.tipAngle;
-    });
+  const all = Array.from({ length: n }, (_, i) => i);
+  const radius = params.clusterRadius * ch;
+  const point = (cx: number, cy: number): CornerGroup => ({ cx, cy, x0: cx, x1: cx, y0: cy, y1: cy, negative: false });
+  if (params.centre !== 'tips' && n < MIN_CORNERS) {
+    throw new FrameError('ROI_NOT_FOUND', `${n} corners (need ${MIN_CORNERS}): no stack in view`);
   }
-  if (keep.length < MIN_CORNERS) {
-    throw new FrameError('ROI_NOT_FOUND', `${keep.length} usable corners (need ${MIN_CORNERS}): no stack in view`);
-  }
-  const point = (cx: number, cy: number): CornerGroup => ({ cx, cy, x0: cx, x1: cx, y0: cy, y1: cy });
   switch (params.centre) {
     case 'mean':
-      return point(mean(xs, keep), mean(ys, keep));
+      return point(mean(xs, all), mean(ys, all));
     case 'median':
-      return point(median(xs, keep), median(ys, keep));
+      return point(median(xs, all), median(ys, all));
     case 'cluster':
+      return { ...extent(xs, ys, clustersByDensity(xs, ys, all, radius, 1)[0]), negative: false };
     case 'tips': {
-      const radius = params.clusterRadius * ch;
-      const clusters = clustersByDensity(xs, ys, keep, radius, params.centre === 'tips' ? 8 : 1);
-      let best = clusters[0];
-      if (params.centre === 'tips') {
-        let bestScore = -Infinity;
-        for (const c of clusters) {
+      // Some exports store the negative (attenuation bright): then a tip's bright side faces
+      // back along its sheet. Both readings are tried; the better sheet cluster decides.
+      let best: { members: number[]; score: number; negative: boolean } | null = null;
+      for (const negative of [false, true]) {
+        const turn = CANONICAL_TURN[orientation];
+        const keep = all.filter((i) => {
+          const a = (turn.mirror ? 180 - corners.angle[i] : corners.angle[i] + turn.add) + (negative ? 180 : 0);
+          return angleFromZero(a) <= params.tipAngle;
+        });
+        if (keep.length < MIN_CORNERS) continue;
+        for (const c of clustersByDensity(xs, ys, keep, radius, 8)) {
           const score = c.length * stripeScore(img, orientation, extent(xs, ys, c), radius);
-          if (score > bestScore) {
-            bestScore = score;
-            best = c;
+          if (score > 0 && (best === null || score > best.score)) {
+            // A tall stack's tips outrun one neighbourhood: follow their column up and down.
+            best = { members: followColumn(xs, ys, keep, c, params.columnWidth * radius, params.columnGap * ch), score, negative };
           }
         }
-        if (!(bestScore > 0)) {
-          throw new FrameError('ROI_NOT_FOUND', 'no group of corners lies on horizontal sheets: no stack in view');
-        }
-        // A tall stack's tips outrun one neighbourhood: follow their column up and down.
-        best = followColumn(xs, ys, keep, best, params.columnWidth * radius, params.columnGap * ch);
       }
-      return extent(xs, ys, best, params.centre === 'tips' ? params.tail : 0.05);
+      if (best === null) {
+        throw new FrameError('ROI_NOT_FOUND', 'no group of tip-like corners lies on horizontal sheets: no stack in view');
+      }
+      return { ...extent(xs, ys, best.members, params.tail), negative: best.negative };
     }
   }
 }
 
 /** Median centre and the q to 1-q percentile extent of a corner set (a few strays stay out). */
-function extent(xs: Float64Array, ys: Float64Array, idx: number[], tail = 0.05): CornerGroup {
+function extent(xs: Float64Array, ys: Float64Array, idx: number[], tail = 0.05): Omit<CornerGroup, 'negative'> {
   const sx = idx.map((i) => xs[i]).sort((a, b) => a - b);
   const sy = idx.map((i) => ys[i]).sort((a, b) => a - b);
   const q = (s: number[], f: number) => s[Math.min(s.length - 1, Math.floor(f * s.length))];
@@ -291,7 +292,7 @@ function clustersByDensity(xs: Float64Array, ys: Float64Array, idx: number[], ra
  * the strongest horizontal structure in a frame; noise, the field edge and block-like fixtures
  * score about zero or below.
  */
-export function stripeScore(img: Image, orientation: Orientation, g: CornerGroup, radius: number): number {
+export function stripeScore(img: Image, orientation: Orientation, g: Omit<CornerGroup, 'negative'>, radius: number): number {
   return stripes(
     img,
     orientation,
