@@ -174,30 +174,22 @@ describe('parameters', () => {
   });
 });
 
-describe('roiForFrame on small synthetic frames', () => {
-  // Seeds fixed up front (not picked after the fact); both bit depths, every orientation.
-  // Measured: 7 of these 8 hold every keypoint (seed 4102, tips-left 8-bit, loses its tips'
-  // column to the separators beyond them); the stage's recall on 1000 full-size frames is in
-  // docs/readme/roi.md. The test keeps that floor and that no ROI is a large part of the frame.
-  it('holds every labelled keypoint in at least 7 of 8 frames (all orientations, 8 and 16 bit)', () => {
-    let held = 0;
-    const misses: string[] = [];
-    ORIENTATIONS.forEach((o, i) => {
-      for (const depth of [8, 16] as const) {
-        const seed = 4100 + 2 * i + (depth === 16 ? 1 : 0);
-        const f = renderFrame({ seed, width: 512, height: 512, depth, orientation: o, defectRate: 0.3 });
-        const roi = roiForFrame(f.image, f.orientation);
-        expect(roi[2] * roi[3]).toBeLessThan(0.5 * 512 * 512);
-        if (roiHoldsKeypoints(roi, f.keypoints)) held++;
-        else misses.push(`seed ${seed} ${o} ${depth}-bit`);
-      }
-    });
-    expect(held, `missed: ${misses.join(', ')}`).toBeGreaterThanOrEqual(7);
+describe('roiForFrame on synthetic frames', () => {
+  // Seeds fixed up front (4100 + ..., not picked after the fact); both bit depths, every
+  // orientation, 1000 px (the usual real export). Measured on seeds 4100-4139: 38 of 40 hold every
+  // keypoint at 1000 px; at 512 px only 33 of 40 (sheets a few pixels apart), see docs/readme/roi.md.
+  const cases = ORIENTATIONS.flatMap((o, i) => [8, 16].map((depth) => ({ o, depth: depth as 8 | 16, seed: 4100 + 2 * i + (depth === 16 ? 1 : 0) })));
+  it.each(cases)('holds every labelled keypoint ($o, $depth-bit, seed $seed)', ({ o, depth, seed }) => {
+    const f = renderFrame({ seed, width: 1000, height: 1000, depth, orientation: o, defectRate: 0.3 });
+    const roi = roiForFrame(f.image, f.orientation);
+    expect(roiHoldsKeypoints(roi, f.keypoints)).toBe(true);
+    // Not the whole frame: at most half its area.
+    expect(roi[2] * roi[3]).toBeLessThan(0.5 * 1000 * 1000);
   });
 });
 
 describe.skipIf(!existsSync(REAL))('real frames (../shared/real-frames)', () => {
-  it('the ROI covers >= 70% of the authors\' box on at least 29 of the 34 frames', async () => {
+  it('the ROI covers >= 80% of the authors\' box on at least 29 of the 34 frames', async () => {
     const boxes = JSON.parse(readFileSync(path.join(REAL, 'roi-boxes.json'), 'utf8')).boxes as Record<string, Box>;
     const names = readdirSync(path.join(REAL, 'images')).sort();
     expect(names).toHaveLength(34);
@@ -221,8 +213,8 @@ describe.skipIf(!existsSync(REAL))('real frames (../shared/real-frames)', () => 
   });
 });
 
-// Measured (docs/readme/roi.md): the default ROI covers >= 70% of the authors' box on 30 of the
-// 34 frames (>= 90% on 16: the authors drew wider boxes, further beyond the tips); one frame of slack.
-const REAL_COVER = 0.7;
+// Measured (docs/readme/roi.md): the default ROI covers >= 80% of the authors' box on 30 of the
+// 34 frames (>= 70% on 33, >= 90% on 24: the authors drew wider boxes, further past the tips).
+const REAL_COVER = 0.8;
 const REAL_MIN_FRAMES = 29;
 

@@ -51,7 +51,7 @@ export interface RoiParams {
 
 export const DEFAULT_ROI_PARAMS: Readonly<RoiParams> = Object.freeze({
   corners: 512,
-  threshold8: 20,
+  threshold8: 12,
   centre: 'tips',
   clusterRadius: 0.15,
   tipAngle: 60,
