@@ -12,7 +12,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { encodePng } from '../src/frame/decode.ts';
+import sharp from 'sharp';
+import { decodeFrame, encodePng } from '../src/frame/decode.ts';
 import { DEFAULT_PIPELINE_OPTIONS, Pipeline } from '../src/inspect/pipeline.ts';
 import { renderFrame } from '../src/synth/frame.ts';
 import type { Result } from '../src/types.ts';
@@ -90,6 +91,8 @@ interface DaemonFigures {
   flood: { frames: number; fps: number; seconds: number };
   paced: { frames: number; rate: number; p50: number; p90: number; p99: number; max: number; keptUp: boolean };
   stats: Record<string, unknown> | null;
+  /** Stage medians as the daemon's results report them while flooded (two frames in flight). */
+  stages: Record<string, number>;
 }
 
 async function daemonRun(size: number, rateOpt: number | undefined): Promise<DaemonFigures> {
@@ -100,9 +103,14 @@ async function daemonRun(size: number, rateOpt: number | undefined): Promise<Dae
   const pngs = await frames(size, 2);
   const sub = await Subscriber.connect(broker.url, cfg.root);
   const received = new Map<string, number>();
+  const stageTimes: Record<string, number[]> = {};
   const origPush = sub.results.push.bind(sub.results);
   sub.results.push = (...rs: Result[]) => {
-    for (const r of rs) if (!received.has(r.frame)) received.set(r.frame, performance.now());
+    for (const r of rs) {
+      if (received.has(r.frame)) continue;
+      received.set(r.frame, performance.now());
+      if (r.frame.startsWith('flood-')) for (const [k, v] of Object.entries(r.timingsMs)) (stageTimes[k] ??= []).push(v);
+    }
     return origPush(...rs);
   };
   const d = startDaemon(cfg.file);
@@ -142,12 +150,38 @@ async function daemonRun(size: number, rateOpt: number | undefined): Promise<Dae
       flood: { frames: DAEMON_FRAMES, fps, seconds: (times.at(-1)! - t0) / 1000 },
       paced: { frames: n, rate, p50: pct(lat, 50), p90: pct(lat, 90), p99: pct(lat, 99), max: Math.max(...lat), keptUp: lastLag < 5 * pct(lat, 50) },
       stats: statsLine ? { line: statsLine } : null,
+      stages: Object.fromEntries(Object.entries(stageTimes).map(([k, v]) => [k, pct(v, 50)])),
     };
   } finally {
     await stopDaemon(d);
     await sub.close();
     await broker.close();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Where decode's time goes: the same frame in the containers a detector may write. */
+async function decodeBreakdown(size: number): Promise<void> {
+  const img = renderFrame({ seed: 500, width: size, height: size, depth: 16, orientation: 'tips-right' }).image;
+  const raw = () => sharp(img.pixels, { raw: { width: size, height: size, channels: 1 } }).toColourspace('grey16');
+  const containers: [string, Buffer][] = [
+    ['PNG, zlib level 3 (encodePng)', await encodePng(img)],
+    ['PNG, zlib level 0 (stored)', await raw().png({ compressionLevel: 0 }).toBuffer()],
+    ['TIFF, uncompressed', await raw().tiff({ compression: 'none' }).toBuffer()],
+    ['TIFF, LZW', await raw().tiff({ compression: 'lzw' }).toBuffer()],
+  ];
+  console.log(`\n## decodeFrame at ${size}² by container (ms, median / min of 15)\n`);
+  console.log('| container | bytes | median | min |');
+  console.log('|---|---|---|---|');
+  for (const [name, bytes] of containers) {
+    const t: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      const copy = Buffer.from(bytes);
+      const t0 = performance.now();
+      await decodeFrame(copy);
+      t.push(performance.now() - t0);
+    }
+    console.log(`| ${name} | ${(bytes.length / 2 ** 20).toFixed(1)} MB | ${f1(pct(t, 50))} | ${f1(Math.min(...t))} |`);
   }
 }
 
@@ -179,6 +213,8 @@ async function main(): Promise<void> {
     console.log(`${f.size}²: sum of stage medians ${f1(sum)} ms (${(1000 / sum).toFixed(1)} frames/s if nothing overlapped); biggest stage ${top} ${f1(f.stages[top!]!.p50)} ms = ${Math.round((100 * f.stages[top!]!.p50) / sum)}%`);
   }
 
+  await decodeBreakdown(SIZES.includes(2048) ? 2048 : SIZES[0]!);
+
   if (opt['no-daemon'] || !mosquittoAvailable()) return;
   const size = SIZES.includes(2048) ? 2048 : SIZES[0]!;
   const d = await daemonRun(size, opt.rate ? Number(opt.rate) : undefined);
@@ -188,6 +224,8 @@ async function main(): Promise<void> {
   console.log(`sustained, folder flooded with ${d.flood.frames} frames: ${d.flood.fps.toFixed(1)} frames/s (${(1000 / d.flood.fps).toFixed(0)} ms a frame) vs sum of stage medians ${f1(sum)} ms (${(1000 / sum).toFixed(1)} frames/s): overlap gain x${((d.flood.fps * sum) / 1000).toFixed(2)}`);
   console.log(`paced at ${d.paced.rate} frames/s, ${d.paced.frames} frames: file arrival -> result at a subscriber (PUBACK): p50 ${f1(d.paced.p50)} ms, p90 ${f1(d.paced.p90)} ms, p99 ${f1(d.paced.p99)} ms, max ${f1(d.paced.max)} ms; ${d.paced.keptUp ? 'kept up' : 'fell behind (latency grew over the run)'}`);
   if (d.stats) console.log(`daemon's own last stats line: ${String(d.stats.line)}`);
+  console.log(`stage medians inside the flooded daemon (2 in flight) vs one at a time in process, ms:`);
+  for (const s of STAGES) if (d.stages[s] !== undefined && f.stages[s]) console.log(`  ${s.padEnd(10)} ${f1(d.stages[s]!).padStart(6)} vs ${f1(f.stages[s]!.p50)}`);
   console.log(`goals: >= 20 frames/s sustained at 2048²: ${d.flood.fps >= 20 ? 'met' : 'NOT met'}; p99 <= 150 ms: ${d.paced.p99 <= 150 ? 'met' : 'NOT met'}`);
 }
 
