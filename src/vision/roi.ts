@@ -29,8 +29,11 @@ export interface RoiParams {
   columnWidth: number;
   /** 'tips': largest gap (fraction of the canonical frame height) between corners along the tips' column. */
   columnGap: number;
-  /** 'tips': share of the column's corners left out at each end of its x and y range (strays). */
-  tail: number;
+  /** 'tips': share of the column's corners left out at each end of its x range (strays); the
+   *  outermost tips set it, so by default none. */
+  tailX: number;
+  /** 'tips': the same for the y range (the pointers extend it to the stack's edges). */
+  tailY: number;
   /** Half width of the profile's column band around the centre, as a fraction of the canonical
    *  frame height; 0 = every column (the paper). */
   band: number;
@@ -57,7 +60,8 @@ export const DEFAULT_ROI_PARAMS: Readonly<RoiParams> = Object.freeze({
   tipAngle: 60,
   columnWidth: 1,
   columnGap: 0.03,
-  tail: 0.02,
+  tailX: 0,
+  tailY: 0.02,
   band: 0.08,
   stepTop: 4,
   stepBottom: 4,
@@ -83,7 +87,8 @@ export function makeRoiParams(over: Partial<RoiParams> = {}): RoiParams {
   check(p.tipAngle > 0 && p.tipAngle <= 180, 'tipAngle', 'in (0, 180]');
   check(p.columnWidth > 0 && p.columnWidth <= 4, 'columnWidth', 'in (0, 4]');
   check(p.columnGap > 0 && p.columnGap <= 1, 'columnGap', 'in (0, 1]');
-  check(p.tail >= 0 && p.tail < 0.5, 'tail', 'in [0, 0.5)');
+  check(p.tailX >= 0 && p.tailX < 0.5, 'tailX', 'in [0, 0.5)');
+  check(p.tailY >= 0 && p.tailY < 0.5, 'tailY', 'in [0, 0.5)');
   check(p.band >= 0 && p.band <= 1, 'band', 'in [0, 1]');
   check(Number.isInteger(p.stepTop) && p.stepTop >= 1, 'stepTop', 'an integer >= 1');
   check(Number.isInteger(p.stepBottom) && p.stepBottom >= 1, 'stepBottom', 'an integer >= 1');
@@ -216,17 +221,17 @@ export function cornerGroup(img: Image, corners: Corners, orientation: Orientati
       if (best === null) {
         throw new FrameError('ROI_NOT_FOUND', 'no group of tip-like corners lies on horizontal sheets: no stack in view');
       }
-      return { ...extent(xs, ys, best.members, params.tail), negative: best.negative };
+      return { ...extent(xs, ys, best.members, params.tailX, params.tailY), negative: best.negative };
     }
   }
 }
 
-/** Median centre and the q to 1-q percentile extent of a corner set (a few strays stay out). */
-function extent(xs: Float64Array, ys: Float64Array, idx: number[], tail = 0.05): Omit<CornerGroup, 'negative'> {
+/** Median centre and the q to 1-q percentile extent of a corner set in x and y (strays stay out). */
+function extent(xs: Float64Array, ys: Float64Array, idx: number[], tailX = 0.05, tailY = tailX): Omit<CornerGroup, 'negative'> {
   const sx = idx.map((i) => xs[i]).sort((a, b) => a - b);
   const sy = idx.map((i) => ys[i]).sort((a, b) => a - b);
   const q = (s: number[], f: number) => s[Math.min(s.length - 1, Math.floor(f * s.length))];
-  return { cx: q(sx, 0.5), cy: q(sy, 0.5), x0: q(sx, tail), x1: q(sx, 1 - tail), y0: q(sy, tail), y1: q(sy, 1 - tail) };
+  return { cx: q(sx, 0.5), cy: q(sy, 0.5), x0: q(sx, tailX), x1: q(sx, 1 - tailX), y0: q(sy, tailY), y1: q(sy, 1 - tailY) };
 }
 
 /**
