@@ -14,7 +14,7 @@ import { FrameError } from '../src/errors.ts';
 import { renderFrame } from '../src/synth/frame.ts';
 import type { Box, Image, Orientation } from '../src/types.ts';
 import { detectCorners } from '../src/vision/corners.ts';
-import { cornerThreshold, DEFAULT_ROI_PARAMS, estimateRoi, makeRoiParams, roiForFrame, type RoiParams } from '../src/vision/roi.ts';
+import { cornerThreshold, estimateRoi, makeRoiParams, roiForFrame, type RoiParams } from '../src/vision/roi.ts';
 
 const { values } = parse(process.argv.slice(2), {
   dataset: { type: 'string' },
@@ -109,7 +109,7 @@ async function* realSamples(dir: string): AsyncGenerator<Sample> {
   }
 }
 
-export function realOrientation(name: string): Orientation {
+function realOrientation(name: string): Orientation {
   return name.startsWith('2022') || name.endsWith('.BMP') ? 'tips-left' : 'tips-right';
 }
 
@@ -198,5 +198,5 @@ function intersection(a: Box, b: Box): number {
   return w > 0 && h > 0 ? w * h : 0;
 }
 
-void DEFAULT_ROI_PARAMS;
+
 await main();
