@@ -11,7 +11,7 @@ import { boxToCanonical, fromCanonical, toCanonical } from '../src/frame/orienta
 import { roiHoldsKeypoints } from '../src/eval/metrics.ts';
 import { renderFrame } from '../src/synth/frame.ts';
 import { ORIENTATIONS, type Box, type Corners, type Image, type Orientation } from '../src/types.ts';
-import { cornerThreshold, DEFAULT_ROI_PARAMS, estimateRoi, makeRoiParams, roiForFrame, rowProfile, stackRows } from '../src/vision/roi.ts';
+import { cornerThreshold, DEFAULT_ROI_PARAMS, estimateRoi, makeRoiParams, roiForFrame, roiForFrameAsync, rowProfile, stackRows } from '../src/vision/roi.ts';
 
 const REAL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/real-frames');
 if (!existsSync(REAL)) console.warn(`roi.test: skipping the real-frame test: ${REAL} not found`);
@@ -179,12 +179,14 @@ describe('roiForFrame on synthetic frames', () => {
   // orientation, 1000 px (the usual real export). Measured on seeds 4100-4139: all 40 hold every
   // keypoint at 1000 px; at 512 px 34 of 40 (sheets a few pixels apart), see docs/readme/roi.md.
   const cases = ORIENTATIONS.flatMap((o, i) => [8, 16].map((depth) => ({ o, depth: depth as 8 | 16, seed: 4100 + 2 * i + (depth === 16 ? 1 : 0) })));
-  it.each(cases)('holds every labelled keypoint ($o, $depth-bit, seed $seed)', ({ o, depth, seed }) => {
+  it.each(cases)('holds every labelled keypoint ($o, $depth-bit, seed $seed)', async ({ o, depth, seed }) => {
     const f = renderFrame({ seed, width: 1000, height: 1000, depth, orientation: o, defectRate: 0.3 });
     const roi = roiForFrame(f.image, f.orientation);
     expect(roiHoldsKeypoints(roi, f.keypoints)).toBe(true);
     // Not the whole frame: at most half its area.
     expect(roi[2] * roi[3]).toBeLessThan(0.5 * 1000 * 1000);
+    // The pipeline's async form is the same stage.
+    expect(await roiForFrameAsync(f.image, f.orientation)).toEqual(roi);
   });
 });
 

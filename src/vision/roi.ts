@@ -9,7 +9,7 @@
 import { FrameError } from '../errors.ts';
 import { boxFromCanonical, canonicalSize, fromCanonical, toCanonical } from '../frame/orientation.ts';
 import type { Box, Corners, Image, Orientation } from '../types.ts';
-import { detectCorners } from './corners.ts';
+import { detectCorners, detectCornersAsync } from './corners.ts';
 
 /** How the centre is taken from the corners (the paper: 'mean'). */
 export type CentreStrategy = 'mean' | 'median' | 'cluster' | 'tips';
@@ -124,18 +124,37 @@ export function greyRange(img: Image): [number, number] {
 /**
  * The ROI of a frame as the pipeline computes it: the N best oFAST corners, then estimateRoi.
  * Blurred, dim tips may give no corners at the default threshold: before giving up, the
- * threshold is halved, twice at most (about 1 frame in 100 of the synthetic set needs it).
+ * threshold is halved, twice at most.
  */
 export function roiForFrame(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS): Box {
-  const threshold = cornerThreshold(img, params);
-  for (let t = threshold, attempt = 0; ; t = Math.max(1, Math.round(t / 2)), attempt++) {
-    const corners = detectCorners(img, { threshold: t, maxCorners: params.corners });
+  const ladder = thresholdLadder(img, params);
+  for (let i = 0; ; i++) {
+    const corners = detectCorners(img, { threshold: ladder[i], maxCorners: params.corners });
     try {
       return estimateRoi(img, corners, orientation, params);
     } catch (err) {
-      if (!(err instanceof FrameError) || attempt === 2 || t === 1) throw err;
+      if (!(err instanceof FrameError) || i === ladder.length - 1) throw err;
     }
   }
+}
+
+/** roiForFrame with the corners found off the event loop; the same ROI. */
+export async function roiForFrameAsync(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS): Promise<Box> {
+  const ladder = thresholdLadder(img, params);
+  for (let i = 0; ; i++) {
+    const corners = await detectCornersAsync(img, { threshold: ladder[i], maxCorners: params.corners });
+    try {
+      return estimateRoi(img, corners, orientation, params);
+    } catch (err) {
+      if (!(err instanceof FrameError) || i === ladder.length - 1) throw err;
+    }
+  }
+}
+
+/** The FAST thresholds roiForFrame tries in turn: the frame's threshold, its half, its quarter. */
+function thresholdLadder(img: Image, params: RoiParams): number[] {
+  const t = cornerThreshold(img, params);
+  return [...new Set([t, Math.max(1, Math.round(t / 2)), Math.max(1, Math.round(t / 4))])];
 }
 
 /**
