@@ -76,6 +76,10 @@ def main():
                    help='train for this wall time instead of --epochs: the cosine schedule follows the clock '
                         '(not reproducible; for a shared, loaded machine)')
     p.add_argument('--val-every', type=float, default=150, help='seconds between validations (at least one per epoch beyond)')
+    p.add_argument('--init', help='start from this checkpoint (fine-tuning)')
+    p.add_argument('--warmup', type=int, default=100)
+    p.add_argument('--missing-boost', type=float, default=1.0,
+                   help='sampling weight of frames with an absent pole (POLE_MISSING is rare otherwise)')
     p.add_argument('--data-seeds', default='{}', help='JSON recorded in the model card')
     a = p.parse_args()
 
@@ -119,10 +123,12 @@ def main():
 
     net = HRNet(keypoints=k, width=a.width, stem=a.stem, stage1_blocks=a.stage1_blocks,
                 stage1_planes=a.stage1_planes)
+    if a.init:
+        net.load_state_dict(torch.load(a.init)['model'])
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     n = len(train_s)
     total = n // a.batch * a.epochs
-    warm = 100
+    warm = a.warmup
 
     def progress(step):
         if a.minutes:
@@ -167,7 +173,11 @@ def main():
             break
         steps_per_epoch = n // a.batch
         net.train()
-        perm = rng.permutation(n)
+        if a.missing_boost != 1.0:
+            w = np.where((train_p[:, 0, :, 2] == 0).any(1), a.missing_boost, 1.0)
+            perm = rng.choice(n, n, p=w / w.sum())
+        else:
+            perm = rng.permutation(n)
         te = time.time()
         losses = []
         for b in range(steps_per_epoch):
@@ -218,6 +228,8 @@ def main():
             'valNme': float(ev.mean()), 'valPck05': float((ev <= 0.5).mean()), 'valPck10': float((ev <= 1.0).mean()),
             'valPcs10': float(np.mean([(e[i][vis[i]] <= 1.0).all() for i in range(len(e))])),
             'valMissingOk': float(((conf < 0.3) == ~vis).mean()),
+            'valAbsentAboveMinConf': float((conf[~vis] >= 0.3).mean()) if (~vis).any() else 0.0,
+            'valLabelledBelowMinConf': float((conf[vis] < 0.3).mean()),
             'lr': lr_at(step), 'epochSeconds': round(train_time), 'elapsedMinutes': round((time.time() - t0) / 60, 1),
         }
         ckpt = {'model': net.state_dict(), 'config': config, 'sigma': a.sigma, 'epoch': epoch, 'metrics': m,
