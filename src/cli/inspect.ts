@@ -3,7 +3,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { loadConfig, recipeOf, type Config } from '../config/index.ts';
+import { loadConfig, type Config } from '../config/index.ts';
+import { pipelineOptionsFromConfig as optionsFromConfig } from '../config/pipeline.ts';
 import { UsageError } from '../errors.ts';
 import { renderOverlay } from '../inspect/overlay.ts';
 import { DEFAULT_PIPELINE_OPTIONS, Pipeline, type PipelineOptions } from '../inspect/pipeline.ts';
@@ -11,24 +12,9 @@ import { ORIENTATIONS, type Orientation, type Result } from '../types.ts';
 import { ModelLoadError, type Logger } from '../vision/model.ts';
 import { parse } from './args.ts';
 
-/** The pipeline options a configuration asks for (the daemon uses the same mapping). */
+/** The pipeline options a configuration asks for, on top of the pipeline's defaults. */
 export function pipelineOptionsFromConfig(config: Config, log?: Logger): PipelineOptions {
-  const p = config.pipeline;
-  return {
-    ...DEFAULT_PIPELINE_OPTIONS,
-    modelPath: config.model.path,
-    providers: [...config.model.providers],
-    intraOpNumThreads: config.model.intraOpNumThreads,
-    orientation: config.orientation,
-    recipe: recipeOf(config),
-    cornerThreshold: p.cornerThreshold,
-    corners: p.corners,
-    refine: p.refine,
-    refineParams: { ...DEFAULT_PIPELINE_OPTIONS.refineParams, radius: p.refineRadius },
-    decode: p.decode,
-    maxFrameSide: p.maxFrameSide,
-    log,
-  };
+  return { ...DEFAULT_PIPELINE_OPTIONS, ...optionsFromConfig(config, log) };
 }
 
 export function orientationOption(value: string | undefined): Orientation | undefined {

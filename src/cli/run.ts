@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { recipeOf, topicRoot, mqttClientId, loadConfig, type Config } from '../config/index.ts';
+import { pipelineOptionsFromConfig } from '../config/pipeline.ts';
 import { Daemon, startEmbeddedBroker } from '../daemon.ts';
 import { UsageError } from '../errors.ts';
 import type { Pipeline } from '../inspect/pipeline.ts';
@@ -12,13 +13,12 @@ import { MqttSink } from '../sinks/mqtt.ts';
 import { HotFolder } from '../sources/hotfolder.ts';
 import { Simulator } from '../sources/simulator.ts';
 import type { Source } from '../sources/source.ts';
-import type { RefineParams } from '../vision/refine.ts';
 import { parse } from './args.ts';
 
 // The native addon and ONNX Runtime load only after the configuration is valid, so that a bad
 // file is reported (exit 2) even where they cannot load.
 const native = () =>
-  Promise.all([import('../inspect/pipeline.ts'), import('../notify.ts'), import('../vision/model.ts'), import('../vision/refine.ts')]);
+  Promise.all([import('../inspect/pipeline.ts'), import('../notify.ts'), import('../vision/model.ts')]);
 
 const EMBEDDED_HOST = '127.0.0.1';
 const EMBEDDED_PORT = 1883;
@@ -27,7 +27,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string' } }, false);
   const config = loadConfig(values.config);
   const log = createLogger(config.log.level);
-  const [{ Pipeline }, { notify: sdNotify }, { ModelLoadError }, { DEFAULT_REFINE_PARAMS }] = await native();
+  const [{ Pipeline }, { notify: sdNotify }, { ModelLoadError }] = await native();
   const notify = systemdNotifier(log, sdNotify);
   if (config.mqtt.password !== null) log.redact(config.mqtt.password);
   const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
@@ -62,7 +62,7 @@ export async function run(argv: string[]): Promise<number> {
   let history: History | null = null;
   try {
     try {
-      pipeline = await loadPipeline(Pipeline, { ...DEFAULT_REFINE_PARAMS, radius: config.pipeline.refineRadius }, config, log);
+      pipeline = await loadPipeline(Pipeline, config, log);
     } catch (err) {
       if (!(err instanceof ModelLoadError)) throw err;
       log.err(`model: ${err.message}`);
@@ -143,30 +143,11 @@ async function embeddedBroker(log: Logger): Promise<{ close(): Promise<void> }> 
   }
 }
 
-function loadPipeline(
-  P: typeof Pipeline,
-  refineParams: RefineParams,
-  config: Config,
-  log: Logger,
-): Promise<Pipeline> {
+function loadPipeline(P: typeof Pipeline, config: Config, log: Logger): Promise<Pipeline> {
   if (!fs.existsSync(config.model.path)) throw new UsageError(`model.path: no such file ${config.model.path}`);
   const logAt = { debug: log.debug, info: log.info, warning: log.warning, error: log.err };
-  const p = config.pipeline;
   log.info(`loading model ${config.model.path} (providers ${config.model.providers.join(' -> ')})`);
-  return P.load({
-    modelPath: config.model.path,
-    providers: config.model.providers,
-    intraOpNumThreads: config.model.intraOpNumThreads,
-    orientation: config.orientation,
-    recipe: recipeOf(config),
-    cornerThreshold: p.cornerThreshold,
-    corners: p.corners,
-    refine: p.refine,
-    refineParams,
-    decode: p.decode,
-    maxFrameSide: p.maxFrameSide,
-    log: (level, msg) => logAt[level](msg),
-  });
+  return P.load(pipelineOptionsFromConfig(config, (level, msg) => logAt[level](msg)));
 }
 
 /** The history; while its disk refuses (full, read-only) the daemon waits "degraded" and retries. */

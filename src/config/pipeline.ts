@@ -1,0 +1,25 @@
+// The pipeline options a configuration asks for: one mapping for `run`, `inspect` and `eval`.
+// Type-only imports keep the native addon and ONNX Runtime unloaded until the config is valid.
+import type { PipelineOptions } from '../inspect/pipeline.ts';
+import type { Logger } from '../vision/model.ts';
+import { DEFAULT_REFINE_PARAMS } from '../vision/refine.ts';
+import { recipeOf } from './index.ts';
+import type { Config } from './schema.ts';
+
+export function pipelineOptionsFromConfig(config: Config, log?: Logger): Omit<PipelineOptions, 'roi'> {
+  const p = config.pipeline;
+  return {
+    modelPath: config.model.path,
+    providers: [...config.model.providers],
+    intraOpNumThreads: config.model.intraOpNumThreads,
+    orientation: config.orientation,
+    recipe: recipeOf(config),
+    cornerThreshold: p.cornerThreshold,
+    corners: p.corners,
+    refine: p.refine,
+    refineParams: { ...DEFAULT_REFINE_PARAMS, radius: p.refineRadius },
+    decode: p.decode,
+    maxFrameSide: p.maxFrameSide,
+    log,
+  };
+}
