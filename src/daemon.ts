@@ -332,7 +332,8 @@ export class Daemon {
     add('queue', entry.startedAt - entry.frame.arrivedAt);
     add('endToEnd', now - entry.frame.arrivedAt);
     const reasons = r.reasons.length > 0 ? ` ${r.reasons.join(',')}` : '';
-    const overhang = r.overhangMm.length > 0 ? ` overhang ${Math.min(...r.overhangMm).toFixed(3)}..${Math.max(...r.overhangMm).toFixed(3)} mm` : '';
+    const measured = r.overhangMm.filter((mm): mm is number => mm !== null);
+    const overhang = measured.length > 0 ? ` overhang ${Math.min(...measured).toFixed(3)}..${Math.max(...measured).toFixed(3)} mm` : '';
     const detail = r.error ? `: ${r.error}` : '';
     this.p.log.debug(`frame ${r.id} ${JSON.stringify(r.frame)} cell ${r.cellId ?? '-'} ${r.verdict}${reasons}${overhang} ${(now - entry.frame.arrivedAt).toFixed(1)} ms${detail}`);
     if (r.verdict === 'ERROR') this.p.log.warning(`frame ${r.id} ${JSON.stringify(r.frame)}: ERROR ${r.reasons.join(',')}${detail}`);

@@ -67,7 +67,8 @@ export interface Result {
   cellId: string | null;
   verdict: Verdict;
   reasons: Reason[];
-  overhangMm: number[];
+  /** One entry per cathode in recipe order; null where a neighbouring pole is missing. */
+  overhangMm: (number | null)[];
   poles: Pole[];
   roi: Box | null;
   timingsMs: Record<string, number>;

@@ -165,7 +165,7 @@ describe('renderFrame', () => {
       expect(j.verdict).toBe(f.expectedVerdict);
       expect(j.reasons).toEqual(f.defects);
       for (const mm of j.overhangMm) {
-        if (Number.isNaN(mm)) continue;
+        if (mm === null) continue;
         // Every overhang keeps a resolvable distance from the limits, inside or outside.
         expect(Math.abs(mm - DEFAULT_RECIPE.overhangMinMm)).toBeGreaterThanOrEqual(SPEC_MARGIN_MM - 1e-9);
         expect(Math.abs(mm - DEFAULT_RECIPE.overhangMaxMm)).toBeGreaterThanOrEqual(SPEC_MARGIN_MM - 1e-9);

@@ -31,7 +31,7 @@ export const stderrLog: Logger = (level, message) => {
 };
 
 export function summaryLine(r: Result): string {
-  const oh = r.overhangMm.filter((v): v is number => v !== null && Number.isFinite(v));
+  const oh = r.overhangMm.filter((v): v is number => v !== null);
   const range = oh.length ? ` overhang ${Math.min(...oh).toFixed(2)}..${Math.max(...oh).toFixed(2)} mm` : '';
   const refined = r.poles.filter((p) => p.source === 'refined').length;
   const why = r.reasons.length ? ` [${r.reasons.join(', ')}]` : '';

@@ -124,7 +124,7 @@ export async function renderOverlay(input: OverlayInput): Promise<Buffer | null>
   r.overhangMm.forEach((mm, j) => {
     const p = r.poles[2 * j + 1];
     if (!p) return;
-    const text = mm === null || !Number.isFinite(mm) ? 'n/a' : `${mm.toFixed(2)} mm`;
+    const text = mm === null ? 'n/a' : `${mm.toFixed(2)} mm`;
     texts.push(
       `<text x="${p.x + 6 * scale}" y="${p.y + font / 3}" font-size="${font}" fill="#ffffff" stroke="#000000" stroke-width="${scale}" paint-order="stroke">${escapeXml(text)}</text>`,
     );

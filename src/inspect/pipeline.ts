@@ -278,7 +278,7 @@ export class Pipeline {
       ...base,
       verdict: j.verdict,
       reasons: j.reasons,
-      overhangMm: j.overhangMm.map(round3),
+      overhangMm: j.overhangMm.map((mm) => (mm === null ? null : round3(mm))),
       poles,
       roi: a.roi.map(round3) as Box,
       timingsMs,

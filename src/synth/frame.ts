@@ -44,8 +44,8 @@ export interface SynthFrame {
   expectedVerdict: 'PASS' | 'FAIL';
   defects: FailReason[];
   cellId: string;
-  /** Overhang of each cathode in mm as judge() computes it from the keypoints (NaN next to a missing pole). */
-  overhangMm: number[];
+  /** Overhang of each cathode in mm as judge() computes it from the keypoints (null next to a missing pole). */
+  overhangMm: (number | null)[];
 }
 
 /** PASS overhangs keep at least this distance (mm) inside the spec limits; FAIL ones as far outside. */

@@ -74,8 +74,8 @@ describe('verdict', () => {
     p[5]!.conf = 0.1;
     const j = judge(p, DEFAULT_RECIPE);
     expect(j.reasons).toEqual(['POLE_MISSING']);
-    expect(Number.isNaN(j.overhangMm[2]!)).toBe(true);
-    expect(Number.isNaN(j.overhangMm[1]!)).toBe(false);
+    expect(j.overhangMm[2]).toBeNull();
+    expect(j.overhangMm[1]).toBeCloseTo(1.0, 9);
   });
 
   it('judges the limits inclusively', () => {
