@@ -166,6 +166,28 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
     });
   }
 
+  it('sees the poles closer in a second pass on the box around the first poles', async () => {
+    const single = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, secondPass: false });
+    try {
+      let errTwo = 0;
+      let errOne = 0;
+      for (const c of cases) {
+        const f = renderFrame({ seed: c.seed, width: 1000, height: 1000, depth: c.depth, orientation: c.orientation, defectRate: 0 });
+        const input = { frame: 's', cellId: f.cellId, image: f.image, orientation: f.orientation };
+        const two = await pipeline.judge(input, ids(c.seed));
+        const one = await single.judge(input, ids(c.seed));
+        // The second box is the poles' box + 10%: smaller than the ROI stage's.
+        expect(two.roi![2] * two.roi![3]).toBeLessThan(one.roi![2] * one.roi![3]);
+        const meanErr = (r: Result) => r.poles.reduce((s, p, i) => s + Math.hypot(p.x - f.keypoints[3 * i]!, p.y - f.keypoints[3 * i + 1]!), 0) / r.poles.length;
+        errTwo += meanErr(two);
+        errOne += meanErr(one);
+      }
+      expect(errTwo).toBeLessThan(errOne);
+    } finally {
+      await single.close();
+    }
+  });
+
   it('never passes a frame of pure noise (the ROI stage finds a "stack" in it; the model must not)', async () => {
     const r = await pipeline.judge({ frame: 'noise', cellId: null, image: emptyFrame(1000, 1000, 'noise') }, ids(7));
     expect(r.verdict).not.toBe('PASS');

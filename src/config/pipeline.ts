@@ -19,6 +19,7 @@ export function pipelineOptionsFromConfig(config: Config, log?: Logger): Omit<Pi
     refine: p.refine,
     refineParams: { ...DEFAULT_REFINE_PARAMS, radius: p.refineRadius },
     decode: p.decode,
+    secondPass: p.secondPass,
     maxFrameSide: p.maxFrameSide,
     log,
   };

@@ -28,6 +28,7 @@ export interface Config {
     corners: number;
     refine: boolean;
     refineRadius: number;
+    secondPass: boolean;
     decode: 'argmax' | 'dark';
     inFlight: number;
     maxFrameSide: number;
@@ -119,6 +120,7 @@ export const SCHEMA: Record<string, Field> = {
       corners: int(512, 0, 100000, 'N strongest corners for the ROI and refinement'),
       refine: bool(true, 'correct each pole by its nearest corner'),
       refineRadius: num(4, 0, 1000, 'corner search radius in frame pixels'),
+      secondPass: bool(true, 'run the model again on the box around the first poles'),
       decode: oneOf(['argmax', 'dark'] as const, 'dark', 'heatmap peak decoding'),
       inFlight: int(2, 1, 8, 'frames judged at once, so stages of consecutive frames overlap'),
       maxFrameSide: int(8192, 256, 65536, 'larger frames are refused (FRAME_TOO_LARGE)'),

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FrameError } from '../errors.ts';
 import { decodeFrame, SPEC_LIMITS } from '../frame/decode.ts';
-import { boxToCanonical, fromCanonical, toCanonical } from '../frame/orientation.ts';
+import { boxFromCanonical, boxToCanonical, fromCanonical, toCanonical } from '../frame/orientation.ts';
 import type { Box, Corners, ErrorReason, Image, Orientation, Pole, Result } from '../types.ts';
 import { detectCornersAsync } from '../vision/corners.ts';
 import { decodeHeatmaps, heatmapToCanonical, type DecodeMethod } from '../vision/heatmap.ts';
@@ -37,6 +37,8 @@ export interface PipelineOptions {
   /** Corner search radius (frame px), patch half side, histogram bins, sub-pixel corners. */
   refineParams: RefineParams;
   decode: DecodeMethod;
+  /** Run the model a second time on the box around the first pass's poles. */
+  secondPass: boolean;
   /** Largest accepted frame side (FRAME_TOO_LARGE above). */
   maxFrameSide: number;
   /** Warnings (provider fallback) and info; nothing is printed by the pipeline itself. */
@@ -55,6 +57,7 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   refine: true,
   refineParams: DEFAULT_REFINE_PARAMS,
   decode: 'dark',
+  secondPass: true,
   maxFrameSide: SPEC_LIMITS.maxSide,
 };
 
@@ -75,6 +78,8 @@ export interface Analysis {
   /** The strongest corners (max of the ROI's and the refinement's N), strongest first. */
   corners: Corners;
   roi: Box;
+  /** The box the heatmaps belong to: the ROI, or the second pass's box around the first poles. */
+  crop: Box;
   /** Heatmaps of this frame: K x height x width. */
   heatmaps: Float32Array;
   timingsMs: Record<string, number>;
@@ -163,7 +168,7 @@ export class Pipeline {
         image = checkImage(input.image, this.options.maxFrameSide);
       }
       const analysis = await this.analyze(image, input.orientation ?? this.options.orientation, timingsMs);
-      roi = analysis.roi;
+      roi = analysis.crop;
       const { cnn, poles } = this.locatePoles(analysis, { ...this.variant(), ...variant }, timingsMs);
       const t = now();
       const result = this.verdict(analysis, poles, base, timingsMs, variant.recipe);
@@ -210,19 +215,51 @@ export class Pipeline {
     t = now();
     const roi = estimateRoi(image, firstCorners(corners, o.roi.corners), orientation, o.roi);
     timingsMs.roi = ms(t);
+    let crop = roi;
+    let heatmaps = await this.runModel(image, orientation, crop, timingsMs);
+    if (o.secondPass) {
+      // The model was trained on boxes near the reference box (the poles' box + 10%); the ROI
+      // stage's box is larger, so a second pass on the box around the first poles sees them bigger.
+      const tight = this.poleBox({ image, orientation, corners, roi, crop, heatmaps, timingsMs });
+      if (tight) {
+        crop = tight;
+        heatmaps = await this.runModel(image, orientation, crop, timingsMs);
+      }
+    }
+    return { image, orientation, corners, roi, crop, heatmaps, timingsMs };
+  }
+
+  private async runModel(image: Image, orientation: Orientation, box: Box, timingsMs: Record<string, number>): Promise<Float32Array> {
+    let t = now();
+    const input = cropForModel(image, box, orientation, this.net.card.input);
+    timingsMs.preprocess = (timingsMs.preprocess ?? 0) + ms(t);
     t = now();
-    const card = this.net.card;
-    const input = cropForModel(image, roi, orientation, card.input);
-    timingsMs.preprocess = ms(t);
-    t = now();
-    let heatmaps: Float32Array;
     try {
-      heatmaps = await this.net.run(input, 1);
+      return await this.net.run(input, 1);
     } catch (err) {
       throw new FrameError('MODEL_ERROR', `the model failed on this frame: ${(err as Error).message}`);
+    } finally {
+      timingsMs.model = (timingsMs.model ?? 0) + ms(t);
     }
-    timingsMs.model = ms(t);
-    return { image, orientation, corners, roi, heatmaps, timingsMs };
+  }
+
+  /**
+   * SPEC's reference box around the confident poles of a first pass (their tight box grown by
+   * 0.1 of its larger side), in frame pixels; null when too few poles are confident to trust it.
+   */
+  private poleBox(a: Analysis): Box | null {
+    const poles = this.decodePoles(a, 'dark');
+    const { width, height } = a.image;
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity, n = 0;
+    for (let i = 0; i < poles.conf.length; i++) {
+      if (!(poles.conf[i]! >= this.options.recipe.minConfidence)) continue;
+      const [xc, yc] = toCanonical(poles.x[i]!, poles.y[i]!, width, height, a.orientation);
+      x0 = Math.min(x0, xc); x1 = Math.max(x1, xc); y0 = Math.min(y0, yc); y1 = Math.max(y1, yc);
+      n++;
+    }
+    if (n < poles.conf.length / 2) return null;
+    const m = 0.1 * Math.max(x1 - x0, y1 - y0);
+    return boxFromCanonical([x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m], width, height, a.orientation);
   }
 
   /** CNN poles in frame pixels from the heatmaps. */
@@ -231,7 +268,7 @@ export class Pipeline {
     const k = card.keypoints.length;
     const peaks = decodeHeatmaps(a.heatmaps, { k, width: card.heatmap.width, height: card.heatmap.height }, { method, sigma: card.heatmap.sigma });
     const { width, height } = a.image;
-    const cb = boxToCanonical(a.roi, width, height, a.orientation);
+    const cb = boxToCanonical(a.crop, width, height, a.orientation);
     const x = new Float64Array(k);
     const y = new Float64Array(k);
     for (let i = 0; i < k; i++) {
@@ -280,7 +317,8 @@ export class Pipeline {
       reasons: j.reasons,
       overhangMm: j.overhangMm.map((mm) => (mm === null ? null : round3(mm))),
       poles,
-      roi: a.roi.map(round3) as Box,
+      // The box the poles were found in: the ROI stage's, tightened by the second pass.
+      roi: a.crop.map(round3) as Box,
       timingsMs,
     };
   }
