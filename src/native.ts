@@ -2,16 +2,8 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Corners } from './types.ts';
 
-/** Raw corner arrays as the addon returns them. */
-export interface NativeCorners {
-  count: number;
-  x: Float32Array;
-  y: Float32Array;
-  score: Float32Array;
-  harris: Float32Array;
-  angle: Float32Array;
-}
 
 type DetectFn<R> = (
   pixels: Uint8Array | Uint16Array,
@@ -27,8 +19,8 @@ type DetectFn<R> = (
 ) => R;
 
 export interface NativeAddon {
-  detect: DetectFn<NativeCorners>;
-  detectAsync: DetectFn<Promise<NativeCorners>>;
+  detect: DetectFn<Corners>;
+  detectAsync: DetectFn<Promise<Corners>>;
   notify(socket: string, state: string): void;
   isDetached(buffer: ArrayBuffer): boolean;
 }

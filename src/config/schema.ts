@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
+import type { HotFolderOptions } from '../sources/hotfolder.ts';
 import { ORIENTATIONS, type Orientation } from '../types.ts';
 
 export type Provider = 'tensorrt' | 'cuda' | 'cpu';
@@ -36,17 +37,7 @@ export interface Config {
   source: {
     type: 'simulator' | 'hotfolder';
     simulator: { rate: number; defectRate: number; seed: number; size: number; frames: number };
-    hotfolder: {
-      dir: string;
-      pattern: string;
-      cellIdRegex: string | null;
-      sidecar: boolean;
-      afterJudged: 'move' | 'delete';
-      retentionDays: number;
-      stableMs: number;
-      pollMs: number;
-      maxFileMb: number;
-    };
+    hotfolder: HotFolderOptions;
   };
   queue: { depth: number };
   mqtt: {
