@@ -15,6 +15,7 @@ import { FrameError, UsageError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Verdict } from '../types.ts';
 import type { FrameInput, Source, SourceFrame } from './source.ts';
+import { Nap } from './nap.ts';
 
 export interface HotFolderOptions {
   dir: string;
@@ -53,8 +54,7 @@ export class HotFolder implements Source {
   /** Names in processing/ to hand out before anything new (crash leftovers). */
   private leftovers: string[] = [];
   private stopped = false;
-  private waiting = false;
-  private wake: (() => void) | null = null;
+  private readonly nap = new Nap();
   private watcher: fs.FSWatcher | null = null;
   private retentionTimer: NodeJS.Timeout | null = null;
   private readonly warnedNames = new Set<string>();
@@ -70,7 +70,7 @@ export class HotFolder implements Source {
   }
 
   get idle(): boolean {
-    return this.waiting && this.leftovers.length === 0;
+    return this.nap.napping && this.leftovers.length === 0;
   }
 
   async open(): Promise<void> {
@@ -88,7 +88,7 @@ export class HotFolder implements Source {
     }
     try {
       // A wake-up only: the scan below decides. Some file systems (NFS) send nothing; polling covers them.
-      this.watcher = fs.watch(this.dir, { persistent: false }, () => this.wake?.());
+      this.watcher = fs.watch(this.dir, { persistent: false }, () => this.nap.wake());
       this.watcher.on('error', () => undefined);
     } catch {
       this.watcher = null;
@@ -103,7 +103,7 @@ export class HotFolder implements Source {
     this.watcher?.close();
     this.watcher = null;
     if (this.retentionTimer) clearInterval(this.retentionTimer);
-    this.wake?.();
+    this.nap.wake();
   }
 
   counters(): Record<string, number> {
@@ -123,7 +123,7 @@ export class HotFolder implements Source {
         if (claimed !== null) return this.load(claimed, picked.name, false, picked.arrivedAt, picked.refusal);
         continue;
       }
-      await this.sleep(this.nextCheckIn());
+      await this.nap.sleep(this.nextCheckIn());
     }
     return null;
   }
@@ -307,20 +307,6 @@ export class HotFolder implements Source {
   private nextCheckIn(): number {
     if (this.seen.size === 0) return this.opts.pollMs;
     return Math.max(5, Math.min(this.opts.pollMs, Math.ceil(this.opts.stableMs / 2)));
-  }
-
-  private sleep(ms: number): Promise<void> {
-    this.waiting = true;
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wake = null;
-        this.waiting = false;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wake = done;
-    });
   }
 
   private async applyRetention(): Promise<void> {

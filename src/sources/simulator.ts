@@ -12,6 +12,7 @@ import type { Recipe } from '../inspect/recipe.ts';
 import type { RenderOptions } from '../synth/frame.ts';
 import type { Image, Orientation, Verdict } from '../types.ts';
 import type { Source, SourceFrame } from './source.ts';
+import { Nap } from './nap.ts';
 
 interface Rendered {
   image: Image;
@@ -40,8 +41,7 @@ export class Simulator implements Source {
   /** Ticks of the simulated detector so far (produced + dropped). */
   private tick = 0;
   private stopped = false;
-  private waiting = false;
-  private wake: (() => void) | null = null;
+  private readonly nap = new Nap();
   private onStop!: () => void;
   /** Resolves on stop(): a render still running in the worker is not waited for. */
   private readonly stopSignal = new Promise<null>((resolve) => (this.onStop = () => resolve(null)));
@@ -60,7 +60,7 @@ export class Simulator implements Source {
   }
 
   get idle(): boolean {
-    return this.waiting;
+    return this.nap.napping;
   }
 
   async open(): Promise<void> {
@@ -113,7 +113,7 @@ export class Simulator implements Source {
     this.onStop();
     void this.worker?.terminate();
     this.worker = null;
-    this.wake?.();
+    this.nap.wake();
   }
 
   counters(): Record<string, number> {
@@ -126,7 +126,7 @@ export class Simulator implements Source {
       const due = this.t0 + this.tick * this.period;
       const now = performance.now();
       if (now < due) {
-        await this.sleep(due - now);
+        await this.nap.sleep(due - now);
         if (this.stopped) return null;
       } else {
         // Ticks that passed while nobody took a frame: the detector's frames were lost.
@@ -172,19 +172,5 @@ export class Simulator implements Source {
       this.count.expectedFail++;
       if (verdict === 'PASS') this.count.escape++;
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    this.waiting = true;
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wake = null;
-        this.waiting = false;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wake = done;
-    });
   }
 }
