@@ -54,7 +54,7 @@ describe('decodeFrame on the bad-input corpus', () => {
 /**
  * Frames the pipeline does not yet refuse as the corpus expects. Each still must give exactly one
  * result and never PASS (a frame with no cell passing would be an escape). Listed in
- * the README (robustness section) for their owners.
+ * README, robustness section for their owners.
  */
 const KNOWN_GAPS: Record<string, string> = {
   'noise.png': 'estimateRoi refuses only frames with too few corners; uniform noise has thousands, so it finds a "stack"',
