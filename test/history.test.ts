@@ -13,6 +13,7 @@ import type { Result } from '../src/types.ts';
 import { run as runHistory } from '../src/cli/history.ts';
 import { UsageError } from '../src/errors.ts';
 import { makeResult } from './helpers/results.ts';
+import { mountable } from './helpers/mounts.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
@@ -377,21 +378,8 @@ describe('history on a connection that became read-only', () => {
   });
 });
 
-// A real full and read-only file system: tmpfs and bind mounts need root with CAP_SYS_ADMIN (CI
-// and the dev machine have it); elsewhere the page-limit test above covers the full case.
-const mountable = (() => {
-  if (process.getuid?.() !== 0) return false;
-  const probe = fs.mkdtempSync(path.join(os.tmpdir(), 'xpole-mount-probe-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { stdio: 'ignore' });
-    execFileSync('umount', [probe], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    fs.rmdirSync(probe);
-  }
-})();
+// A real full and read-only file system where mounts are allowed; elsewhere the page-limit test
+// above covers the full case.
 
 describe.skipIf(!mountable)('history on a real full or read-only file system (tmpfs, bind mount)', () => {
   let mnt: string;

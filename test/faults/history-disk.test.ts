@@ -4,28 +4,15 @@
 // A real tmpfs and a read-only bind mount: that needs root with CAP_SYS_ADMIN, else skipped.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Mosquitto, mosquittoAvailable } from '../helpers/mosquitto.ts';
+import { mountable } from '../helpers/mounts.ts';
 import {
   dropFrame, framePngs, historyRows, outboxDepth, readHistory, startDaemon, stopDaemon, Subscriber, tail, tempDir, until, writeConfig,
   type DaemonProcess,
 } from './harness.ts';
 
-const mountable = (() => {
-  if (process.getuid?.() !== 0) return false;
-  const probe = fs.mkdtempSync(path.join(os.tmpdir(), 'xpole-mount-probe-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { stdio: 'ignore' });
-    execFileSync('umount', [probe], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    fs.rmdirSync(probe);
-  }
-})();
 if (!mountable) console.warn('history-disk faults skipped: mounting a tmpfs needs root with CAP_SYS_ADMIN');
 
 /** Files waiting at the top of the hot folder (not yet taken). */

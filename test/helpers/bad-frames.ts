@@ -5,6 +5,7 @@
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import type { ErrorReason } from '../../src/types.ts';
+import { prng } from './prng.ts';
 
 export interface BadFrame {
   /** File name as a detector would write it (the extension matches the content, or lies on purpose). */
@@ -19,17 +20,8 @@ export interface BadFrame {
 
 // ---------------------------------------------------------------- small, deterministic sources
 
-/** mulberry32: a seeded PRNG so every corpus run is byte-identical. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// prng (mulberry32, ./prng.ts) makes every corpus run byte-identical.
+export { prng };
 
 const CRC_TABLE = (() => {
   const t = new Uint32Array(256);
