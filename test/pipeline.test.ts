@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import sharp from 'sharp';
@@ -137,6 +138,22 @@ describe('xpole inspect', () => {
 
   it('refuses an unknown orientation with a usage error', async () => {
     await expect(inspect(['x.png', '--orientation', 'sideways'])).rejects.toThrow(/--orientation must be one of/);
+  });
+
+  // onnxruntime overflowed the stack while loading the model when the command line was ~25 KB
+  // (a shell glob over a thousand frames): the process died with SIGSEGV before the first frame.
+  it('judges frames named on a very long command line (a glob over a thousand files)', async () => {
+    const f = renderFrame({ seed: 23, width: 600, height: 600, depth: 8, orientation: 'tips-right' });
+    writeFileSync(path.join(dir, 'first.png'), await encodePng(f.image));
+    writeFileSync(path.join(dir, 'tiny.yaml'), `model:\n  path: ${TINY}\n  providers: [cpu]\n`);
+    const absent = Array.from({ length: 1200 }, (_, i) => path.join(dir, `not-there-${String(i).padStart(6, '0')}-with-a-long-name.png`));
+    const r = spawnSync(process.execPath, [path.join(HERE, '../bin/xpole.js'), 'inspect', '--json', '--config', path.join(dir, 'tiny.yaml'), path.join(dir, 'first.png'), ...absent], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(1); // the absent files are reported and fail the run
+    const results = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Result);
+    expect(results).toHaveLength(1);
+    expect(results[0]!.frame).toBe(path.join(dir, 'first.png'));
+    expect(r.stderr.match(/cannot read: ENOENT/g)).toHaveLength(1200);
   });
 });
 
