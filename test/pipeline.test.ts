@@ -205,9 +205,10 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
     }
   });
 
-  it('never passes a frame of pure noise (the ROI stage finds a "stack" in it; the model must not)', async () => {
+  it('finds no stack in pure noise (the ROI stage finds a "stack" in it; the model sees few poles: ROI_NOT_FOUND)', async () => {
     const r = await pipeline.judge({ frame: 'noise', cellId: null, image: emptyFrame(1000, 1000, 'noise') }, ids(7));
-    expect(r.verdict).not.toBe('PASS');
+    expect([r.verdict, r.reasons]).toEqual(['ERROR', ['ROI_NOT_FOUND']]);
+    expect(r.error).toMatch(/the model sees no stack in the ROI: \d+ of 31 poles/);
   });
 });
 

@@ -226,7 +226,30 @@ export class Pipeline {
         heatmaps = await this.runModel(image, orientation, crop, timingsMs);
       }
     }
+    this.checkStackSeen(heatmaps);
     return { image, orientation, corners, roi, crop, heatmaps, timingsMs };
+  }
+
+  /**
+   * A cell with a missing or folded sheet still shows nearly all of its poles; an ROI on noise, on
+   * a fixture or on the wrong structure does not (pure noise: 17 of 31 with the first model). With
+   * fewer than 3/4 of the poles confident the frame cannot be judged: ROI_NOT_FOUND, not a FAIL
+   * whose reason would blame the cell.
+   */
+  private checkStackSeen(heatmaps: Float32Array): void {
+    const { keypoints, heatmap } = this.net.card;
+    const k = keypoints.length;
+    const plane = heatmap.width * heatmap.height;
+    const min = this.options.recipe.minConfidence;
+    let confident = 0;
+    for (let i = 0; i < k; i++) {
+      let peak = -Infinity;
+      for (let j = i * plane, end = j + plane; j < end; j++) if (heatmaps[j]! > peak) peak = heatmaps[j]!;
+      if (peak >= min) confident++;
+    }
+    if (confident < (3 * k) / 4) {
+      throw new FrameError('ROI_NOT_FOUND', `the model sees no stack in the ROI: ${confident} of ${k} poles reach confidence ${min}`);
+    }
   }
 
   private async runModel(image: Image, orientation: Orientation, box: Box, timingsMs: Record<string, number>): Promise<Float32Array> {
