@@ -1,7 +1,7 @@
 // The detector chain after the scene: field of view and uneven illumination, PSF blur, photon
 // and read noise, digitization to 16 bits or an 8-bit export with JPEG's lossy step.
 import type { Image } from '../types.ts';
-import type { Rng } from './prng.ts';
+import { NORMAL_TABLE, type Rng } from './prng.ts';
 
 export interface Field {
   /** Circular intensifier field: centre, radius, edge softness (px); null = flat panel, no circle. */
@@ -117,24 +117,50 @@ export function gaussianBlur(src: Float32Array, width: number, height: number, s
  */
 export function addNoise(t: Float32Array, photons: number, readNoise: number, rng: Rng): Float32Array {
   const out = t; // in place: frames are large and the garbage collector was a tenth of the cost
+  // sfc32 stepped on locals (rng.u32() inlined: same draws, same order); the method calls and
+  // field writes were most of this loop's cost.
+  let [a, b, c, d] = rng.getState();
+  const table = NORMAL_TABLE;
   for (let i = 0; i < t.length; i++) {
     const mean = Math.max(0, t[i]!) * photons;
     let n: number;
+    let r: number;
     if (mean < 30) {
       // Knuth's method: exact, and cheap at these means.
       const l = Math.exp(-mean);
       let k = 0;
-      let p = rng.next();
+      r = (((a + b) | 0) + d) | 0;
+      d = (d + 1) | 0;
+      a = b ^ (b >>> 9);
+      b = (c + (c << 3)) | 0;
+      c = (((c << 21) | (c >>> 11)) + r) | 0;
+      let p = (r >>> 0) / 4294967296;
       while (p > l) {
         k++;
-        p *= rng.next();
+        r = (((a + b) | 0) + d) | 0;
+        d = (d + 1) | 0;
+        a = b ^ (b >>> 9);
+        b = (c + (c << 3)) | 0;
+        c = (((c << 21) | (c >>> 11)) + r) | 0;
+        p *= (r >>> 0) / 4294967296;
       }
       n = k;
     } else {
-      n = mean + Math.sqrt(mean) * rng.fastNormal();
+      r = (((a + b) | 0) + d) | 0;
+      d = (d + 1) | 0;
+      a = b ^ (b >>> 9);
+      b = (c + (c << 3)) | 0;
+      c = (((c << 21) | (c >>> 11)) + r) | 0;
+      n = mean + Math.sqrt(mean) * table[r >>> 16]!;
     }
-    out[i] = n + readNoise * rng.fastNormal();
+    r = (((a + b) | 0) + d) | 0;
+    d = (d + 1) | 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) | 0;
+    c = (((c << 21) | (c >>> 11)) + r) | 0;
+    out[i] = n + readNoise * table[r >>> 16]!;
   }
+  rng.setState([a, b, c, d]);
   return out;
 }
 

@@ -19,7 +19,7 @@ export function frameSeed(seed: number, index: number): number {
 }
 
 /** Normal quantiles at (i + 0.5) / 65536 (Acklam's rational approximation, |error| < 1.2e-9). */
-const NORMAL_TABLE = (() => {
+export const NORMAL_TABLE = (() => {
   const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
   const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
   const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
@@ -99,6 +99,18 @@ export class Rng {
   /** Standard normal from a table of 65536 quantiles: one draw per call, cheap enough for per-pixel noise. */
   fastNormal(): number {
     return NORMAL_TABLE[this.u32() >>> 16]!;
+  }
+
+  /**
+   * The generator's state, for hot loops that step sfc32 on local variables (see addNoise);
+   * such a loop must hand the state back through setState, stepping exactly as u32() does.
+   */
+  getState(): [number, number, number, number] {
+    return [this.a, this.b, this.c, this.d];
+  }
+
+  setState(s: readonly [number, number, number, number]): void {
+    [this.a, this.b, this.c, this.d] = s;
   }
 
   /** An independent generator for one part of a frame, so adding draws in one part leaves the others unchanged. */
