@@ -21,11 +21,17 @@ export function affineFromPoints(map: (x: number, y: number) => [number, number]
   return { a: ax - c, b: by - c, c, d: dx - f, e: ey - f, f };
 }
 
+/**
+ * A box [u0, v0, u1, v1] in scene coordinates outside of which a SceneFn is exactly 0 and a
+ * FineTest false, whatever the footprint; lets rasterize skip the calls for whole tiles.
+ */
+export type Support = readonly [number, number, number, number];
+
 /** Scene attenuation at a point; `w` is the sample footprint (px) used for edge coverage. */
-export type SceneFn = (u: number, v: number, w: number) => number;
+export type SceneFn = ((u: number, v: number, w: number) => number) & { support?: Support };
 
 /** Where the scene needs more than one sample per pixel (features thinner than a pixel). */
-export type FineTest = (u: number, v: number) => boolean;
+export type FineTest = ((u: number, v: number) => boolean) & { support?: Support };
 
 /**
  * Transmission exp(-attenuation) of every pixel, averaged over its samples (transmission, not
@@ -49,12 +55,39 @@ export function rasterize(
   const inv = 1 / (ss * ss);
   const T = 16;
   const partial: PlacedShape[] = [];
+  const box = [0, 0, 0, 0];
+  // A tile whose scene box misses both supports reads scene = 0 and fine = false at every sample
+  // (a 1 px margin covers the rounding of the incremental u, v below).
+  const sceneSupport = scene.support;
+  const fineSupport = fine === null ? undefined : fine.support;
+  const outside = (sp: Support | undefined) =>
+    sp !== undefined && (box[2]! < sp[0] - 1 || box[0]! > sp[2] + 1 || box[3]! < sp[1] - 1 || box[1]! > sp[3] + 1);
   for (let ty = 0; ty < height; ty += T) {
     for (let tx = 0; tx < width; tx += T) {
       const xe = Math.min(width, tx + T);
       const ye = Math.min(height, ty + T);
-      const constant = sortShapes(shapes, toScene, tx - 0.5, ty - 0.5, xe - 0.5, ye - 0.5, partial);
+      sceneBox(toScene, tx - 0.5, ty - 0.5, xe - 0.5, ye - 0.5, box);
+      const constant = sortShapes(shapes, box, partial);
       const np = partial.length;
+      if (outside(sceneSupport) && (fine === null || outside(fineSupport))) {
+        // att = 0 + constant + the partial shapes, as below without the scene and fine calls.
+        if (np === 0) {
+          const t = constant === 0 ? 1 : Math.exp(-constant);
+          for (let y = ty; y < ye; y++) out.fill(t, y * width + tx, y * width + xe);
+          continue;
+        }
+        for (let y = ty; y < ye; y++) {
+          let i = y * width + tx;
+          let u = a * tx + b * y + c;
+          let v = d * tx + e * y + f;
+          for (let x = tx; x < xe; x++, i++, u += a, v += d) {
+            let att = constant;
+            for (let k = 0; k < np; k++) att += shapeAttenuation(partial[k]!, u, v, 1);
+            out[i] = att === 0 ? 1 : Math.exp(-att);
+          }
+        }
+        continue;
+      }
       for (let y = ty; y < ye; y++) {
         let i = y * width + tx;
         let u = a * tx + b * y + c;
@@ -86,20 +119,40 @@ export function rasterize(
   return out;
 }
 
+/** The scene box [u0, v0, u1, v1] of the frame rectangle [x0, x1] x [y0, y1], and its corners. */
+function sceneBox(m: Affine, x0: number, y0: number, x1: number, y1: number, box: number[]): void {
+  const us = CORNERS_U;
+  const vs = CORNERS_V;
+  us[0] = m.a * x0 + m.b * y0 + m.c;
+  us[1] = m.a * x1 + m.b * y0 + m.c;
+  us[2] = m.a * x0 + m.b * y1 + m.c;
+  us[3] = m.a * x1 + m.b * y1 + m.c;
+  vs[0] = m.d * x0 + m.e * y0 + m.f;
+  vs[1] = m.d * x1 + m.e * y0 + m.f;
+  vs[2] = m.d * x0 + m.e * y1 + m.f;
+  vs[3] = m.d * x1 + m.e * y1 + m.f;
+  box[0] = Math.min(us[0], us[1], us[2], us[3]);
+  box[1] = Math.min(vs[0], vs[1], vs[2], vs[3]);
+  box[2] = Math.max(us[0], us[1], us[2], us[3]);
+  box[3] = Math.max(vs[0], vs[1], vs[2], vs[3]);
+}
+const CORNERS_U = new Float64Array(4);
+const CORNERS_V = new Float64Array(4);
+
 /**
- * Sorts shapes for the frame rectangle [x0, x1] x [y0, y1]: returns the summed mu of shapes that
- * cover all of it (their coverage is exactly 1 there), fills `partial` with those that may cover
- * part of it and leaves out those that cannot reach it.
+ * Sorts shapes for the frame rectangle whose scene box sceneBox() just computed: returns the
+ * summed mu of shapes that cover all of it (their coverage is exactly 1 there), fills `partial`
+ * with those that may cover part of it and leaves out those that cannot reach it.
  */
-function sortShapes(shapes: readonly PlacedShape[], m: Affine, x0: number, y0: number, x1: number, y1: number, partial: PlacedShape[]): number {
+function sortShapes(shapes: readonly PlacedShape[], box: readonly number[], partial: PlacedShape[]): number {
   partial.length = 0;
   if (shapes.length === 0) return 0;
-  const us = [m.a * x0 + m.b * y0 + m.c, m.a * x1 + m.b * y0 + m.c, m.a * x0 + m.b * y1 + m.c, m.a * x1 + m.b * y1 + m.c];
-  const vs = [m.d * x0 + m.e * y0 + m.f, m.d * x1 + m.e * y0 + m.f, m.d * x0 + m.e * y1 + m.f, m.d * x1 + m.e * y1 + m.f];
-  const u0 = Math.min(...us);
-  const u1 = Math.max(...us);
-  const v0 = Math.min(...vs);
-  const v1 = Math.max(...vs);
+  const us = CORNERS_U;
+  const vs = CORNERS_V;
+  const u0 = box[0]!;
+  const v0 = box[1]!;
+  const u1 = box[2]!;
+  const v1 = box[3]!;
   let constant = 0;
   for (const p of shapes) {
     const bd = p.bounds;
@@ -229,7 +282,7 @@ export function stackScene(stack: Stack): SceneFn {
   const table = new Float32Array(count);
   for (let i = 0; i < count; i++) table[i] = stackAttenuation(stack, straightX, v0 + i * step, 1);
   const last = count - 1;
-  return (u, v, w) => {
+  const fn: SceneFn = (u, v, w) => {
     if (u > endX) return 0;
     if (w !== 1 || u >= straightX) return stackAttenuation(stack, u, v, w);
     const t = (v - v0) / step;
@@ -238,6 +291,9 @@ export function stackScene(stack: Stack): SceneFn {
     const f = t - i;
     return table[i]! * (1 - f) + table[i + 1]! * f;
   };
+  // 0 beyond endX, and outside the table's span (which contains stackAttenuation's, top - reach to bottom + reach).
+  fn.support = [Number.NEGATIVE_INFINITY, v0, endX, v0 + last * step];
+  return fn;
 }
 
 /** True near the free ends (caps, fork prongs, folds), where sheets get thinner than a pixel. */
@@ -254,7 +310,7 @@ export function stackFineTest(stack: Stack): FineTest {
   }
   const v0 = stack.top - stack.reach - 2;
   const v1 = stack.bottom + stack.reach + 2;
-  return (u, v) => {
+  const fn: FineTest = (u, v) => {
     if (u < u0 || u > u1 || v < v0 || v > v1) return false;
     const j0 = Math.round((v - stack.top) / half);
     for (let j = Math.max(0, j0 - k); j <= Math.min(n - 1, j0 + k); j++) {
@@ -266,4 +322,6 @@ export function stackFineTest(stack: Stack): FineTest {
     }
     return false;
   };
+  fn.support = [u0, v0, u1, v1];
+  return fn;
 }
