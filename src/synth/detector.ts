@@ -69,46 +69,104 @@ export function applyField(t: Float32Array, width: number, height: number, field
 export function gaussianBlur(src: Float32Array, width: number, height: number, sigma: number): Float32Array {
   if (!(sigma > 0)) return src;
   const radius = Math.max(1, Math.ceil(sigma * 2.5));
-  const k = new Float32Array(2 * radius + 1);
+  const taps = 2 * radius + 1;
+  const k32 = new Float32Array(taps);
   let sum = 0;
-  for (let i = -radius; i <= radius; i++) sum += k[i + radius] = Math.exp(-(i * i) / (2 * sigma * sigma));
-  for (let i = 0; i < k.length; i++) k[i] = k[i]! / sum;
-  const tmp = new Float32Array(width * height);
+  for (let i = -radius; i <= radius; i++) sum += k32[i + radius] = Math.exp(-(i * i) / (2 * sigma * sigma));
+  for (let i = 0; i < taps; i++) k32[i] = k32[i]! / sum;
+  const k = Float64Array.from(k32); // the same (float32) weights
+  const { hRow, vRow } = unrolledRows(radius);
+  const tmp = scratchFrame(width * height);
+  // Horizontal: each pixel sums its taps in order in a double, stored as float32.
   for (let y = 0; y < height; y++) {
     const row = y * width;
-    for (let x = 0; x < width; x++) {
+    let x = 0;
+    for (; x < Math.min(radius, width); x++) tmp[row + x] = clampedRowTaps(src, row, x, width, radius, k);
+    if (x < width - radius) x = hRow(src, tmp, row, x, width - radius, k);
+    for (; x < width - radius; x++) {
       let acc = 0;
-      if (x >= radius && x < width - radius) {
-        for (let j = -radius; j <= radius; j++) acc += k[j + radius]! * src[row + x + j]!;
-      } else {
-        for (let j = -radius; j <= radius; j++) {
-          const xx = x + j < 0 ? 0 : x + j >= width ? width - 1 : x + j;
-          acc += k[j + radius]! * src[row + xx]!;
-        }
-      }
+      for (let j = 0; j < taps; j++) acc += k[j]! * src[row + x - radius + j]!;
       tmp[row + x] = acc;
     }
+    for (; x < width; x++) tmp[row + x] = clampedRowTaps(src, row, x, width, radius, k);
   }
-  const out = src; // the vertical pass reads tmp only, so it can overwrite the input
-  out.fill(0);
+  // Vertical: the sum is rounded to float32 after every tap (it used to accumulate in the
+  // float32 output row), taps in order; the vertical pass reads tmp only, so it overwrites src.
+  const out = src;
+  const offs = new Int32Array(taps);
   for (let y = 0; y < height; y++) {
     const row = y * width;
-    if (y >= radius && y < height - radius) {
-      for (let j = -radius; j <= radius; j++) {
-        const kj = k[j + radius]!;
-        const off = row + j * width;
-        for (let x = 0; x < width; x++) out[row + x] = out[row + x]! + kj * tmp[off + x]!;
-      }
-    } else {
-      for (let j = -radius; j <= radius; j++) {
-        const yy = y + j < 0 ? 0 : y + j >= height ? height - 1 : y + j;
-        const kj = k[j + radius]!;
-        const off = yy * width;
-        for (let x = 0; x < width; x++) out[row + x] = out[row + x]! + kj * tmp[off + x]!;
-      }
+    let x = 0;
+    if (y >= radius && y < height - radius) x = vRow(tmp, out, row, 0, width, k);
+    for (let j = 0; j < taps; j++) {
+      const yy = y + j - radius;
+      offs[j] = (yy < 0 ? 0 : yy >= height ? height - 1 : yy) * width;
+    }
+    for (; x < width; x++) {
+      let acc = 0;
+      for (let j = 0; j < taps; j++) acc = Math.fround(acc + k[j]! * tmp[offs[j]! + x]!);
+      out[row + x] = acc;
     }
   }
   return out;
+}
+
+function clampedRowTaps(src: Float32Array, row: number, x: number, width: number, radius: number, k: Float64Array): number {
+  let acc = 0;
+  for (let j = -radius; j <= radius; j++) {
+    const xx = x + j < 0 ? 0 : x + j >= width ? width - 1 : x + j;
+    acc += k[j + radius]! * src[row + xx]!;
+  }
+  return acc;
+}
+
+type RowPass = (src: Float32Array, dst: Float32Array, row: number, x0: number, x1: number, k: Float64Array) => number;
+
+/**
+ * The blur's inner loops for one radius, generated with the taps unrolled and 4 pixels
+ * interleaved (4 independent sums keep the FPU busy; a loop over the taps waits on each add).
+ * Each pixel's arithmetic is the generic loop's, in the same order. hRow blurs src's row along x
+ * for x0 <= x < x1 (all taps inside the row) and vRow along y (all taps inside the frame; x0 = 0,
+ * x1 is the width); both stop at a multiple of 4 pixels and return where they stopped, and the
+ * generic loops finish the row. Wide kernels (beyond the PSFs drawn by default) stay generic.
+ */
+function unrolledRows(radius: number): { hRow: RowPass; vRow: RowPass } {
+  const cached = UNROLLED.get(radius);
+  if (cached) return cached;
+  if (radius > 16) return { hRow: (_s, _d, _r, x0) => x0, vRow: (_s, _d, _r, x0) => x0 };
+  const taps = 2 * radius + 1;
+  const lanes = [0, 1, 2, 3];
+  const weights = Array.from({ length: taps }, (_, j) => `const k${j} = k[${j}];`).join('\n');
+  const loop = (step: string[]) => `${weights}
+    let x = x0;
+    for (; x + 4 <= x1; x += 4) {
+      ${step.join('\n      ')}
+    }
+    return x;`;
+  const h: string[] = [`const b = row + x - ${radius};`, ...lanes.map((p) => `let a${p} = 0;`)];
+  const v: string[] = [`const b = row + x - ${radius} * x1;`, ...lanes.map((p) => `let a${p} = 0;`)];
+  for (let j = 0; j < taps; j++) {
+    for (const p of lanes) {
+      h.push(`a${p} += k${j} * src[b + ${j + p}];`);
+      v.push(`a${p} = Math.fround(a${p} + k${j} * src[b + ${j} * x1 + ${p}]);`);
+    }
+  }
+  for (const p of lanes) {
+    h.push(`dst[row + x + ${p}] = a${p};`);
+    v.push(`dst[row + x + ${p}] = a${p};`);
+  }
+  const make = (body: string) => new Function('src', 'dst', 'row', 'x0', 'x1', 'k', body) as RowPass;
+  const rows = { hRow: make(loop(h)), vRow: make(loop(v)) };
+  UNROLLED.set(radius, rows);
+  return rows;
+}
+const UNROLLED = new Map<number, { hRow: RowPass; vRow: RowPass }>();
+
+/** One float32 scratch frame per thread, reused by every blur (its contents never outlive a call). */
+let scratch = new Float32Array(0);
+function scratchFrame(n: number): Float32Array {
+  if (scratch.length < n) scratch = new Float32Array(n);
+  return scratch.length === n ? scratch : scratch.subarray(0, n);
 }
 
 /**
