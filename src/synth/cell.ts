@@ -85,7 +85,18 @@ export interface Stack {
    * `near` * mu at the edge and reaches mu `depth` px behind it (real overlap zones shade darker
    * away from the tips).
    */
-  body: { mu: number; top: number; bottom: number; edgeY: number[]; edgeX: number[]; soft: number; near: number; depth: number } | null;
+  body: {
+    mu: number;
+    top: number;
+    bottom: number;
+    edgeY: number[];
+    edgeX: number[];
+    /** Running maximum of edgeY, for bodyEdgeX's binary search (edgeY need not be sorted). */
+    edgeYMax: number[];
+    soft: number;
+    near: number;
+    depth: number;
+  } | null;
 }
 
 /** Centre line height of sheet s at scene x (bends quadratically over the last bendLen px). */
@@ -290,6 +301,7 @@ export function addBody(rng: Rng, stack: Stack): void {
     bottom: last.y,
     edgeY,
     edgeX,
+    edgeYMax: edgeY.map((_, i) => Math.max(...edgeY.slice(0, i + 1))),
     soft: rng.uniform(1, 5),
     near: rng.chance(0.5) ? 1 : rng.uniform(0.4, 1),
     depth: rng.uniform(20, 120),
@@ -298,14 +310,19 @@ export function addBody(rng: Rng, stack: Stack): void {
 
 /** x of the overlap zone's edge at height v: linear between the cathode apexes, flat beyond them. */
 export function bodyEdgeX(body: NonNullable<Stack['body']>, v: number): number {
-  const { edgeY, edgeX } = body;
+  const { edgeY, edgeX, edgeYMax } = body;
   const n = edgeY.length;
-  if (v <= edgeY[0]!) return edgeX[0]!;
-  for (let i = 1; i < n; i++) {
-    if (v <= edgeY[i]!) {
-      const f = (v - edgeY[i - 1]!) / (edgeY[i]! - edgeY[i - 1]!);
-      return edgeX[i - 1]! + f * (edgeX[i]! - edgeX[i - 1]!);
-    }
+  // The first i with v <= edgeY[i] is the first with v <= edgeYMax[i], which is sorted.
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (v <= edgeYMax[mid]!) hi = mid;
+    else lo = mid + 1;
   }
-  return edgeX[n - 1]!;
+  if (lo === 0) return edgeX[0]!;
+  if (lo === n) return edgeX[n - 1]!;
+  const i = lo;
+  const f = (v - edgeY[i - 1]!) / (edgeY[i]! - edgeY[i - 1]!);
+  return edgeX[i - 1]! + f * (edgeX[i]! - edgeX[i - 1]!);
 }
