@@ -56,6 +56,9 @@ export function rasterize(
   const T = 16;
   const partial: PlacedShape[] = [];
   const box = [0, 0, 0, 0];
+  // exp(-att) of the last att computed: runs of equal att (gaps, fixtures) reuse it.
+  let lastAtt = 0;
+  let lastT = 1;
   // A tile whose scene box misses both supports reads scene = 0 and fine = false at every sample
   // (a 1 px margin covers the rounding of the incremental u, v below).
   const sceneSupport = scene.support;
@@ -73,7 +76,7 @@ export function rasterize(
         // att = 0 + constant + the partial shapes, as below without the scene and fine calls.
         if (np === 0) {
           const t = constant === 0 ? 1 : Math.exp(-constant);
-          for (let y = ty; y < ye; y++) out.fill(t, y * width + tx, y * width + xe);
+          for (let y = ty; y < ye; y++) for (let i = y * width + tx, end = y * width + xe; i < end; i++) out[i] = t;
           continue;
         }
         for (let y = ty; y < ye; y++) {
@@ -103,14 +106,22 @@ export function rasterize(
                 const sv = d * px + e * py + f;
                 let att = scene(su, sv, sw) + constant;
                 for (let k = 0; k < np; k++) att += shapeAttenuation(partial[k]!, su, sv, sw);
-                sum += Math.exp(-att);
+                if (att !== lastAtt) {
+                  lastAtt = att;
+                  lastT = Math.exp(-att);
+                }
+                sum += lastT;
               }
             }
             out[i] = sum * inv;
           } else {
             let att = scene(u, v, 1) + constant;
             for (let k = 0; k < np; k++) att += shapeAttenuation(partial[k]!, u, v, 1);
-            out[i] = att === 0 ? 1 : Math.exp(-att);
+            if (att !== lastAtt) {
+              lastAtt = att;
+              lastT = Math.exp(-att);
+            }
+            out[i] = att === 0 ? 1 : lastT;
           }
         }
       }
