@@ -121,7 +121,7 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
     // canonical -> scene is the rotation by -theta about the centre
     return [centre[0] + (xc - centre[0]) * cosT + (yc - centre[1]) * sinT, centre[1] - (xc - centre[0]) * sinT + (yc - centre[1]) * cosT];
   });
-  const transmission = rasterize(width, height, toScene, stackScene(stack), stackFineTest(stack), opts.supersample ?? 4, shapes);
+  const transmission = rasterize(width, height, toScene, stackScene(stack), stackFineTest(stack), opts.supersample ?? 4, shapes, floatFrame(width * height));
 
   const field = clutter ? drawField(rDet, width, height, keypoints) : PLAIN_FIELD;
   applyField(transmission, width, height, field, rDet);
@@ -147,6 +147,17 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
     cellId: `SYN-${(opts.seed >>> 0).toString(16).padStart(8, '0').toUpperCase()}`,
     overhangMm: judgement.overhangMm,
   };
+}
+
+/**
+ * The float frame the detector chain works in, reused from frame to frame on this thread: it
+ * never leaves renderFrame (the image is digitized into a new array), and a fresh 16 MB array
+ * cost more in page faults than the pass that fills it.
+ */
+let floatScratch = new Float32Array(0);
+function floatFrame(n: number): Float32Array {
+  if (floatScratch.length < n) floatScratch = new Float32Array(n);
+  return floatScratch.length === n ? floatScratch : floatScratch.subarray(0, n);
 }
 
 interface CellSpec {

@@ -38,6 +38,7 @@ export type FineTest = ((u: number, v: number) => boolean) & { support?: Support
  * attenuation, is what averages over a pixel). Pixels whose centre passes `fine` get ss x ss
  * samples. `shapes` add their attenuation to `scene`'s; they are sorted per 16 x 16 tile into
  * those covering the whole tile (a constant), those missing it and those evaluated per sample.
+ * Writes every pixel of `out` when given (width * height long; its contents are not read).
  */
 export function rasterize(
   width: number,
@@ -47,8 +48,9 @@ export function rasterize(
   fine: FineTest | null,
   ss: number,
   shapes: readonly PlacedShape[] = [],
+  out: Float32Array = new Float32Array(width * height),
 ): Float32Array {
-  const out = new Float32Array(width * height);
+  if (out.length !== width * height) throw new RangeError('rasterize: out must hold width * height pixels');
   const { a, b, c, d, e, f } = toScene;
   const step = 1 / ss;
   const sw = Math.hypot(a, d) * step; // footprint of one sample in scene px (the map is a rotation)
