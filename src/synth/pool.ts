@@ -51,13 +51,21 @@ export async function renderDataset(opts: DatasetOptions): Promise<{ images: num
       workers.map(
         (w) =>
           new Promise<void>((resolve, reject) => {
+            // Two jobs in flight per worker: it renders the next frame while the last one's PNG
+            // is encoded and written off its JavaScript thread.
+            let inFlight = 0;
             const send = () => {
-              if (next >= opts.count) return resolve();
+              if (next >= opts.count) {
+                if (inFlight === 0) resolve();
+                return;
+              }
               const index = next++;
               const job: Job = { index, imagesDir, render: { ...opts.frame, seed: frameSeed(opts.seed, index), defectRate: opts.defectRate } };
+              inFlight++;
               w.postMessage(job);
             };
             w.on('message', (r: JobResult) => {
+              inFlight--;
               if ('error' in r) return reject(new Error(`frame ${r.index}: ${r.error}`));
               records[r.index] = r.records;
               opts.onProgress?.(++done, opts.count);
@@ -65,6 +73,7 @@ export async function renderDataset(opts: DatasetOptions): Promise<{ images: num
             });
             w.on('error', reject);
             w.on('exit', (code) => code !== 0 && reject(new Error(`synth worker exited with code ${code}`)));
+            send();
             send();
           }),
       ),
