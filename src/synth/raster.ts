@@ -310,12 +310,19 @@ export function stackAttenuation(stack: Stack, u: number, v: number, w: number, 
   if (banded) {
     for (let m = bands.sepStart[b]!, end = bands.sepStart[b + 1]!; m < end; m++) {
       const j = bands.seps[m]!;
-      if (j >= sepLo && j <= sepHi) att += separatorAttenuation(stack, separators[j]!, u, v, w);
+      if (j < sepLo || j > sepHi) continue;
+      const sp = separators[j]!;
+      if (!(u > sp.endX || v < sp.vMin || v > sp.vMax)) att += separatorAttenuation(stack, sp, u, v, w);
     }
   } else {
     for (let j = sepLo; j <= sepHi; j++) att += separatorAttenuation(stack, separators[j]!, u, v, w);
   }
-  for (let j = n - 1; j < separators.length; j++) att += separatorAttenuation(stack, separators[j]!, u, v, w);
+  // (separatorAttenuation's own early exit, tested here first: it saves a call per wrap, and
+  // skipping a 0 leaves the sum as it was)
+  for (let j = n - 1; j < separators.length; j++) {
+    const sp = separators[j]!;
+    if (!(u > sp.endX || v < sp.vMin || v > sp.vMax)) att += separatorAttenuation(stack, sp, u, v, w);
+  }
   return att;
 }
 
