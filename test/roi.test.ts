@@ -138,6 +138,23 @@ describe('estimateRoi on a hand-drawn stack', () => {
     });
   }
 
+  it.each(ORIENTATIONS)('reaches back to a cathode tip far behind the anodes that gave no corner (%s)', (o) => {
+    // Cathode k = 13 ends at x = 118, 32 px behind the others (a high overhang), blurred: no
+    // corner. A box centred on the tip corners (x 142-153, +-26 px) ended at x ~ 121.
+    const back = (xc: number, yc: number) => (Math.abs(yc - tips[13].y) <= 1 && xc > 118 && xc <= tips[13].x ? 200 : stack(xc, yc));
+    const img = frame(CW, CH, o, 8, back);
+    const all = handCorners(img, o);
+    const keep = Array.from({ length: all.count }, (_, i) => i).filter((i) => i !== 13);
+    const pick = <T extends Float32Array>(a: T) => Float32Array.from(keep, (i) => a[i]);
+    const corners: Corners = { count: keep.length, x: pick(all.x), y: pick(all.y), score: pick(all.score), harris: pick(all.harris), angle: pick(all.angle) };
+    const roi = estimateRoi(img, corners, o);
+    const kp = tips.flatMap((t, k) => [...fromCanonical(k === 13 ? 118 : t.x, t.y, img.width, img.height, o), 2]);
+    expect(roiHoldsKeypoints(roi, kp)).toBe(true);
+    // Still not far past the anode tips (x <= 153): front * h beyond them.
+    const [x, , w, h] = boxToCanonical(roi, img.width, img.height, o);
+    expect(x + w).toBeLessThanOrEqual(153 + DEFAULT_ROI_PARAMS.front * h + 1e-6);
+  });
+
   it('throws ROI_NOT_FOUND without corners and without sheets behind the corners', () => {
     const img = frame(CW, CH, 'tips-right', 8, stack);
     const none: Corners = { count: 0, x: new Float32Array(), y: new Float32Array(), score: new Float32Array(), harris: new Float32Array(), angle: new Float32Array() };
@@ -163,6 +180,7 @@ describe('parameters', () => {
     expect(() => makeRoiParams({ alpha: 0 })).toThrow(/roi\.alpha/);
     expect(() => makeRoiParams({ stepTop: 1.5 })).toThrow(/roi\.stepTop/);
     expect(() => makeRoiParams({ centre: 'mode' as never })).toThrow(/roi\.centre/);
+    expect(() => makeRoiParams({ front: -0.1 })).toThrow(/roi\.front must be in \[0, 4\]/);
     expect(makeRoiParams({ gradient: 0.2 }).gradient).toBe(0.2);
   });
 
