@@ -1,4 +1,4 @@
-// ROI figures (README, roi section) and the ROI dump for training.
+// ROI figures (docs/roi.md) and the ROI dump for training.
 //   npx tsx bench/roi.ts --dataset DIR [--count N]       recall + area on a SPEC COCO dataset
 //   npx tsx bench/roi.ts --synth N [--seed S]             the same on N frames rendered in process
 //   npx tsx bench/roi.ts --real ../shared/real-frames     containment + IoU of the authors' boxes
@@ -40,7 +40,7 @@ const base = makeRoiParams(
   ) as Partial<RoiParams>,
 );
 
-/** The paper's method and the robust alternatives measured against it (README, roi section). */
+/** The paper's method and the robust alternatives measured against it (docs/roi.md). */
 const VARIANTS: [string, RoiParams][] = [
   // A centre point has no extent: the paper's pointers start at the frame edges (reach 1).
   ['paper: mean centre, all columns', { ...base, centre: 'mean', band: 0, reach: 1 }],

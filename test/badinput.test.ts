@@ -54,7 +54,7 @@ describe('decodeFrame on the bad-input corpus', () => {
 /**
  * Frames the pipeline does not yet refuse as the corpus expects. Each still must give exactly one
  * result and never PASS (a frame with no cell passing would be an escape). Listed in
- * README, robustness section for their owners.
+ * docs/robustness.md for their owners.
  */
 const KNOWN_GAPS: Record<string, string> = {
   // The ROI stage finds a "stack" in uniform noise (thousands of corners); the shipped model then sees

@@ -195,7 +195,7 @@ describe('parameters', () => {
 describe('roiForFrame on synthetic frames', () => {
   // Seeds fixed up front (4100 + ..., not picked after the fact); both bit depths, every
   // orientation, 1000 px (the usual real export). Measured on seeds 4100-4139: all 40 hold every
-  // keypoint at 1000 px; at 512 px 34 of 40 (sheets a few pixels apart), see README, roi section.
+  // keypoint at 1000 px; at 512 px 34 of 40 (sheets a few pixels apart), see docs/roi.md.
   const cases = ORIENTATIONS.flatMap((o, i) => [8, 16].map((depth) => ({ o, depth: depth as 8 | 16, seed: 4100 + 2 * i + (depth === 16 ? 1 : 0) })));
   it.each(cases)('holds every labelled keypoint ($o, $depth-bit, seed $seed)', async ({ o, depth, seed }) => {
     const f = renderFrame({ seed, width: 1000, height: 1000, depth, orientation: o, defectRate: 0.3 });
@@ -233,7 +233,7 @@ describe.skipIf(!existsSync(REAL))('real frames (../shared/real-frames)', () => 
   });
 });
 
-// Measured (README, roi section): the default ROI covers >= 80% of the authors' box on 31 of the
+// Measured (docs/roi.md): the default ROI covers >= 80% of the authors' box on 31 of the
 // 34 frames (>= 70% on 33, >= 90% on 27: the authors drew wider boxes, further past the tips).
 const REAL_COVER = 0.8;
 const REAL_MIN_FRAMES = 29;

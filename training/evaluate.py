@@ -134,7 +134,7 @@ def main():
         card.setdefault('metrics', {})['test'] = result
         card['metrics']['note'] = ('model alone on the test set (training never read it), Python decode; '
                                    "the pipeline's figures (ROI stage, corners, verdicts) are `xpole eval`'s, "
-                                   'run by the INFERENCE engineer (README, inference section)')
+                                   'run by xpole eval (docs/inference.md)')
         with open(a.card, 'w') as f:
             json.dump(card, f, indent=2)
             f.write('\n')

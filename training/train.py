@@ -1,4 +1,4 @@
-"""Train the xpole HRNet on SPEC's COCO datasets (see README, training section).
+"""Train the xpole HRNet on SPEC's COCO datasets (see docs/training.md).
 
 Weighted MSE on Gaussian heatmaps, Adam, cosine learning rate with a short warm-up. Every epoch
 writes a checkpoint and a JSON log line; every improvement of the validation NME is exported at

@@ -2,7 +2,7 @@
 // a row-wise accumulated grayscale profile in canonical orientation, two pointers stepping
 // toward the centre row (from the top by b, from the bottom by a) that stop where the profile
 // darkens by more than a threshold, and a width of alpha times the height around the centre.
-// Robustness (measured in README, roi section): the centre comes from the cluster of corners whose
+// Robustness (measured in docs/roi.md): the centre comes from the cluster of corners whose
 // bright side faces the tips and which lies on horizontal sheets (the pole tips), followed along
 // the tips' column, not from all corners (fixtures, tray, field edge, noise); the profile only
 // spans the columns around it, and the pointers start just outside the tips' rows.
