@@ -6,6 +6,7 @@ once to ONNX + model card, so a shippable model always exists while training run
 """
 import argparse
 import glob
+import hashlib
 import json
 import math
 import os
@@ -127,8 +128,11 @@ def main():
 
     net = HRNet(keypoints=k, width=a.width, stem=a.stem, stage1_blocks=a.stage1_blocks,
                 stage1_planes=a.stage1_planes)
+    init_info = None
     if a.init:
         net.load_state_dict(torch.load(a.init)['model'])
+        with open(a.init, 'rb') as f:
+            init_info = {'checkpoint': os.path.basename(a.init), 'sha256': hashlib.sha256(f.read()).hexdigest()}
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     n = len(train_s)
     total = n // a.batch * a.epochs
@@ -258,7 +262,7 @@ def main():
                                       'loss': f'MSE weighted 1 + {a.fg_weight} * target'
                                               + (f' + {a.presence_weight} * presence (peak - v)^2, absent x{a.absent_weight}'
                                                  if a.presence_weight else ''),
-                                      'missingBoost': a.missing_boost, 'seed': a.seed,
+                                      'missingBoost': a.missing_boost, 'seed': a.seed, 'init': init_info,
                                       'trainFrames': n, 'valFrames': len(val_s),
                                       'minutes': round((time.time() - t0) / 60, 1)},
                          'validation': m}}
