@@ -356,24 +356,32 @@ function followColumn(xs: Float64Array, ys: Float64Array, idx: number[], seed: n
  */
 function clustersByDensity(xs: Float64Array, ys: Float64Array, idx: number[], radius: number, count: number): number[][] {
   const r2 = radius * radius;
-  const clusters: number[][] = [];
-  let left = idx;
-  while (clusters.length < count && left.length >= MIN_CORNERS) {
-    let best = left[0];
-    let bestCount = -1;
-    for (const i of left) {
-      let c = 0;
-      for (const j of left) if ((xs[i] - xs[j]) ** 2 + (ys[i] - ys[j]) ** 2 <= r2) c++;
-      if (c > bestCount) {
-        bestCount = c;
-        best = i;
+  const m = idx.length;
+  // Neighbour lists once (positions in idx); removing a cluster then only lowers its neighbours'
+  // counts instead of recounting every pair for every cluster.
+  const near: number[][] = Array.from({ length: m }, () => []);
+  for (let a = 0; a < m; a++) {
+    for (let b = a; b < m; b++) {
+      if ((xs[idx[a]] - xs[idx[b]]) ** 2 + (ys[idx[a]] - ys[idx[b]]) ** 2 <= r2) {
+        near[a].push(b);
+        if (b !== a) near[b].push(a);
       }
     }
-    const members = left.filter((j) => (xs[best] - xs[j]) ** 2 + (ys[best] - ys[j]) ** 2 <= r2);
+  }
+  const counts = near.map((list) => list.length);
+  const alive = new Uint8Array(m).fill(1);
+  let left = m;
+  const clusters: number[][] = [];
+  while (clusters.length < count && left >= MIN_CORNERS) {
+    // The first live corner with the most live neighbours (ties: the earlier one in idx).
+    let best = -1;
+    for (let a = 0; a < m; a++) if (alive[a] && (best < 0 || counts[a] > counts[best])) best = a;
+    const members = near[best].filter((b) => alive[b]).sort((a, b) => a - b);
     if (clusters.length > 0 && members.length < MIN_CORNERS) break;
-    clusters.push(members);
-    const taken = new Set(members);
-    left = left.filter((j) => !taken.has(j));
+    clusters.push(members.map((b) => idx[b]));
+    for (const b of members) alive[b] = 0;
+    for (const b of members) for (const c of near[b]) counts[c]--;
+    left -= members.length;
   }
   return clusters;
 }
@@ -407,23 +415,37 @@ function stripes(img: Image, orientation: Orientation, x0: number, x1: number, y
   const sx = Math.max(1, (x1 - x0) / 64);
   const sy = Math.max(1, (y1 - y0) / 64);
   const d = 2;
-  const at = (xc: number, yc: number): number => {
-    const [fx, fy] = fromCanonical(xc, yc, W, H, orientation);
-    const x = Math.min(W - 1, Math.max(0, Math.round(fx)));
-    const y = Math.min(H - 1, Math.max(0, Math.round(fy)));
-    return pixels[y * W + x];
-  };
+  // Canonical -> frame is x = ox + ax*xc + bx*yc, y = oy + ay*xc + by*yc with unit coefficients:
+  // inlined, because this runs ~150k times per scored group (no tuple per pixel).
+  const [ox, oy] = fromCanonical(0, 0, W, H, orientation);
+  const [px, py] = fromCanonical(1, 0, W, H, orientation);
+  const [qx, qy] = fromCanonical(0, 1, W, H, orientation);
+  const ax = px - ox, ay = py - oy, bx = qx - ox, by = qy - oy;
   const half = (smooth - 1) / 2;
-  const run = (xc: number, yc: number, alongX: boolean): number => {
+  // The mean of `smooth` pixels centred on canonical (xc, yc), stepping (ux, uy) frame px per
+  // canonical px; Math.round(v + k) = Math.round(v) + k, so one rounding serves the whole run.
+  const run = (xc: number, yc: number, ux: number, uy: number): number => {
+    const x = Math.round(ox + ax * xc + bx * yc);
+    const y = Math.round(oy + ay * xc + by * yc);
+    const xa = x - half * ux, ya = y - half * uy, xb = x + half * ux, yb = y + half * uy;
     let s = 0;
-    for (let k = -half; k <= half; k++) s += alongX ? at(xc + k, yc) : at(xc, yc + k);
+    if (Math.min(xa, xb) >= 0 && Math.max(xa, xb) < W && Math.min(ya, yb) >= 0 && Math.max(ya, yb) < H) {
+      const step = uy * W + ux;
+      for (let k = 0, i = ya * W + xa; k < smooth; k++, i += step) s += pixels[i];
+    } else {
+      for (let k = -half; k <= half; k++) {
+        s += pixels[Math.min(H - 1, Math.max(0, y + k * uy)) * W + Math.min(W - 1, Math.max(0, x + k * ux))];
+      }
+    }
     return s / smooth;
   };
+  const runX = (xc: number, yc: number): number => run(xc, yc, ax, ay);
+  const runY = (xc: number, yc: number): number => run(xc, yc, bx, by);
   let sum = 0;
   let n = 0;
   for (let yc = y0; yc <= y1; yc += sy) {
     for (let xc = x0; xc <= x1; xc += sx) {
-      sum += Math.abs(run(xc, yc + d, true) - run(xc, yc - d, true)) - Math.abs(run(xc + d, yc, false) - run(xc - d, yc, false));
+      sum += Math.abs(runX(xc, yc + d) - runX(xc, yc - d)) - Math.abs(runY(xc + d, yc) - runY(xc - d, yc));
       n++;
     }
   }
