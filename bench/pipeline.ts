@@ -8,7 +8,7 @@
 //     is the PUBACK's time within the broker's fan-out.
 // Options: --sizes 1000,2048,3072 --frames N (judgements per size) --daemon-frames N
 //          --rate R (paced phase, frames/s; default 0.8 x the measured throughput, at most 20)
-//          --no-daemon --model FILE
+//          --no-daemon --model FILE --spinning (ONNX Runtime's spinning intra-op threads, in process)
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,6 +28,7 @@ const { values: opt } = parseArgs({
     rate: { type: 'string' },
     'no-daemon': { type: 'boolean', default: false },
     model: { type: 'string' },
+    spinning: { type: 'boolean', default: false },
   },
 });
 const SIZES = opt.sizes!.split(',').map(Number);
@@ -189,7 +190,8 @@ async function main(): Promise<void> {
   const loadavg = (await import('node:os')).loadavg().map((v) => v.toFixed(1)).join(' ');
   console.log(`# xpole pipeline bench: CPU provider, ${(await import('node:os')).cpus().length} cores, load average ${loadavg}`);
   console.log(`# model ${path.relative(process.cwd(), MODEL)}; ${FRAMES} judgements per size from PNG bytes (16-bit synthetic frames)`);
-  const pipeline = await Pipeline.load({ modelPath: MODEL, providers: ['cpu'], intraOpNumThreads: 0 });
+  const pipeline = await Pipeline.load({ modelPath: MODEL, providers: ['cpu'], intraOpNumThreads: 0, spinning: opt.spinning });
+  console.log(`# intra-op threads ${opt.spinning ? 'spin' : 'do not spin'} while idle`);
   const figures: SizeFigures[] = [];
   for (const size of SIZES) {
     figures.push(await inProcess(pipeline, size));

@@ -25,6 +25,8 @@ export interface ModelOptions {
   /** ONNX Runtime execution providers in order of preference, e.g. ['tensorrt', 'cuda', 'cpu']. */
   providers: string[];
   intraOpNumThreads: number;
+  /** Let idle intra-op threads spin (ONNX Runtime's default); off unless a benchmark asks. */
+  spinning?: boolean;
   log?: Logger;
 }
 
@@ -105,6 +107,9 @@ export class HeatmapModel {
           interOpNumThreads: 1,
           graphOptimizationLevel: 'all',
           logSeverityLevel: 4,
+          // Idle intra-op threads spin by default, burning the cores that decode and the corner
+          // detector of the other frame in flight need (2 cores here, CPU provider).
+          extra: { session: { intra_op: { allow_spinning: opts.spinning ? '1' : '0' } } },
         });
       } catch (err) {
         const why = (err as Error).message.split('\n')[0];
