@@ -92,7 +92,7 @@ export const SCHEMA: Record<string, Field> = {
       pixelPitchMm: num(0.02, 1e-6, 10, 'mm per pixel at the poles'),
       overhangMinMm: num(0.4, -100, 100, 'lowest overhang within spec'),
       overhangMaxMm: num(1.6, -100, 100, 'highest overhang within spec'),
-      minConfidence: num(0.3, 0, 1, 'a pole below this heatmap confidence is POLE_MISSING'),
+      minConfidence: num(0.4, 0, 1, 'a pole below this heatmap confidence is POLE_MISSING'),
     },
     'the cell recipe and its spec limits',
   ),
