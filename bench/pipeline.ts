@@ -8,6 +8,8 @@
 //     is the PUBACK's time within the broker's fan-out.
 // Options: --sizes 1000,2048,3072 --frames N (judgements per size) --daemon-frames N
 //          --rate R (paced phase, frames/s; default 0.8 x the measured throughput, at most 20)
+//          --stable-ms MS (hot folder settle time, default 50; 0 is right for frames renamed into
+//          the folder, as here and as the README asks of the detector software)
 //          --no-daemon --model FILE --spinning (ONNX Runtime's spinning intra-op threads, in process)
 import fs from 'node:fs';
 import path from 'node:path';
@@ -29,6 +31,7 @@ const { values: opt } = parseArgs({
     'no-daemon': { type: 'boolean', default: false },
     model: { type: 'string' },
     spinning: { type: 'boolean', default: false },
+    'stable-ms': { type: 'string', default: '50' },
   },
 });
 const SIZES = opt.sizes!.split(',').map(Number);
@@ -100,7 +103,7 @@ async function daemonRun(size: number, rateOpt: number | undefined): Promise<Dae
   const broker = await Mosquitto.start();
   const dir = tempDir('bench');
   // The history on the same disk as in production (synchronous FULL); info logs only.
-  const cfg = writeConfig(dir, broker.url, { model: { path: MODEL, intraOpNumThreads: 0 }, source: { hotfolder: { stableMs: 50, pollMs: 20, afterJudged: 'delete' } } });
+  const cfg = writeConfig(dir, broker.url, { model: { path: MODEL, intraOpNumThreads: 0 }, source: { hotfolder: { stableMs: Number(opt['stable-ms']), pollMs: 20, afterJudged: 'delete' } } });
   const pngs = await frames(size, 2);
   const sub = await Subscriber.connect(broker.url, cfg.root);
   const received = new Map<string, number>();
