@@ -112,14 +112,15 @@ describe.skipIf(!mosquittoAvailable())('model and addon faults', () => {
   it('an addon that fails on some frames: ERROR INTERNAL for those, the others judged, the daemon carries on', async () => {
     const sub = path.join(dir, 'flaky');
     fs.mkdirSync(sub);
-    // Fault injection: the real addon, except that every third corner detection fails as a
-    // native exception would (std::bad_alloc surfaces as an Error).
+    // Fault injection: the real addon, except that corner detection fails as a native exception
+    // would (std::bad_alloc surfaces as an Error) on the 1200-px frames and their 600-px binned
+    // halves (the ROI stage's second scale). A frame takes several detections (the refinement's,
+    // the ROI stage's ladder at two scales), so the faulty frames are chosen by size, not by count.
     const flaky = path.join(sub, 'flaky-addon.cjs');
     fs.writeFileSync(
       flaky,
       `const real = require(${JSON.stringify(path.join(ROOT, 'build/Release/xpole_native.node'))});
-let calls = 0;
-module.exports = { ...real, detectAsync: (...a) => (++calls % 3 === 0 ? Promise.reject(new Error('std::bad_alloc')) : real.detectAsync(...a)) };
+module.exports = { ...real, detectAsync: (pixels, width, ...rest) => (width === 1200 || width === 600 ? Promise.reject(new Error('std::bad_alloc')) : real.detectAsync(pixels, width, ...rest)) };
 `,
     );
     const cfg = writeConfig(sub, broker.url, { pipeline: { inFlight: 1 } });
@@ -128,12 +129,12 @@ module.exports = { ...real, detectAsync: (...a) => (++calls % 3 === 0 ? Promise.
     daemons.push(d);
     await until('online', () => s.lastState() === 'online', 60_000, tail(d));
     const pngs = await framePngs(2);
-    for (let i = 0; i < 9; i++) dropFrame(cfg.hot, `f-${i}.png`, pngs[i % 2]!);
+    const [faulty] = await framePngs(1, 1200);
+    for (let i = 0; i < 9; i++) dropFrame(cfg.hot, `f-${i}.png`, i % 3 === 2 ? faulty! : pngs[i % 2]!);
     await until('9 rows', () => historyRows(cfg.db).length === 9, 60_000, tail(d));
     const rows = readHistory(cfg.db, (db) => db.prepare('SELECT frame, verdict, reasons, error FROM results ORDER BY seq').all()) as {
       frame: string; verdict: string; reasons: string; error: string | null;
     }[];
-    // Frames 3, 6 and 9 met the failing detection (one frame in flight, one detection per frame).
     const internal = rows.filter((r) => r.reasons.includes('INTERNAL'));
     expect(internal.map((r) => r.frame), JSON.stringify(rows)).toEqual(['f-2.png', 'f-5.png', 'f-8.png']);
     for (const e of internal) {
