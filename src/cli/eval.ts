@@ -10,9 +10,8 @@ import { keypointMetrics, lineFigures, roiRecall, type EvalSample } from '../eva
 import type { Recipe } from '../inspect/recipe.ts';
 import { Pipeline, type PoleSet, type Variant } from '../inspect/pipeline.ts';
 import type { Box, Verdict } from '../types.ts';
-import { ModelLoadError } from '../vision/model.ts';
 import { intOption, parse } from './args.ts';
-import { pipelineOptionsFromConfig, stderrLog } from './inspect.ts';
+import { loadPipeline, pipelineOptionsFromConfig, stderrLog } from './inspect.ts';
 
 /** SPEC's `xpole eval --json` object. */
 export interface EvalReport {
@@ -151,18 +150,10 @@ export async function run(argv: string[]): Promise<number> {
   const corners = intOption(values.corners, 'corners', options.corners, 0, 100000);
   const limit = values.limit === undefined ? undefined : intOption(values.limit, 'limit', 0, 1, 10_000_000);
   const dataset = readCocoDataset(values.dataset);
-  // The ROI keeps the configured corner count; --corners sets how many the refinement looks at.
+  // The refinement's variants take a prefix of one detection: detect at least --corners of them.
   options.corners = Math.max(options.corners, corners);
-  let pipeline: Pipeline;
-  try {
-    pipeline = await Pipeline.load(options);
-  } catch (err) {
-    if (err instanceof ModelLoadError) {
-      process.stderr.write(`xpole eval: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  const pipeline = await loadPipeline(options, 'eval');
+  if (!pipeline) return 1;
   const tty = process.stderr.isTTY;
   try {
     const variant: Variant = {

@@ -30,6 +30,17 @@ export const stderrLog: Logger = (level, message) => {
   if (level === 'warning' || level === 'error') process.stderr.write(`xpole: ${level}: ${message}\n`);
 };
 
+/** The pipeline, or null once the reason the model cannot be used is on stderr (the command exits 1). */
+export async function loadPipeline(options: PipelineOptions, command: string): Promise<Pipeline | null> {
+  try {
+    return await Pipeline.load(options);
+  } catch (err) {
+    if (!(err instanceof ModelLoadError)) throw err;
+    process.stderr.write(`xpole ${command}: ${err.message}\n`);
+    return null;
+  }
+}
+
 export function summaryLine(r: Result): string {
   const oh = r.overhangMm.filter((v): v is number => v !== null);
   const range = oh.length ? ` overhang ${Math.min(...oh).toFixed(2)}..${Math.max(...oh).toFixed(2)} mm` : '';
@@ -53,16 +64,8 @@ export async function run(argv: string[]): Promise<number> {
   options.orientation = orientationOption(values.orientation) ?? options.orientation;
   if (values.overlay) mkdirSync(values.overlay, { recursive: true });
 
-  let pipeline: Pipeline;
-  try {
-    pipeline = await Pipeline.load(options);
-  } catch (err) {
-    if (err instanceof ModelLoadError) {
-      process.stderr.write(`xpole inspect: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  const pipeline = await loadPipeline(options, 'inspect');
+  if (!pipeline) return 1;
   let failed = 0;
   try {
     for (const [i, file] of positionals.entries()) {

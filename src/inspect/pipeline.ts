@@ -244,14 +244,9 @@ export class Pipeline {
   private checkStackSeen(heatmaps: Float32Array): void {
     const { keypoints, heatmap } = this.net.card;
     const k = keypoints.length;
-    const plane = heatmap.width * heatmap.height;
     const min = this.options.recipe.minConfidence;
-    let confident = 0;
-    for (let i = 0; i < k; i++) {
-      let peak = -Infinity;
-      for (let j = i * plane, end = j + plane; j < end; j++) if (heatmaps[j]! > peak) peak = heatmaps[j]!;
-      if (peak >= min) confident++;
-    }
+    const { conf } = decodeHeatmaps(heatmaps, { k, width: heatmap.width, height: heatmap.height }, { method: 'argmax', sigma: heatmap.sigma });
+    const confident = conf.reduce((n, c) => (c >= min ? n + 1 : n), 0);
     if (confident < (3 * k) / 4) {
       throw new FrameError('ROI_NOT_FOUND', `the model sees no stack in the ROI: ${confident} of ${k} poles reach confidence ${min}`);
     }

@@ -18,7 +18,7 @@ export const CENTRE_STRATEGIES: readonly CentreStrategy[] = ['mean', 'median', '
 export interface RoiParams {
   /** N: how many corners (the best by Harris) the centre is taken from. */
   corners: number;
-  /** FAST threshold for 8-bit frames; 16-bit frames use it times 257. */
+  /** FAST threshold on a 0..255 scale, scaled to the frame's grey range (cornerThreshold). */
   threshold8: number;
   centre: CentreStrategy;
   /** Neighbourhood radius of 'cluster' and 'tips', as a fraction of the canonical frame height. */
