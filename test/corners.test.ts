@@ -93,6 +93,18 @@ describe('ranking, threads and async', () => {
     expect(detectCorners(img, { threshold: 10, maxCorners: all.count + 5 }).count).toBe(all.count);
   });
 
+  it('a corner\'s score is the highest threshold it passes: a detection at 25 = the one at 10 with score >= 25', () => {
+    // The pipeline detects once at the lower of its two thresholds and hands the refinement the
+    // corners with the score to pass the higher one.
+    const key = (c: Corners, i: number) => `${c.x[i]},${c.y[i]}`;
+    const low = detectCorners(img, { threshold: 10 });
+    const high = detectCorners(img, { threshold: 25 });
+    const passing = Array.from({ length: low.count }, (_, i) => i).filter((i) => low.score[i]! >= 25).map((i) => key(low, i));
+    expect(high.count).toBeGreaterThan(50);
+    expect(high.count).toBeLessThan(low.count);
+    expect(new Set(passing)).toEqual(new Set(Array.from({ length: high.count }, (_, i) => key(high, i))));
+  });
+
   it('ranks by FAST score when Harris is not computed (the addon\'s describe=false, used by the bench)', () => {
     const byScore = native.detect(img.pixels, img.width, img.height, img.width, 8, 10, 40, 0, 1, false);
     const sorted = Array.from(detectCorners(img, { threshold: 10 }).score).sort((a, b) => b - a);

@@ -9,6 +9,7 @@ import { FrameError } from '../src/errors.ts';
 import { decodeFrame } from '../src/frame/decode.ts';
 import { boxToCanonical, fromCanonical, toCanonical } from '../src/frame/orientation.ts';
 import { roiHoldsKeypoints } from '../src/eval/metrics.ts';
+import { detectCorners } from '../src/vision/corners.ts';
 import { renderFrame } from '../src/synth/frame.ts';
 import { ORIENTATIONS, type Box, type Corners, type Image, type Orientation } from '../src/types.ts';
 import { cornerThreshold, DEFAULT_ROI_PARAMS, estimateRoi, makeRoiParams, roiForFrame, roiForFrameAsync, rowProfile, stackRows } from '../src/vision/roi.ts';
@@ -118,12 +119,14 @@ function handCorners(img: Image, o: Orientation): Corners {
 }
 
 describe('estimateRoi on a hand-drawn stack', () => {
+  // The box in proportion to the stack alone (no floor on its reach behind the tips).
+  const PROPORTIONAL = makeRoiParams({ minBack: 0 });
   const canonicalRois: Box[] = [];
   for (const depth of [8, 16] as const) {
     it.each(ORIENTATIONS)(`holds every tip, leaves the screw out, same canonical box in every orientation (${depth}-bit, %s)`, (o) => {
       // 16-bit: 12-bit counts, as raw detectors deliver them.
       const img = frame(CW, CH, o, depth, depth === 8 ? stack : (x, y) => stack(x, y) * 16);
-      const roi = estimateRoi(img, handCorners(img, o), o);
+      const roi = estimateRoi(img, handCorners(img, o), o, PROPORTIONAL);
       const kp = tips.flatMap((t) => [...fromCanonical(t.x, t.y, img.width, img.height, o), 2]);
       expect(roiHoldsKeypoints(roi, kp)).toBe(true);
       const [x, y, w, h] = boxToCanonical(roi, img.width, img.height, o);
@@ -147,12 +150,30 @@ describe('estimateRoi on a hand-drawn stack', () => {
     const keep = Array.from({ length: all.count }, (_, i) => i).filter((i) => i !== 13);
     const pick = <T extends Float32Array>(a: T) => Float32Array.from(keep, (i) => a[i]);
     const corners: Corners = { count: keep.length, x: pick(all.x), y: pick(all.y), score: pick(all.score), harris: pick(all.harris), angle: pick(all.angle) };
-    const roi = estimateRoi(img, corners, o);
+    const roi = estimateRoi(img, corners, o, PROPORTIONAL);
     const kp = tips.flatMap((t, k) => [...fromCanonical(k === 13 ? 118 : t.x, t.y, img.width, img.height, o), 2]);
     expect(roiHoldsKeypoints(roi, kp)).toBe(true);
     // Still not far past the anode tips (x <= 153): front * h beyond them.
     const [x, , w, h] = boxToCanonical(roi, img.width, img.height, o);
     expect(x + w).toBeLessThanOrEqual(153 + DEFAULT_ROI_PARAMS.front * h + 1e-6);
+  });
+
+  it.each(ORIENTATIONS)('minBack: reaches a cathode recessed beyond the proportional box, front edge unchanged (%s)', (o) => {
+    // Cathode k = 13 ends at x = 70, 82 px behind the outermost tip corner: further than a box in
+    // proportion to this thin stack reaches ((alpha - front) * h, about 45 px).
+    const back = (xc: number, yc: number) => (Math.abs(yc - tips[13].y) <= 1 && xc > 70 && xc <= tips[13].x ? 200 : stack(xc, yc));
+    const img = frame(CW, CH, o, 8, back);
+    const kp = tips.flatMap((t, k) => [...fromCanonical(k === 13 ? 70 : t.x, t.y, img.width, img.height, o), 2]);
+    const proportional = estimateRoi(img, handCorners(img, o), o, PROPORTIONAL);
+    const floored = estimateRoi(img, handCorners(img, o), o, makeRoiParams({ minBack: 100 }));
+    expect(roiHoldsKeypoints(proportional, kp)).toBe(false);
+    expect(roiHoldsKeypoints(floored, kp)).toBe(true);
+    const [px, py, pw, ph] = boxToCanonical(proportional, img.width, img.height, o);
+    const [fx, fy, fw, fh] = boxToCanonical(floored, img.width, img.height, o);
+    // The back edge moves to 100 px behind the outermost tip corner (x 152); rows and front stay.
+    expect(fx).toBeCloseTo(152 - 100, 6);
+    expect(fx + fw).toBeCloseTo(px + pw, 6);
+    expect([fy, fh]).toEqual([py, ph]);
   });
 
   it('throws ROI_NOT_FOUND without corners and without sheets behind the corners', () => {
@@ -203,8 +224,11 @@ describe('roiForFrame on synthetic frames', () => {
     expect(roiHoldsKeypoints(roi, f.keypoints)).toBe(true);
     // Not the whole frame: at most half its area.
     expect(roi[2] * roi[3]).toBeLessThan(0.5 * 1000 * 1000);
-    // The pipeline's async form is the same stage.
+    // The pipeline's async form is the same stage, also when handed step 1's corners (the
+    // pipeline detects them once for the ROI and the refinement) instead of detecting them itself.
     expect(await roiForFrameAsync(f.image, f.orientation)).toEqual(roi);
+    const stepOne = detectCorners(f.image, { threshold: cornerThreshold(f.image), maxCorners: DEFAULT_ROI_PARAMS.corners });
+    expect(await roiForFrameAsync(f.image, f.orientation, DEFAULT_ROI_PARAMS, stepOne)).toEqual(roi);
   });
 });
 

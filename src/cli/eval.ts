@@ -147,11 +147,10 @@ export async function run(argv: string[]): Promise<number> {
   }
   const config = loadConfig(values.config);
   const options = pipelineOptionsFromConfig(config, stderrLog);
-  const corners = intOption(values.corners, 'corners', options.corners, 0, 100000);
+  // The refinement's variants take a prefix of step 1's corners, which also set the ROI: at most pipeline.corners.
+  const corners = intOption(values.corners, 'corners', options.corners, 0, options.corners);
   const limit = values.limit === undefined ? undefined : intOption(values.limit, 'limit', 0, 1, 10_000_000);
   const dataset = readCocoDataset(values.dataset);
-  // The refinement's variants take a prefix of one detection: detect at least --corners of them.
-  options.corners = Math.max(options.corners, corners);
   const pipeline = await loadPipeline(options, 'eval');
   if (!pipeline) return 1;
   const tty = process.stderr.isTTY;

@@ -107,8 +107,8 @@ export const SCHEMA: Record<string, Field> = {
   ),
   pipeline: section(
     {
-      cornerThreshold: int(20, 1, 65535, 'FAST threshold in 8-bit units (scaled for 16-bit frames)'),
-      corners: int(512, 0, 100000, 'N strongest corners for the ROI and refinement'),
+      cornerThreshold: int(20, 1, 255, "the refinement's corners: FAST threshold on a 0..255 scale, scaled to the frame's grey range"),
+      corners: int(512, 4, 100000, "N: step 1's strongest corners, for the ROI and the refinement"),
       refine: bool(true, 'correct each pole by its nearest corner'),
       refineRadius: num(4, 0, 1000, 'corner search radius in frame pixels'),
       secondPass: bool(true, 'run the model again on the box around the first poles'),

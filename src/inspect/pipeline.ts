@@ -12,7 +12,7 @@ import { decodeHeatmaps, heatmapToCanonical, type DecodeMethod } from '../vision
 import { HeatmapModel, ModelLoadError, type Logger } from '../vision/model.ts';
 import { cropForModel } from '../vision/preprocess.ts';
 import { DEFAULT_REFINE_PARAMS, refinePoles, type RefineParams } from '../vision/refine.ts';
-import { cornerThreshold, DEFAULT_ROI_PARAMS, roiForFrameAsync, type RoiParams } from '../vision/roi.ts';
+import { backReachPx, DEFAULT_ROI_PARAMS, greyRange, roiForFrameAsync, scaledThreshold, type RoiParams } from '../vision/roi.ts';
 import { DEFAULT_RECIPE, type Recipe, type Sheet } from './recipe.ts';
 import { judge as judgeOverhangs } from './verdict.ts';
 
@@ -29,11 +29,14 @@ export interface PipelineOptions {
   /** How this station's frames are brought into canonical orientation (tips +x). */
   orientation: Orientation;
   recipe: Recipe;
-  /** FAST threshold on a 0..255 scale, scaled to the frame's grey range (the ROI stage's cornerThreshold). */
+  /** The refinement's corners: FAST threshold on a 0..255 scale, scaled to the frame's grey range
+   *  (step 1 detects at the lower of this and roi.threshold8 once, for both). */
   cornerThreshold: number;
-  /** N: the strongest corners (by Harris response) the refinement looks at. */
+  /** N: step 1 keeps the strongest N corners (by Harris response) for the ROI and the refinement
+   *  (load() sets roi.corners to it). */
   corners: number;
-  /** ROI stage parameters; the ROI stage searches its own `roi.corners` strongest corners. */
+  /** ROI stage parameters; its search detects again (lower thresholds, binned frame) only where
+   *  step 1's corners show no stack. */
   roi: RoiParams;
   refine: boolean;
   /** Corner search radius (frame px), patch half side, histogram bins, sub-pixel corners. */
@@ -54,7 +57,7 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   orientation: 'tips-right',
   recipe: DEFAULT_RECIPE,
   cornerThreshold: 20,
-  corners: 512,
+  corners: DEFAULT_ROI_PARAMS.corners,
   roi: DEFAULT_ROI_PARAMS,
   refine: true,
   refineParams: DEFAULT_REFINE_PARAMS,
@@ -115,7 +118,14 @@ export class Pipeline {
   ) {}
 
   static async load(opts: Partial<PipelineOptions> = {}): Promise<Pipeline> {
-    const options = { ...DEFAULT_PIPELINE_OPTIONS, ...opts };
+    const merged = { ...DEFAULT_PIPELINE_OPTIONS, ...opts };
+    const roi: RoiParams = {
+      ...merged.roi,
+      corners: merged.corners,
+      // Far enough behind the tips for the recipe's cathodes (its pixel pitch and limits).
+      minBack: Math.max(merged.roi.minBack, backReachPx(merged.recipe)),
+    };
+    const options = { ...merged, roi };
     const net = await HeatmapModel.load({
       modelPath: options.modelPath,
       providers: options.providers,
@@ -210,15 +220,20 @@ export class Pipeline {
   async analyze(image: Image, orientation: Orientation, timingsMs: Record<string, number> = {}): Promise<Analysis> {
     const o = this.options;
     let t = now();
-    // The refinement's corners (SPEC step 4): the N strongest at the pipeline's threshold.
-    const threshold = cornerThreshold(image, { ...o.roi, threshold8: o.cornerThreshold });
-    const corners = byHarris(await detectCornersAsync(image, { threshold, maxCorners: o.corners }));
+    // SPEC step 1, once for the ROI and the refinement: the N strongest oFAST corners of the frame.
+    // A corner's FAST score is the highest threshold it passes, so the refinement's corners (at
+    // cornerThreshold) are those of one detection at the lower threshold with the score to pass.
+    const range = greyRange(image);
+    const roiThreshold = scaledThreshold(range, image.depth, o.roi.threshold8);
+    const refineThreshold = scaledThreshold(range, image.depth, o.cornerThreshold);
+    const found = await detectCornersAsync(image, { threshold: Math.min(roiThreshold, refineThreshold), maxCorners: o.roi.corners });
+    const corners = byHarris(withScoreAtLeast(found, refineThreshold));
     timingsMs.corners = ms(t);
     t = now();
-    // The ROI stage searches its own corners (threshold ladder, full and 2x2-binned frame): on the
-    // seed-3 test set it holds every pole in 98.8% of the frames against 93.3% from the refinement's
-    // corners, and overkill falls from 5.5% to 1.3% (docs/inference.md).
-    const roi = await roiForFrameAsync(image, orientation, o.roi);
+    // The ROI stage starts from those corners and, where they show no stack, searches further
+    // (lower thresholds, the 2x2-binned frame): on the seed-3 test set it holds every pole in
+    // 98.8% of the frames against 93.3% from step 1's corners alone (docs/inference.md).
+    const roi = await roiForFrameAsync(image, orientation, o.roi, roiThreshold <= refineThreshold ? found : undefined);
     timingsMs.roi = ms(t);
     let crop = roi;
     let heatmaps = await this.runModel(image, orientation, crop, timingsMs);
@@ -365,8 +380,18 @@ function round3(v: number): number {
 /** Corners sorted strongest first by Harris response, so "the first N" are the N best. */
 function byHarris(c: Corners): Corners {
   const order = Array.from({ length: c.count }, (_, i) => i).sort((a, b) => c.harris[b]! - c.harris[a]!);
+  return pickCorners(c, order);
+}
+
+/** The corners a detection at `threshold` would also have found (FAST score >= threshold). */
+function withScoreAtLeast(c: Corners, threshold: number): Corners {
+  const keep = Array.from({ length: c.count }, (_, i) => i).filter((i) => c.score[i]! >= threshold);
+  return keep.length === c.count ? c : pickCorners(c, keep);
+}
+
+function pickCorners(c: Corners, order: number[]): Corners {
   const pick = (arr: Float32Array) => Float32Array.from(order, (i) => arr[i]!);
-  return { count: c.count, x: pick(c.x), y: pick(c.y), score: pick(c.score), harris: pick(c.harris), angle: pick(c.angle) };
+  return { count: order.length, x: pick(c.x), y: pick(c.y), score: pick(c.score), harris: pick(c.harris), angle: pick(c.angle) };
 }
 
 /** Canonical offset vectors as frame-pixel vectors (orientations are rotations and mirrors). */

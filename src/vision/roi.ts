@@ -53,6 +53,10 @@ export interface RoiParams {
   /** The box reaches this share of its height beyond the tip corners' outermost x (canonical +x);
    *  the rest of its width lies behind them. 0.5 * alpha = centred on the corners (the paper). */
   front: number;
+  /** The box reaches at least this many px behind the outermost tip corner (canonical -x): a
+   *  cathode's tip lies up to its overhang behind the anodes' whatever the stack's height, so a
+   *  box in proportion to a thin stack alone misses recessed cathodes. 0 = no floor. */
+  minBack: number;
 }
 
 export const DEFAULT_ROI_PARAMS: Readonly<RoiParams> = Object.freeze({
@@ -73,7 +77,15 @@ export const DEFAULT_ROI_PARAMS: Readonly<RoiParams> = Object.freeze({
   margin: 0.1,
   alpha: 0.5,
   front: 0.1,
+  // Twice the default recipe's largest overhang (1.60 mm at 0.02 mm/px): the pipeline sets it
+  // from its recipe (backReachPx). Tuning set: recall 99.3 -> 99.5%, area 2.59 -> 2.69 (docs/roi.md).
+  minBack: 160,
 });
+
+/** The ROI's least reach behind the tips for a recipe: twice its largest in-spec overhang, in px. */
+export function backReachPx(recipe: { overhangMaxMm: number; pixelPitchMm: number }): number {
+  return Math.round((2 * recipe.overhangMaxMm) / recipe.pixelPitchMm);
+}
 
 /** Corners too few to say where a stack is. */
 const MIN_CORNERS = 4;
@@ -101,6 +113,7 @@ export function makeRoiParams(over: Partial<RoiParams> = {}): RoiParams {
   check(p.margin >= 0 && p.margin <= 1, 'margin', 'in [0, 1]');
   check(p.alpha > 0 && p.alpha <= 4, 'alpha', 'in (0, 4]');
   check(p.front >= 0 && p.front <= 4, 'front', 'in [0, 4]');
+  check(p.minBack >= 0 && p.minBack <= 100000, 'minBack', 'from 0 to 100000 px');
   return p;
 }
 
@@ -109,10 +122,14 @@ export function makeRoiParams(over: Partial<RoiParams> = {}): RoiParams {
  * grey range (0.5th to 99.5th percentile). Raw 16-bit frames often hold 12- or 14-bit counts, and
  * some 8-bit exports are dim: a fixed threshold8 * 257 finds no corners in them.
  */
-export function cornerThreshold(img: Image, params: RoiParams = DEFAULT_ROI_PARAMS): number {
-  const [lo, hi] = greyRange(img);
-  const t = Math.round((params.threshold8 * (hi - lo)) / 255);
-  return Math.min(img.depth === 8 ? 255 : 65535, Math.max(1, t));
+export function cornerThreshold(img: Image, params: Pick<RoiParams, 'threshold8'> = DEFAULT_ROI_PARAMS): number {
+  return scaledThreshold(greyRange(img), img.depth, params.threshold8);
+}
+
+/** threshold8 (0..255 scale) in the units of a frame of this depth and grey range. */
+export function scaledThreshold([lo, hi]: [number, number], depth: 8 | 16, threshold8: number): number {
+  const t = Math.round((threshold8 * (hi - lo)) / 255);
+  return Math.min(depth === 8 ? 255 : 65535, Math.max(1, t));
 }
 
 /** 0.5th and 99.5th percentile of about 65k evenly spread pixels (a counting sort: no comparison sort per frame). */
@@ -138,13 +155,16 @@ export function greyRange(img: Image): [number, number] {
  * The ROI stage on its own: the N best oFAST corners of the frame and of its 2 x 2 binned half,
  * each through the corner group of estimateRoi; the group that stands better on sheets sets the
  * box. Blurred, dim tips may give no corners at the default threshold: before giving up on a
- * scale, its threshold is halved, twice at most.
+ * scale, its threshold is halved, twice at most. `stepOne`: the frame's corners at the first
+ * rung (params.corners best at cornerThreshold(img, params)), when the caller has them already
+ * (SPEC step 1 feeds both the ROI and the refinement); they must be exactly those.
  */
-export function roiForFrame(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS): Box {
+export function roiForFrame(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: Corners): Box {
   const groups: CornerGroup[] = [];
   for (const [im, scale] of scales(img)) {
-    for (const t of thresholdLadder(im, params)) {
-      const g = groupOrNull(img, scaleCorners(detectCorners(im, { threshold: t, maxCorners: params.corners }), scale), orientation, params);
+    for (const [rung, t] of thresholdLadder(im, params).entries()) {
+      const found = scale === 1 && rung === 0 && stepOne ? stepOne : detectCorners(im, { threshold: t, maxCorners: params.corners });
+      const g = groupOrNull(img, scaleCorners(found, scale), orientation, params);
       if (g) {
         groups.push(g);
         break;
@@ -155,11 +175,12 @@ export function roiForFrame(img: Image, orientation: Orientation, params: RoiPar
 }
 
 /** roiForFrame with the corners found off the event loop; the same ROI. */
-export async function roiForFrameAsync(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS): Promise<Box> {
+export async function roiForFrameAsync(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: Corners): Promise<Box> {
   const groups: CornerGroup[] = [];
   for (const [im, scale] of scales(img)) {
-    for (const t of thresholdLadder(im, params)) {
-      const g = groupOrNull(img, scaleCorners(await detectCornersAsync(im, { threshold: t, maxCorners: params.corners }), scale), orientation, params);
+    for (const [rung, t] of thresholdLadder(im, params).entries()) {
+      const found = scale === 1 && rung === 0 && stepOne ? stepOne : await detectCornersAsync(im, { threshold: t, maxCorners: params.corners });
+      const g = groupOrNull(img, scaleCorners(found, scale), orientation, params);
       if (g) {
         groups.push(g);
         break;
@@ -257,8 +278,10 @@ function roiFromGroup(img: Image, g: CornerGroup, orientation: Orientation, para
   // lie far behind the anodes' (high overhang): the box ends `front` * h past the tip corners and
   // spends the rest of its width behind them (centred as before when the corners span it).
   // A centre point (mean, median) has no tip side: centred, as the paper.
-  const x = params.centre === 'tips' ? Math.min(g.x0 - pad, g.x1 + params.front * h - w) : (g.x0 + g.x1) / 2 - w / 2;
-  return boxFromCanonical([x, top - pad, w, h], img.width, img.height, orientation);
+  if (params.centre !== 'tips') return boxFromCanonical([(g.x0 + g.x1) / 2 - w / 2, top - pad, w, h], img.width, img.height, orientation);
+  const x = Math.min(g.x0 - pad, g.x1 + params.front * h - w);
+  const back = Math.min(x, g.x1 - params.minBack);
+  return boxFromCanonical([back, top - pad, w + x - back, h], img.width, img.height, orientation);
 }
 
 /** Where the corners say the poles are, canonical: a centre and the x / y range of the chosen corners. */
