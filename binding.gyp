@@ -13,7 +13,12 @@
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra"],
       "conditions": [
-        ["target_arch=='x64'", { "cflags_cc": ["-march=x86-64-v2"] }]
+        ["target_arch=='x64'", { "cflags_cc": ["-march=x86-64-v2"] }],
+        ["<!(sh native/probe-libdeflate.sh)==1", {
+          "sources": ["native/png.cc"],
+          "libraries": ["-ldeflate"],
+          "defines": ["XPOLE_HAVE_LIBDEFLATE"]
+        }]
       ]
     }
   ]

@@ -1,4 +1,5 @@
-// The xpole native addon: oFAST corners (sync and on the libuv pool) and sd_notify.
+// The xpole native addon: oFAST corners (sync and on the libuv pool), grey PNG pixel data (on
+// the libuv pool) and sd_notify.
 // The TypeScript wrapper validates first with friendlier messages; these checks make sure a direct
 // call with bad arguments throws instead of reading out of bounds.
 #include <napi.h>
@@ -10,6 +11,9 @@
 
 #include "fast.h"
 #include "notify.h"
+#ifdef XPOLE_HAVE_LIBDEFLATE
+#include "png.h"
+#endif
 
 namespace {
 
@@ -142,6 +146,79 @@ Napi::Value DetectAsync(const Napi::CallbackInfo& info) {
   return p;
 }
 
+#ifdef XPOLE_HAVE_LIBDEFLATE
+// decodeGreyPngAsync(png, idat, width, height, depth): the pixels of a non-interlaced grey PNG
+// whose IDAT chunks lie at idat = [offset, length, ...] in `png`; resolves to a Uint8Array
+// (depth 8) or Uint16Array (depth 16) of width * height samples, rejects naming what is corrupt.
+class PngWorker : public Napi::AsyncWorker {
+ public:
+  PngWorker(Napi::Env env, std::vector<uint8_t> z, int width, int height, int depth)
+      : Napi::AsyncWorker(env, "xpole:png"), deferred_(Napi::Promise::Deferred::New(env)), z_(std::move(z)),
+        width_(width), height_(height), depth_(depth) {
+    // The output is allocated here, on the JavaScript thread, and filled by Execute: nothing else
+    // holds it until OnOK hands it over.
+    auto ab = Napi::ArrayBuffer::New(env, size_t(width) * size_t(height) * size_t(depth / 8));
+    out_ = Napi::Persistent(ab);
+    data_ = ab.Data();
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    std::string err = xpole::decodeGreyPng(z_.data(), z_.size(), width_, height_, depth_, data_);
+    if (!err.empty()) SetError(err);
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    auto ab = out_.Value();
+    size_t n = size_t(width_) * size_t(height_);
+    if (depth_ == 8) deferred_.Resolve(Napi::Uint8Array::New(env, n, ab, 0));
+    else deferred_.Resolve(Napi::Uint16Array::New(env, n, ab, 0));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::vector<uint8_t> z_;
+  int width_, height_, depth_;
+  Napi::Reference<Napi::ArrayBuffer> out_;
+  void* data_ = nullptr;
+};
+
+Napi::Value DecodeGreyPngAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5) throw Napi::TypeError::New(env, "decodeGreyPngAsync expects 5 arguments");
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, "png must be a Uint8Array");
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    throw Napi::TypeError::New(env, "idat must be a Uint32Array of [offset, length] pairs");
+  auto png = info[0].As<Napi::Uint8Array>();
+  auto idat = info[1].As<Napi::Uint32Array>();
+  if (png.ArrayBuffer().IsDetached()) throw Napi::TypeError::New(env, "png: the buffer is detached (transferred or freed)");
+  int width = intArg(info, 2, "width", 1, kMaxSide);
+  int height = intArg(info, 3, "height", 1, kMaxSide);
+  int depth = intArg(info, 4, "depth", 8, 16);
+  if (depth != 8 && depth != 16) throw Napi::RangeError::New(env, "depth must be 8 or 16, got " + std::to_string(depth));
+  if (idat.ElementLength() % 2 != 0) throw Napi::RangeError::New(env, "idat must hold [offset, length] pairs");
+  // The IDAT chunks, copied into one stream: JavaScript may reuse `png` while the pool works.
+  size_t total = 0;
+  for (size_t i = 0; i < idat.ElementLength(); i += 2) {
+    size_t off = idat[i], len = idat[i + 1];
+    if (off > png.ElementLength() || len > png.ElementLength() - off)
+      throw Napi::RangeError::New(env, "idat range " + std::to_string(off) + "+" + std::to_string(len) + " lies outside the " +
+                                           std::to_string(png.ElementLength()) + "-byte png");
+    total += len;
+  }
+  std::vector<uint8_t> z;
+  z.reserve(total);
+  for (size_t i = 0; i < idat.ElementLength(); i += 2) z.insert(z.end(), png.Data() + idat[i], png.Data() + idat[i] + idat[i + 1]);
+  auto* w = new PngWorker(env, std::move(z), width, height, depth);
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+#endif
+
 // notify(socket, state): sends one sd_notify datagram; throws an Error saying what failed.
 Napi::Value Notify(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -161,6 +238,9 @@ Napi::Value IsDetached(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("detect", Napi::Function::New(env, Detect, "detect"));
   exports.Set("detectAsync", Napi::Function::New(env, DetectAsync, "detectAsync"));
+#ifdef XPOLE_HAVE_LIBDEFLATE
+  exports.Set("decodeGreyPngAsync", Napi::Function::New(env, DecodeGreyPngAsync, "decodeGreyPngAsync"));
+#endif
   exports.Set("notify", Napi::Function::New(env, Notify, "notify"));
   exports.Set("isDetached", Napi::Function::New(env, IsDetached, "isDetached"));
   return exports;

@@ -17,8 +17,13 @@ flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fPIC -shared -fexceptions
 [ "$(uname -m)" = x86_64 ] && flags+=(-march=x86-64-v2)
 
 echo "== building the addon with -fsanitize=address,undefined"
+sources=(native/addon.cc native/fast.cc native/notify.cc)
+libs=()
+if [ "$(sh native/probe-libdeflate.sh)" = 1 ]; then
+  sources+=(native/png.cc); libs+=(-ldeflate); flags+=(-DXPOLE_HAVE_LIBDEFLATE)
+fi
 g++ "${flags[@]}" -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-  native/addon.cc native/fast.cc native/notify.cc -o "$work/asan.node"
+  "${sources[@]}" -o "$work/asan.node" "${libs[@]}"
 
 echo "== addon tests under ASan/UBSan"
 # Node itself is not instrumented and leaks by design at exit: leaks are valgrind's job below.
@@ -26,11 +31,11 @@ LD_PRELOAD="$(g++ -print-file-name=libasan.so):$(g++ -print-file-name=libubsan.s
 ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 XPOLE_NATIVE="$work/asan.node" \
-  ./node_modules/.bin/vitest run test/corners.test.ts test/corners.opencv.test.ts test/corners.orb.test.ts test/notify.test.ts \
+  ./node_modules/.bin/vitest run test/corners.test.ts test/corners.opencv.test.ts test/corners.orb.test.ts test/notify.test.ts test/png.test.ts \
   --reporter=default --outputFile.json=/dev/null
 
 echo "== leak check: valgrind over every entry point (sync, async, errors, notify)"
-g++ "${flags[@]}" native/addon.cc native/fast.cc native/notify.cc -o "$work/plain.node"
+g++ "${flags[@]}" "${sources[@]}" -o "$work/plain.node" "${libs[@]}"
 cat > "$work/drive.cjs" <<'JS'
 const m = require(process.argv[2]);
 const w = 517, h = 389, px = new Uint8Array(w * h), px16 = new Uint16Array(w * h);
@@ -54,6 +59,14 @@ const bad = [
       await m.detectAsync(px16, w, h, w, 16, t * 256, 0, 0, 1, false);
     }
     for (const f of bad) { try { f(); throw new Error('expected a throw'); } catch (e) { if (e.message === 'expected a throw') throw e; } }
+    if (m.decodeGreyPngAsync) {
+      // A 16-bit grey PNG's IDAT (rows with filter 1), then the same data cut short.
+      const rows = Buffer.alloc(h * (2 * w + 1));
+      for (let y = 0; y < h; y++) rows[y * (2 * w + 1)] = 1;
+      const z = require('zlib').deflateSync(rows);
+      await m.decodeGreyPngAsync(z, Uint32Array.of(0, z.length), w, h, 16);
+      await m.decodeGreyPngAsync(z, Uint32Array.of(0, z.length >> 1), w, h, 16).then(() => { throw new Error('expected a rejection'); }, () => undefined);
+    }
   }
   console.log('driver done');
 })();
@@ -61,9 +74,9 @@ JS
 valgrind --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --num-callers=30 \
   --log-file="$work/valgrind.log" node "$work/drive.cjs" "$work/plain.node"
 # V8 and node have their own at-exit noise; only records whose stack passes through the addon count.
-if awk -v RS='==[0-9]+== \n' '/xpole_native|plain\.node|fast\.cc|addon\.cc|notify\.cc/ && /(definitely lost|Invalid (read|write)|uninitialised|Mismatched)/' "$work/valgrind.log" | grep -q .; then
+if awk -v RS='==[0-9]+== \n' '/xpole_native|plain\.node|fast\.cc|addon\.cc|notify\.cc|png\.cc/ && /(definitely lost|Invalid (read|write)|uninitialised|Mismatched)/' "$work/valgrind.log" | grep -q .; then
   echo "test-asan: valgrind found problems in the addon:" >&2
-  awk -v RS='==[0-9]+== \n' '/xpole_native|plain\.node|fast\.cc|addon\.cc|notify\.cc/ && /(definitely lost|Invalid (read|write)|uninitialised|Mismatched)/' "$work/valgrind.log" >&2
+  awk -v RS='==[0-9]+== \n' '/xpole_native|plain\.node|fast\.cc|addon\.cc|notify\.cc|png\.cc/ && /(definitely lost|Invalid (read|write)|uninitialised|Mismatched)/' "$work/valgrind.log" >&2
   exit 1
 fi
 grep -E "definitely lost|ERROR SUMMARY" "$work/valgrind.log" | sed 's/^==[0-9]*== /valgrind (whole process): /'

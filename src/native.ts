@@ -21,6 +21,9 @@ type DetectFn<R> = (
 export interface NativeAddon {
   detect: DetectFn<Corners>;
   detectAsync: DetectFn<Promise<Corners>>;
+  /** Pixels of a non-interlaced grey PNG from its IDAT chunks ([offset, length] pairs in png).
+   *  Only when the addon was built with libdeflate (Debian: libdeflate-dev); else sharp decodes. */
+  decodeGreyPngAsync?: (png: Uint8Array, idat: Uint32Array, width: number, height: number, depth: 8 | 16) => Promise<Uint8Array | Uint16Array>;
   notify(socket: string, state: string): void;
   isDetached(buffer: ArrayBuffer): boolean;
 }

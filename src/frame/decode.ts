@@ -1,6 +1,8 @@
-// The one decode module: PNG, TIFF, JPEG (sharp) and BMP (sharp has no BMP reader) into one
-// grayscale channel of 8 or 16 bits. 16-bit frames stay 16-bit: X-ray detectors deliver them so.
+// The one decode module: grey PNG (the addon, src/frame/png.ts, when built with libdeflate), PNG,
+// TIFF, JPEG (sharp) and BMP (sharp has no BMP reader) into one grayscale channel of 8 or 16 bits.
+// 16-bit frames stay 16-bit: X-ray detectors deliver them so.
 import sharp from 'sharp';
+import { decodeGreyPng, greyPngLayout, isPng, nativePng } from './png.ts';
 import { FrameError } from '../errors.ts';
 import type { Image } from '../types.ts';
 
@@ -19,6 +21,13 @@ const GREY_CHROMA_TOLERANCE = 2;
 export async function decodeFrame(bytes: Uint8Array, limits: DecodeLimits = SPEC_LIMITS): Promise<Image> {
   if (bytes.length === 0) throw new FrameError('DECODE_ERROR', 'the file is empty (0 bytes)');
   if (isBmp(bytes)) return checkSize(decodeBmp(bytes, limits), limits);
+  if (nativePng && isPng(bytes)) {
+    const layout = greyPngLayout(bytes);
+    if (layout) {
+      checkHeader(layout.width, layout.height, limits);
+      return { width: layout.width, height: layout.height, depth: layout.depth, pixels: await decodeGreyPng(bytes, layout) };
+    }
+  }
 
   let meta: sharp.Metadata;
   try {

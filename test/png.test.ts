@@ -1,0 +1,142 @@
+// The addon's grey PNG path (src/frame/png.ts, native/png.cc): every PNG row filter at 8 and 16
+// bits, chunking, and damaged files, against PNGs written here byte by byte.
+import { crc32, deflateSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { FrameError } from '../src/errors.ts';
+import { decodeFrame, encodePng } from '../src/frame/decode.ts';
+import { greyPngLayout, nativePng } from '../src/frame/png.ts';
+import { native } from '../src/native.ts';
+import { renderFrame } from '../src/synth/frame.ts';
+import type { Image } from '../src/types.ts';
+
+function chunk(type: string, data: Uint8Array): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, 'ascii');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])) >>> 0, 0);
+  return Buffer.concat([head, data, crc]);
+}
+
+/** A grey PNG whose row y uses filter filters(y); IDAT split into `parts` chunks. */
+function writePng(img: Image, filters: (y: number) => number, parts = 1, ihdr: Partial<{ width: number; height: number; depth: number }> = {}): Buffer {
+  const bpp = img.depth / 8;
+  const rowBytes = img.width * bpp;
+  const rows = Buffer.alloc((rowBytes + 1) * img.height);
+  const bytesOf = (y: number) => {
+    const r = Buffer.alloc(rowBytes);
+    for (let x = 0; x < img.width; x++) {
+      const v = img.pixels[y * img.width + x]!;
+      if (bpp === 2) r.writeUInt16BE(v, 2 * x);
+      else r[x] = v;
+    }
+    return r;
+  };
+  let prev = Buffer.alloc(rowBytes);
+  for (let y = 0; y < img.height; y++) {
+    const cur = bytesOf(y);
+    const f = filters(y);
+    const out = rows.subarray(y * (rowBytes + 1), (y + 1) * (rowBytes + 1));
+    out[0] = f;
+    for (let i = 0; i < rowBytes; i++) {
+      const a = i >= bpp ? cur[i - bpp]! : 0;
+      const b = prev[i]!;
+      const c = i >= bpp ? prev[i - bpp]! : 0;
+      const p = a + b - c;
+      const paeth = Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
+      const pred = [0, a, b, (a + b) >> 1, paeth][f] ?? 0;
+      out[1 + i] = (cur[i]! - pred) & 0xff;
+    }
+    prev = cur;
+  }
+  const z = deflateSync(rows);
+  const head = Buffer.alloc(13);
+  head.writeUInt32BE(ihdr.width ?? img.width, 0);
+  head.writeUInt32BE(ihdr.height ?? img.height, 4);
+  head[8] = ihdr.depth ?? img.depth;
+  const size = Math.ceil(z.length / parts);
+  const idat = Array.from({ length: parts }, (_, k) => chunk('IDAT', z.subarray(k * size, (k + 1) * size)));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', head), ...idat, chunk('IEND', Buffer.alloc(0))]);
+}
+
+function testImage(width: number, height: number, depth: 8 | 16, seed: number): Image {
+  const pixels = depth === 8 ? new Uint8Array(width * height) : new Uint16Array(width * height);
+  let s = seed;
+  const max = depth === 8 ? 255 : 65535;
+  for (let i = 0; i < pixels.length; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    // Smooth structure plus noise, and the extremes, so every filter's wrap-around is exercised.
+    const x = i % width, y = Math.floor(i / width);
+    pixels[i] = i % 97 === 0 ? max : i % 89 === 0 ? 0 : Math.min(max, Math.round(((x * 7 + y * 3) % 200) * (max / 255)) + (s >>> 24));
+  }
+  return { width, height, depth, pixels };
+}
+
+async function decodeError(bytes: Uint8Array): Promise<FrameError> {
+  try {
+    await decodeFrame(bytes);
+  } catch (err) {
+    expect(err).toBeInstanceOf(FrameError);
+    return err as FrameError;
+  }
+  throw new Error('decoded without an error');
+}
+
+describe.skipIf(!nativePng)('grey PNG through the addon (built with libdeflate)', () => {
+  for (const depth of [8, 16] as const) {
+    it(`undoes every row filter (${depth}-bit): rows cycle through 0-4, 3 IDAT chunks`, async () => {
+      const img = testImage(300, 260, depth, depth);
+      const png = writePng(img, (y) => y % 5, 3);
+      expect(greyPngLayout(png)?.idat.length).toBe(6);
+      const out = await decodeFrame(png);
+      expect([out.width, out.height, out.depth]).toEqual([300, 260, depth]);
+      expect(out.pixels).toBeInstanceOf(depth === 8 ? Uint8Array : Uint16Array);
+      expect(Buffer.from(out.pixels.buffer, out.pixels.byteOffset, out.pixels.byteLength).equals(Buffer.from(img.pixels.buffer))).toBe(true);
+    });
+  }
+
+  it('decodes what sharp writes (a synthetic 16-bit frame) to the same samples', async () => {
+    const f = renderFrame({ seed: 11, width: 640, height: 512, depth: 16 });
+    const out = await decodeFrame(await encodePng(f.image));
+    expect(out.pixels).toEqual(f.image.pixels);
+  });
+
+  it('names what is damaged: truncated, corrupt data, bad checksum, unknown filter, too much data', async () => {
+    const img = testImage(300, 300, 16, 3);
+    const good = writePng(img, (y) => y % 5);
+    expect((await decodeError(good.subarray(0, good.length - 2000))).message).toMatch(/truncated/);
+    const corrupt = Buffer.from(good);
+    for (let i = 200; i < 260; i++) corrupt[i] ^= 0x5a;
+    const e1 = await decodeError(corrupt);
+    expect(e1.reason).toBe('DECODE_ERROR');
+    expect(e1.message).toMatch(/IDAT|corrupt/);
+    const badCrc = Buffer.from(good);
+    badCrc[30] ^= 1;
+    expect((await decodeError(badCrc)).message).toMatch(/IHDR.*checksum/);
+    const e2 = await decodeError(writePng(img, (y) => (y === 17 ? 7 : 0)));
+    expect(e2.message).toMatch(/row 17 has filter type 7/);
+    // The header says fewer rows than the data holds: refused, not silently cropped.
+    expect((await decodeError(writePng(img, () => 0, 1, { height: 260 }))).message).toMatch(/more than/);
+    // ...or more rows than it holds.
+    expect((await decodeError(writePng(img, () => 0, 1, { height: 340 }))).message).toMatch(/truncated/);
+  });
+
+  it('refuses a header claiming 100000 x 100000 before inflating anything', async () => {
+    const e = await decodeError(writePng(testImage(256, 256, 8, 4), () => 0, 1, { width: 100000, height: 100000 }));
+    expect(e.reason).toBe('FRAME_TOO_LARGE');
+  });
+
+  it('the addon checks its own arguments', () => {
+    const png = writePng(testImage(256, 256, 8, 5), () => 0);
+    expect(() => native.decodeGreyPngAsync!(png, Uint32Array.of(0, png.length + 1), 256, 256, 8)).toThrow(/outside the/);
+    expect(() => native.decodeGreyPngAsync!(png, Uint32Array.of(0), 256, 256, 8)).toThrow(/pairs/);
+    expect(() => native.decodeGreyPngAsync!(png, Uint32Array.of(0, 1), 256, 256, 12 as 8)).toThrow(/depth/);
+  });
+});
+
+it('leaves non-grey or sub-byte PNGs to sharp (no layout)', async () => {
+  const rgb = await (await import('sharp')).default({ create: { width: 300, height: 300, channels: 3, background: { r: 90, g: 90, b: 90 } } }).png().toBuffer();
+  expect(greyPngLayout(rgb)).toBeNull();
+  const out = await decodeFrame(rgb);
+  expect([out.width, out.depth, out.pixels[0]]).toEqual([300, 8, 90]);
+});
