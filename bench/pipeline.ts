@@ -10,6 +10,7 @@
 //          --rate R (paced phase, frames/s; default 0.8 x the measured throughput, at most 20)
 //          --stable-ms MS (hot folder settle time, default 50; 0 is right for frames renamed into
 //          the folder, as here and as the README asks of the detector software)
+//          --in-flight N (the daemon's pipeline.inFlight, default 2)
 //          --no-daemon --model FILE --spinning (ONNX Runtime's spinning intra-op threads, in process)
 import fs from 'node:fs';
 import path from 'node:path';
@@ -32,6 +33,7 @@ const { values: opt } = parseArgs({
     model: { type: 'string' },
     spinning: { type: 'boolean', default: false },
     'stable-ms': { type: 'string', default: '50' },
+    'in-flight': { type: 'string', default: '2' },
   },
 });
 const SIZES = opt.sizes!.split(',').map(Number);
@@ -103,7 +105,7 @@ async function daemonRun(size: number, rateOpt: number | undefined): Promise<Dae
   const broker = await Mosquitto.start();
   const dir = tempDir('bench');
   // The history on the same disk as in production (synchronous FULL); info logs only.
-  const cfg = writeConfig(dir, broker.url, { model: { path: MODEL, intraOpNumThreads: 0 }, source: { hotfolder: { stableMs: Number(opt['stable-ms']), pollMs: 20, afterJudged: 'delete' } } });
+  const cfg = writeConfig(dir, broker.url, { model: { path: MODEL, intraOpNumThreads: 0 }, pipeline: { inFlight: Number(opt['in-flight']) }, source: { hotfolder: { stableMs: Number(opt['stable-ms']), pollMs: 20, afterJudged: 'delete' } } });
   const pngs = await frames(size, 2);
   const sub = await Subscriber.connect(broker.url, cfg.root);
   const received = new Map<string, number>();
