@@ -228,7 +228,8 @@ describe('hot folder', () => {
     await hf.open();
     expect(hf.idle).toBe(false);
     const pending = hf.next();
-    await new Promise((r) => setTimeout(r, 50));
+    // Idle once its first scan found nothing (a loaded machine may take longer than a few ms).
+    for (let waited = 0; !hf.idle && waited < 3000; waited += 10) await new Promise((r) => setTimeout(r, 10));
     expect(hf.idle).toBe(true);
     hf.stop();
     expect(await pending).toBeNull();
