@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { encodePng } from '../src/frame/decode.ts';
 import { createLogger } from '../src/log.ts';
 import { HotFolder, type HotFolderOptions, globToRegExp, isTempName } from '../src/sources/hotfolder.ts';
 
@@ -104,6 +105,24 @@ describe('hot folder', () => {
     expect(g?.frame).toBe('next.png');
     // The dot-file is never taken.
     expect(ls()).toEqual(['.next.png']);
+  });
+
+  it('takes a whole PNG at once however long stableMs is; a PNG still missing its end waits', async () => {
+    const hf = folder({ stableMs: 20_000 });
+    await hf.open();
+    const png = await encodePng({ width: 300, height: 300, depth: 16, pixels: new Uint16Array(300 * 300).map((_, i) => (i * 37) % 65536) });
+    const file = path.join(dir, 'inplace.png');
+    // Written in place, not renamed: all but the IEND chunk first.
+    fs.writeFileSync(file, png.subarray(0, png.length - 12));
+    const pending = hf.next();
+    const none = Symbol('none');
+    expect(await Promise.race([pending, new Promise((r) => setTimeout(() => r(none), 800))])).toBe(none);
+    fs.appendFileSync(file, png.subarray(png.length - 12));
+    const t0 = Date.now();
+    const f = await Promise.race([pending, new Promise<null>((r) => setTimeout(() => r(null), 5000))]);
+    expect(f?.frame).toBe('inplace.png');
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(Buffer.from((f!.input as { bytes: Uint8Array }).bytes).equals(png)).toBe(true);
   });
 
   it('hands out frames left in processing/ by a crash first, marked recovered', async () => {

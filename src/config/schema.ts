@@ -139,7 +139,7 @@ export const SCHEMA: Record<string, Field> = {
           sidecar: bool(false, 'read the cell id from NAME.json ({"cellId": "..."}) beside the frame'),
           afterJudged: oneOf(['move', 'delete'] as const, 'move', 'judged frames: move to done/ or delete (ERRORs always go to failed/)'),
           retentionDays: num(30, 0, 36500, 'delete files in done/ and failed/ older than this (0: keep)'),
-          stableMs: int(200, 0, 600000, 'a file is taken once its size and mtime stay unchanged this long'),
+          stableMs: int(200, 0, 600000, 'a file is taken once its size and mtime stay unchanged this long (a PNG ending in IEND at once)'),
           pollMs: int(250, 10, 60000, 'directory scan interval (fs.watch wakes it earlier)'),
           maxFileMb: num(512, 0.001, 65536, 'larger files are refused (FRAME_TOO_LARGE) without being read'),
         },

@@ -5,7 +5,8 @@
 //
 // A file still being written is never read: temp names (dot-files, *.tmp, *.part, *~) are
 // ignored, which supports the write-then-rename convention, and any other file is taken only
-// once its size and mtime have stood still for `stableMs`. Names never leave the folder: only
+// once its size and mtime have stood still for `stableMs`, or at once when it is a PNG whose last
+// 12 bytes are the IEND chunk (written last, so the file is whole). Names never leave the folder: only
 // plain names from readdir are used, symlinks and other non-regular files are refused (as an
 // ERROR result) and frames are opened with O_NOFOLLOW.
 import fs from 'node:fs';
@@ -43,6 +44,27 @@ interface Seen {
   since: number;
   /** When the file was first observed at all. */
   first: number;
+  /** Whether this size ends in a PNG's IEND chunk (checked once per size and mtime). */
+  complete?: boolean;
+}
+
+/** A PNG's last chunk, IEND with its fixed CRC: no half-written PNG ends with these 12 bytes. */
+const PNG_END = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
+
+/** True when the file's last 12 bytes are a PNG's IEND chunk (false on any read problem). */
+async function endsLikePng(file: string, size: number): Promise<boolean> {
+  if (size < 8 + PNG_END.length) return false;
+  let fh: fsp.FileHandle | null = null;
+  try {
+    fh = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    const tail = Buffer.alloc(PNG_END.length);
+    const { bytesRead } = await fh.read(tail, 0, tail.length, size - tail.length);
+    return bytesRead === tail.length && tail.equals(PNG_END);
+  } catch {
+    return false;
+  } finally {
+    await fh?.close();
+  }
 }
 
 export class HotFolder implements Source {
@@ -168,7 +190,12 @@ export class HotFolder implements Source {
         s = { size: st.size, mtimeMs: st.mtimeMs, since: now, first: s?.first ?? now };
         this.seen.set(name, s);
       }
-      const settled = now - s.since >= this.opts.stableMs || now - st.mtimeMs >= this.opts.stableMs;
+      let settled = now - s.since >= this.opts.stableMs || now - st.mtimeMs >= this.opts.stableMs;
+      if (!settled && !refusal) {
+        // A whole PNG need not wait for the settle time: that wait is most of the latency at 2048².
+        s.complete ??= await endsLikePng(path.join(this.dir, name), st.size);
+        settled = s.complete;
+      }
       if (!refusal && !settled) {
         if (now - s.first < GROWING_LIMIT_MS) continue;
         refusal = new FrameError('BAD_FRAME', `the file kept changing for ${Math.round((now - s.first) / 1000)} s: refused rather than read half-written`);
