@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FrameError } from '../src/errors.ts';
 import { decodeFrame, encodePng } from '../src/frame/decode.ts';
 import { Pipeline } from '../src/inspect/pipeline.ts';
+import { DEFAULT_RECIPE } from '../src/inspect/recipe.ts';
 import { renderFrame } from '../src/synth/frame.ts';
 import type { Result } from '../src/types.ts';
 import { badFrames, validFrames, type BadFrame } from './helpers/bad-frames.ts';
@@ -71,7 +72,7 @@ describe('pipeline.judge on the bad-input corpus', () => {
   const stable = (r: Result) => ({ verdict: r.verdict, reasons: r.reasons, poles: r.poles, roi: r.roi, overhangMm: r.overhangMm });
 
   beforeAll(async () => {
-    pipeline = await Pipeline.load({ modelPath: TINY_MODEL, providers: ['cpu'], intraOpNumThreads: 1 });
+    pipeline = await Pipeline.load({ modelPath: TINY_MODEL, providers: ['cpu'], intraOpNumThreads: 1, recipe: { ...DEFAULT_RECIPE, minConfidence: 0.3 } });
     const f = renderFrame({ seed: 3, width: 1000, height: 1000, depth: 16, orientation: 'tips-right' });
     good = { name: 'good.png', bytes: await encodePng(f.image) };
     reference = await pipeline.judge({ frame: good.name, cellId: 'c', bytes: good.bytes }, ids(0));

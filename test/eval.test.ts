@@ -13,6 +13,8 @@ import { DEFAULT_REFINE_PARAMS } from '../src/vision/refine.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const TINY = path.join(HERE, 'fixtures/tiny-model.onnx');
+// The fixture's random heatmaps peak at about 0.4-0.6: minConfidence is set for it, not the shipped model's default.
+const TINY_RECIPE = { ...DEFAULT_RECIPE, minConfidence: 0.3 };
 const dir = mkdtempSync(path.join(tmpdir(), 'xpole-eval-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -43,7 +45,7 @@ beforeAll(async () => {
     path.join(dir, 'annotations.json'),
     JSON.stringify({ images, annotations, categories: [{ id: 1, name: 'stack', keypoints: DEFAULT_RECIPE.keypoints }] }),
   );
-  writeFileSync(path.join(dir, 'config.yaml'), `model:\n  path: ${TINY}\n  providers: [cpu]\n  intraOpNumThreads: 1\n`);
+  writeFileSync(path.join(dir, 'config.yaml'), `model:\n  path: ${TINY}\n  providers: [cpu]\n  intraOpNumThreads: 1\nrecipe:\n  minConfidence: 0.3\n`);
 });
 
 describe('xpole eval', () => {
@@ -73,7 +75,7 @@ describe('xpole eval', () => {
   });
 
   it('scores several variants from one model pass exactly as separate runs would', async () => {
-    const pipeline = await Pipeline.load({ modelPath: TINY, providers: ['cpu'], intraOpNumThreads: 1, refineParams: { ...DEFAULT_REFINE_PARAMS, radius: 6 } });
+    const pipeline = await Pipeline.load({ modelPath: TINY, providers: ['cpu'], intraOpNumThreads: 1, recipe: TINY_RECIPE, refineParams: { ...DEFAULT_REFINE_PARAMS, radius: 6 } });
     try {
       const ds = readCocoDataset(dir);
       const base = pipeline.variant();

@@ -8,11 +8,14 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodePng } from '../src/frame/decode.ts';
 import { DEFAULT_PIPELINE_OPTIONS, Pipeline } from '../src/inspect/pipeline.ts';
+import { makeRecipe } from '../src/inspect/recipe.ts';
 import { renderFrame, type SynthFrame } from '../src/synth/frame.ts';
 import type { Image, Orientation, Result } from '../src/types.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const TINY = path.join(HERE, 'fixtures/tiny-model.onnx');
+// The fixture's random heatmaps peak at about 0.4-0.6: minConfidence is set for it, not the shipped model's default.
+const TINY_RECIPE = makeRecipe('stack-a16c15', 16, { minConfidence: 0.3 });
 const SHIPPED = DEFAULT_PIPELINE_OPTIONS.modelPath;
 const ids = (seq: number) => ({ id: `t-${seq}`, seq, ts: '2026-01-01T00:00:00.000Z' });
 
@@ -41,7 +44,7 @@ describe('Pipeline on the test fixture model (shapes, errors, concurrency)', () 
   let pipeline: Pipeline;
   let frames: SynthFrame[];
   beforeAll(async () => {
-    pipeline = await Pipeline.load({ modelPath: TINY, providers: ['cpu'], intraOpNumThreads: 1 });
+    pipeline = await Pipeline.load({ modelPath: TINY, providers: ['cpu'], intraOpNumThreads: 1, recipe: TINY_RECIPE });
     frames = [
       renderFrame({ seed: 11, width: 600, height: 600, depth: 16, orientation: 'tips-up' }),
       renderFrame({ seed: 12, width: 600, height: 600, depth: 8, orientation: 'tips-right' }),
@@ -114,7 +117,7 @@ describe('xpole inspect', () => {
     const f = renderFrame({ seed: 22, width: 1000, height: 1000, depth: 16, orientation: 'tips-left' });
     writeFileSync(path.join(dir, 'cell.png'), await encodePng(f.image));
     writeFileSync(path.join(dir, 'junk.png'), 'junk');
-    writeFileSync(path.join(dir, 'config.yaml'), `model:\n  path: ${TINY}\n  providers: [cpu]\n`);
+    writeFileSync(path.join(dir, 'config.yaml'), `model:\n  path: ${TINY}\n  providers: [cpu]\nrecipe:\n  minConfidence: 0.3\n`);
     const out: string[] = [];
     const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
     let code: number;
@@ -145,7 +148,7 @@ describe('xpole inspect', () => {
   it('judges frames named on a very long command line (a glob over a thousand files)', async () => {
     const f = renderFrame({ seed: 23, width: 600, height: 600, depth: 8, orientation: 'tips-right' });
     writeFileSync(path.join(dir, 'first.png'), await encodePng(f.image));
-    writeFileSync(path.join(dir, 'tiny.yaml'), `model:\n  path: ${TINY}\n  providers: [cpu]\n`);
+    writeFileSync(path.join(dir, 'tiny.yaml'), `model:\n  path: ${TINY}\n  providers: [cpu]\nrecipe:\n  minConfidence: 0.3\n`);
     const absent = Array.from({ length: 1200 }, (_, i) => path.join(dir, `not-there-${String(i).padStart(6, '0')}-with-a-long-name.png`));
     const r = spawnSync(process.execPath, [path.join(HERE, '../bin/xpole.js'), 'inspect', '--json', '--config', path.join(dir, 'tiny.yaml'), path.join(dir, 'first.png'), ...absent], { encoding: 'utf8', maxBuffer: 1 << 24 });
     expect(r.signal).toBeNull();

@@ -42,7 +42,7 @@ export function makeRecipe(
     pixelPitchMm: limits.pixelPitchMm ?? 0.02,
     overhangMinMm: limits.overhangMinMm ?? 0.4,
     overhangMaxMm: limits.overhangMaxMm ?? 1.6,
-    minConfidence: limits.minConfidence ?? 0.4,
+    minConfidence: limits.minConfidence ?? 0.5,
   };
   if (!(recipe.pixelPitchMm > 0)) throw new UsageError(`recipe '${name}': pixelPitchMm must be > 0`);
   if (!(recipe.overhangMinMm < recipe.overhangMaxMm)) {
