@@ -142,7 +142,10 @@ module.exports = { ...real, detectAsync: (pixels, width, ...rest) => (width === 
       expect(e.error).toMatch(/bad_alloc/);
     }
     const errors = rows.filter((r) => r.verdict === 'ERROR');
-    expect(fs.readdirSync(path.join(cfg.hot, 'failed')).sort()).toEqual(errors.map((e) => e.frame).sort());
+    // A frame's file moves to failed/ after its result is recorded: wait for the last move.
+    const failed = () => fs.readdirSync(path.join(cfg.hot, 'failed')).sort();
+    await until('the ERROR frames in failed/', () => failed().length >= errors.length, 10_000, tail(d));
+    expect(failed()).toEqual(errors.map((e) => e.frame).sort());
     expect(d.child.exitCode).toBeNull();
     expect((await stopDaemon(d)).code).toBe(0);
     await s.close();
