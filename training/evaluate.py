@@ -109,6 +109,7 @@ def main():
     p.add_argument('--card', default='models/xpole-hrnet.json')
     p.add_argument('--limit', type=int, default=0)
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--min-confidence', type=float, default=0.5, help="POLE_MISSING below this (the recipe's default)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     ckpt = torch.load(a.checkpoint)
@@ -118,12 +119,12 @@ def main():
         samples = samples[:a.limit]
     t = time.time()
     result = {'dataset': os.path.abspath(a.dataset), 'decode': 'argmax + quarter offset',
-              'epoch': ckpt['epoch'] + 1}
-    result['referenceBox'], x = evaluate(net, samples, lambda s: s['bbox'])
+              'epoch': ckpt['epoch'] + 1, 'minConfidence': a.min_confidence}
+    result['referenceBox'], x = evaluate(net, samples, lambda s: s['bbox'], a.min_confidence)
     if a.rois:
         from rois import load_rois
         rois = load_rois(a.rois)
-        result['roiStageBox'], _ = evaluate(net, samples, lambda s: rois.get(s['name']))
+        result['roiStageBox'], _ = evaluate(net, samples, lambda s: rois.get(s['name']), a.min_confidence)
     result['seconds'] = round(time.time() - t)
     if a.onnx and os.path.exists(a.onnx):
         result['onnxMaxAbsDiffVsTorch'] = onnx_check(a.onnx, net, x[:8])
