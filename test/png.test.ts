@@ -1,6 +1,6 @@
 // The addon's grey PNG path (src/frame/png.ts, native/png.cc): every PNG row filter at 8 and 16
 // bits, chunking, and damaged files, against PNGs written here byte by byte.
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { FrameError } from '../src/errors.ts';
 import { decodeFrame, encodePng } from '../src/frame/decode.ts';
@@ -8,15 +8,7 @@ import { greyPngLayout, nativePng } from '../src/frame/png.ts';
 import { native } from '../src/native.ts';
 import { renderFrame } from '../src/synth/frame.ts';
 import type { Image } from '../src/types.ts';
-
-function chunk(type: string, data: Uint8Array): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'ascii');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])) >>> 0, 0);
-  return Buffer.concat([head, data, crc]);
-}
+import { PNG_SIGNATURE, pngChunk, pngClaiming } from './helpers/bad-frames.ts';
 
 /** A grey PNG whose row y uses filter filters(y); IDAT split into `parts` chunks. */
 function writePng(img: Image, filters: (y: number) => number, parts = 1, ihdr: Partial<{ width: number; height: number; depth: number }> = {}): Buffer {
@@ -55,8 +47,8 @@ function writePng(img: Image, filters: (y: number) => number, parts = 1, ihdr: P
   head.writeUInt32BE(ihdr.height ?? img.height, 4);
   head[8] = ihdr.depth ?? img.depth;
   const size = Math.ceil(z.length / parts);
-  const idat = Array.from({ length: parts }, (_, k) => chunk('IDAT', z.subarray(k * size, (k + 1) * size)));
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', head), ...idat, chunk('IEND', Buffer.alloc(0))]);
+  const idat = Array.from({ length: parts }, (_, k) => pngChunk('IDAT', z.subarray(k * size, (k + 1) * size)));
+  return Buffer.concat([PNG_SIGNATURE, pngChunk('IHDR', head), ...idat, pngChunk('IEND', Buffer.alloc(0))]);
 }
 
 function testImage(width: number, height: number, depth: 8 | 16, seed: number): Image {
@@ -122,7 +114,7 @@ describe.skipIf(!nativePng)('grey PNG through the addon (built with libdeflate)'
   });
 
   it('refuses a header claiming 100000 x 100000 before inflating anything', async () => {
-    const e = await decodeError(writePng(testImage(256, 256, 8, 4), () => 0, 1, { width: 100000, height: 100000 }));
+    const e = await decodeError(pngClaiming(100000, 100000, 8));
     expect(e.reason).toBe('FRAME_TOO_LARGE');
   });
 
