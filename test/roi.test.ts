@@ -227,8 +227,9 @@ describe('roiForFrame on synthetic frames', () => {
     // The pipeline's async form is the same stage, also when handed step 1's corners (the
     // pipeline detects them once for the ROI and the refinement) instead of detecting them itself.
     expect(await roiForFrameAsync(f.image, f.orientation)).toEqual(roi);
-    const stepOne = detectCorners(f.image, { threshold: cornerThreshold(f.image), maxCorners: DEFAULT_ROI_PARAMS.corners });
-    expect(await roiForFrameAsync(f.image, f.orientation, DEFAULT_ROI_PARAMS, stepOne)).toEqual(roi);
+    const threshold = cornerThreshold(f.image);
+    const corners = detectCorners(f.image, { threshold, maxCorners: DEFAULT_ROI_PARAMS.corners });
+    expect(await roiForFrameAsync(f.image, f.orientation, DEFAULT_ROI_PARAMS, { threshold, corners })).toEqual(roi);
   });
 });
 

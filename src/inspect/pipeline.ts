@@ -233,7 +233,8 @@ export class Pipeline {
     // The ROI stage starts from those corners and, where they show no stack, searches further
     // (lower thresholds, the 2x2-binned frame): on the seed-3 test set it holds every pole in
     // 98.8% of the frames against 93.3% from step 1's corners alone (docs/inference.md).
-    const roi = await roiForFrameAsync(image, orientation, o.roi, roiThreshold <= refineThreshold ? found : undefined);
+    const stepOne = roiThreshold <= refineThreshold ? { threshold: roiThreshold, corners: found } : undefined;
+    const roi = await roiForFrameAsync(image, orientation, o.roi, stepOne);
     timingsMs.roi = ms(t);
     let crop = roi;
     let heatmaps = await this.runModel(image, orientation, crop, timingsMs);

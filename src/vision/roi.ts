@@ -155,15 +155,15 @@ export function greyRange(img: Image): [number, number] {
  * The ROI stage on its own: the N best oFAST corners of the frame and of its 2 x 2 binned half,
  * each through the corner group of estimateRoi; the group that stands better on sheets sets the
  * box. Blurred, dim tips may give no corners at the default threshold: before giving up on a
- * scale, its threshold is halved, twice at most. `stepOne`: the frame's corners at the first
- * rung (params.corners best at cornerThreshold(img, params)), when the caller has them already
- * (SPEC step 1 feeds both the ROI and the refinement); they must be exactly those.
+ * scale, its threshold is halved, twice at most. `stepOne`: the frame's first rung when the caller
+ * has it already (SPEC step 1 feeds both the ROI and the refinement): the threshold
+ * cornerThreshold(img, params) and exactly the params.corners best corners at it.
  */
-export function roiForFrame(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: Corners): Box {
+export function roiForFrame(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: StepOne): Box {
   const groups: CornerGroup[] = [];
   for (const [im, scale] of scales(img)) {
-    for (const [rung, t] of thresholdLadder(im, params).entries()) {
-      const found = scale === 1 && rung === 0 && stepOne ? stepOne : detectCorners(im, { threshold: t, maxCorners: params.corners });
+    for (const [rung, t] of thresholdLadder(im, params, scale === 1 ? stepOne?.threshold : undefined).entries()) {
+      const found = scale === 1 && rung === 0 && stepOne ? stepOne.corners : detectCorners(im, { threshold: t, maxCorners: params.corners });
       const g = groupOrNull(img, scaleCorners(found, scale), orientation, params);
       if (g) {
         groups.push(g);
@@ -175,11 +175,11 @@ export function roiForFrame(img: Image, orientation: Orientation, params: RoiPar
 }
 
 /** roiForFrame with the corners found off the event loop; the same ROI. */
-export async function roiForFrameAsync(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: Corners): Promise<Box> {
+export async function roiForFrameAsync(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: StepOne): Promise<Box> {
   const groups: CornerGroup[] = [];
   for (const [im, scale] of scales(img)) {
-    for (const [rung, t] of thresholdLadder(im, params).entries()) {
-      const found = scale === 1 && rung === 0 && stepOne ? stepOne : await detectCornersAsync(im, { threshold: t, maxCorners: params.corners });
+    for (const [rung, t] of thresholdLadder(im, params, scale === 1 ? stepOne?.threshold : undefined).entries()) {
+      const found = scale === 1 && rung === 0 && stepOne ? stepOne.corners : await detectCornersAsync(im, { threshold: t, maxCorners: params.corners });
       const g = groupOrNull(img, scaleCorners(found, scale), orientation, params);
       if (g) {
         groups.push(g);
@@ -238,9 +238,16 @@ function scaleCorners(c: Corners, scale: number): Corners {
   return { ...c, x, y };
 }
 
-/** The FAST thresholds roiForFrame tries in turn: the frame's threshold, its half, its quarter. */
-function thresholdLadder(img: Image, params: RoiParams): number[] {
-  const t = cornerThreshold(img, params);
+/** The full frame's first rung, detected by the caller (the pipeline's SPEC step 1). */
+export interface StepOne {
+  threshold: number;
+  corners: Corners;
+}
+
+/** The FAST thresholds roiForFrame tries in turn: the frame's threshold (`known` when the caller
+ *  has it), its half, its quarter. */
+function thresholdLadder(img: Image, params: RoiParams, known?: number): number[] {
+  const t = known ?? cornerThreshold(img, params);
   return [...new Set([t, Math.max(1, Math.round(t / 2)), Math.max(1, Math.round(t / 4))])];
 }
 
