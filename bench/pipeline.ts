@@ -12,6 +12,7 @@
 //          the folder, as here and as the README asks of the detector software)
 //          --in-flight N (the daemon's pipeline.inFlight, default 2)
 //          --no-daemon --model FILE --spinning (ONNX Runtime's spinning intra-op threads, in process)
+//          --flip-test (pipeline.flipTest: each crop also mirrored top-bottom)
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,6 +33,7 @@ const { values: opt } = parseArgs({
     'no-daemon': { type: 'boolean', default: false },
     model: { type: 'string' },
     spinning: { type: 'boolean', default: false },
+    'flip-test': { type: 'boolean', default: false },
     'stable-ms': { type: 'string', default: '50' },
     'in-flight': { type: 'string', default: '2' },
   },
@@ -105,7 +107,7 @@ async function daemonRun(size: number, rateOpt: number | undefined): Promise<Dae
   const broker = await Mosquitto.start();
   const dir = tempDir('bench');
   // The history on the same disk as in production (synchronous FULL); info logs only.
-  const cfg = writeConfig(dir, broker.url, { model: { path: MODEL, intraOpNumThreads: 0 }, pipeline: { inFlight: Number(opt['in-flight']) }, source: { hotfolder: { stableMs: Number(opt['stable-ms']), pollMs: 20, afterJudged: 'delete' } } });
+  const cfg = writeConfig(dir, broker.url, { model: { path: MODEL, intraOpNumThreads: 0 }, pipeline: { inFlight: Number(opt['in-flight']), flipTest: opt['flip-test'] }, source: { hotfolder: { stableMs: Number(opt['stable-ms']), pollMs: 20, afterJudged: 'delete' } } });
   const pngs = await frames(size, 2);
   const sub = await Subscriber.connect(broker.url, cfg.root);
   const received = new Map<string, number>();
@@ -195,8 +197,8 @@ async function main(): Promise<void> {
   const loadavg = (await import('node:os')).loadavg().map((v) => v.toFixed(1)).join(' ');
   console.log(`# xpole pipeline bench: CPU provider, ${(await import('node:os')).cpus().length} cores, load average ${loadavg}`);
   console.log(`# model ${path.relative(process.cwd(), MODEL)}; ${FRAMES} judgements per size from PNG bytes (16-bit synthetic frames)`);
-  const pipeline = await Pipeline.load({ modelPath: MODEL, providers: ['cpu'], intraOpNumThreads: 0, spinning: opt.spinning });
-  console.log(`# intra-op threads ${opt.spinning ? 'spin' : 'do not spin'} while idle`);
+  const pipeline = await Pipeline.load({ modelPath: MODEL, providers: ['cpu'], intraOpNumThreads: 0, spinning: opt.spinning, flipTest: opt['flip-test'] });
+  console.log(`# intra-op threads ${opt.spinning ? 'spin' : 'do not spin'} while idle; flip test ${opt['flip-test'] ? 'on' : 'off'}`);
   const figures: SizeFigures[] = [];
   for (const size of SIZES) {
     figures.push(await inProcess(pipeline, size));

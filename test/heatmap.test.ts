@@ -4,6 +4,7 @@ import {
   decodeHeatmaps,
   heatmapToCanonical,
   heatmapToFrame,
+  mergeMirrored,
   quarterOffset,
 } from '../src/vision/heatmap.ts';
 import { boxToCanonical, toCanonical } from '../src/frame/orientation.ts';
@@ -123,5 +124,46 @@ describe('heatmap <-> frame mapping (model contract)', () => {
       expect(back[0]).toBeCloseTo(p[0], 9);
       expect(back[1]).toBeCloseTo(p[1], 9);
     }
+  });
+});
+
+describe('flip test (mergeMirrored)', () => {
+  const K = 3;
+  const stack = (planes: Float32Array[]): Float32Array => {
+    const out = new Float32Array(K * W * H);
+    planes.forEach((p, c) => out.set(p, c * W * H));
+    return out;
+  };
+  const poles: [number, number][] = [[20.3, 7.6], [12.8, 30.2], [25.1, 55.4]];
+
+  it('maps the mirrored view back: channel K-1-c and row H-1-j are pole c', () => {
+    const direct = stack(poles.map(([x, y]) => gaussianPlane(x, y, 1.5)));
+    // The mirrored crop sees pole c upside down and in channel K-1-c.
+    const mirrored = stack(poles.map((_, c) => poles[K - 1 - c]!).map(([x, y]) => gaussianPlane(x, H - 1 - y, 1.5)));
+    const merged = mergeMirrored(direct, mirrored, { k: K, width: W, height: H });
+    const d = decodeHeatmaps(merged, { k: K, width: W, height: H }, { method: 'dark', sigma: 1.5 });
+    poles.forEach(([x, y], c) => {
+      expect(Math.abs(d.hx[c]! - x)).toBeLessThan(0.05);
+      expect(Math.abs(d.hy[c]! - y)).toBeLessThan(0.05);
+      expect(d.conf[c]!).toBeGreaterThan(0.9);
+    });
+  });
+
+  it('averages two views that disagree, and halves the confidence of a pole one view does not see', () => {
+    const direct = stack([gaussianPlane(10, 20, 1.5), gaussianPlane(10, 40, 1.5), gaussianPlane(10, 60, 1.5)]);
+    const mirrored = stack([
+      new Float32Array(W * H), // pole 2 unseen in the mirrored view
+      gaussianPlane(10, H - 1 - 41, 1.5), // pole 1 one cell lower
+      gaussianPlane(10, H - 1 - 20, 1.5),
+    ]);
+    const d = decodeHeatmaps(mergeMirrored(direct, mirrored, { k: K, width: W, height: H }), { k: K, width: W, height: H }, { method: 'dark', sigma: 1.5 });
+    expect(d.hy[0]!).toBeCloseTo(20, 1);
+    expect(d.hy[1]!).toBeGreaterThan(40.3);
+    expect(d.hy[1]!).toBeLessThan(40.7);
+    expect(d.conf[2]!).toBeCloseTo(0.5, 2);
+  });
+
+  it('rejects heatmaps of the wrong size', () => {
+    expect(() => mergeMirrored(new Float32Array(10), new Float32Array(K * W * H), { k: K, width: W, height: H })).toThrow(RangeError);
   });
 });

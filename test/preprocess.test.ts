@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cropForModel, samplesPerCell } from '../src/vision/preprocess.ts';
+import { cropForModel, samplesPerCell, withMirrored } from '../src/vision/preprocess.ts';
 import { ORIENTATIONS, type Box, type Image } from '../src/types.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -119,5 +119,24 @@ describe('cropForModel by hand', () => {
     const a = cropForModel(img, [299 - 100 - 150, 20, 150, 200], 'tips-left', SIZE);
     const b = cropForModel(mirrored, [100, 20, 150, 200], 'tips-right', SIZE);
     expect(maxAbsDiff(a, b)).toBeLessThan(1e-5);
+  });
+});
+
+describe('withMirrored (flip test input)', () => {
+  it('appends the crop of the frame mirrored top <-> bottom, in every orientation', () => {
+    const img = frame(300, 280, 16, 12);
+    const flipped: Image = { ...img, pixels: new Uint16Array(img.pixels.length) };
+    for (let y = 0; y < 280; y++) flipped.pixels.set(img.pixels.subarray((279 - y) * 300, (280 - y) * 300), y * 300);
+    const box: Box = [30.5, 40.25, 200, 180];
+    // The canonical top <-> bottom mirror is the frame's vertical mirror for tips-right/left and
+    // its horizontal mirror for tips-up/down; here the tips-right and tips-left cases.
+    for (const o of ['tips-right', 'tips-left'] as const) {
+      const batch = withMirrored(cropForModel(img, box, o, SIZE), SIZE);
+      const n = SIZE.width * SIZE.height;
+      expect(batch.length).toBe(2 * n);
+      expect(maxAbsDiff(batch.subarray(0, n), cropForModel(img, box, o, SIZE))).toBe(0);
+      const seenMirrored = cropForModel(flipped, [box[0], 280 - 1 - box[1] - box[3], box[2], box[3]], o, SIZE);
+      expect(maxAbsDiff(batch.subarray(n), seenMirrored)).toBeLessThan(1e-4);
+    }
   });
 });

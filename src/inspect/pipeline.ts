@@ -8,9 +8,9 @@ import { decodeFrame, SPEC_LIMITS } from '../frame/decode.ts';
 import { boxFromCanonical, boxToCanonical, fromCanonical, toCanonical } from '../frame/orientation.ts';
 import type { Box, Corners, ErrorReason, Image, Orientation, Pole, Result } from '../types.ts';
 import { detectCornersAsync } from '../vision/corners.ts';
-import { decodeHeatmaps, heatmapToCanonical, type DecodeMethod } from '../vision/heatmap.ts';
+import { decodeHeatmaps, heatmapToCanonical, mergeMirrored, type DecodeMethod } from '../vision/heatmap.ts';
 import { HeatmapModel, ModelLoadError, type Logger } from '../vision/model.ts';
-import { cropForModel } from '../vision/preprocess.ts';
+import { cropForModel, withMirrored } from '../vision/preprocess.ts';
 import { DEFAULT_REFINE_PARAMS, refinePoles, type RefineParams } from '../vision/refine.ts';
 import { backReachPx, DEFAULT_ROI_PARAMS, greyRange, roiForFrameAsync, scaledThreshold, type RoiParams } from '../vision/roi.ts';
 import { DEFAULT_RECIPE, type Recipe, type Sheet } from './recipe.ts';
@@ -44,6 +44,9 @@ export interface PipelineOptions {
   decode: DecodeMethod;
   /** Run the model a second time on the box around the first pass's poles. */
   secondPass: boolean;
+  /** Flip test: the pass that gives the poles also runs its crop mirrored top <-> bottom, and the
+   *  two views' heatmaps are averaged. */
+  flipTest: boolean;
   /** Largest accepted frame side (FRAME_TOO_LARGE above). */
   maxFrameSide: number;
   /** Warnings (provider fallback) and info; nothing is printed by the pipeline itself. */
@@ -63,6 +66,7 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   refineParams: DEFAULT_REFINE_PARAMS,
   decode: 'dark',
   secondPass: true,
+  flipTest: false,
   maxFrameSide: SPEC_LIMITS.maxSide,
 };
 
@@ -237,14 +241,15 @@ export class Pipeline {
     const roi = await roiForFrameAsync(image, orientation, o.roi, stepOne);
     timingsMs.roi = ms(t);
     let crop = roi;
-    let heatmaps = await this.runModel(image, orientation, crop, timingsMs);
+    // The flip test goes to the pass whose heatmaps give the poles: the first only places the second's box.
+    let heatmaps = await this.runModel(image, orientation, crop, timingsMs, o.flipTest && !o.secondPass);
     if (o.secondPass) {
       // The model was trained on boxes near the reference box (the poles' box + 10%); the ROI
       // stage's box is larger, so a second pass on the box around the first poles sees them bigger.
       const tight = this.poleBox({ image, orientation, corners, roi, crop, heatmaps, timingsMs });
       if (tight) {
         crop = tight;
-        heatmaps = await this.runModel(image, orientation, crop, timingsMs);
+        heatmaps = await this.runModel(image, orientation, crop, timingsMs, o.flipTest);
       }
     }
     this.checkStackSeen(heatmaps);
@@ -268,13 +273,19 @@ export class Pipeline {
     }
   }
 
-  private async runModel(image: Image, orientation: Orientation, box: Box, timingsMs: Record<string, number>): Promise<Float32Array> {
+  private async runModel(image: Image, orientation: Orientation, box: Box, timingsMs: Record<string, number>, flip: boolean): Promise<Float32Array> {
     let t = now();
-    const input = cropForModel(image, box, orientation, this.net.card.input);
+    const { card } = this.net;
+    const crop = cropForModel(image, box, orientation, card.input);
+    const input = flip ? withMirrored(crop, card.input) : crop;
     timingsMs.preprocess = (timingsMs.preprocess ?? 0) + ms(t);
     t = now();
     try {
-      return await this.net.run(input, 1);
+      if (!flip) return await this.net.run(input, 1);
+      const both = await this.net.run(input, 2);
+      const shape = { k: card.keypoints.length, width: card.heatmap.width, height: card.heatmap.height };
+      const plane = shape.k * shape.width * shape.height;
+      return mergeMirrored(both.subarray(0, plane), both.subarray(plane, 2 * plane), shape);
     } catch (err) {
       throw new FrameError('MODEL_ERROR', `the model failed on this frame: ${(err as Error).message}`);
     } finally {

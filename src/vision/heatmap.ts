@@ -147,3 +147,27 @@ export function heatmapToFrame(
   const [xc, yc] = heatmapToCanonical(hx, hy, cb, shape);
   return fromCanonical(xc, yc, frame.width, frame.height, o);
 }
+
+/**
+ * Flip test for the top <-> bottom mirror the model was trained with: `mirrored` holds the
+ * heatmaps of the vertically mirrored crop, whose channel K-1-c is pole c (an A C ... A stack
+ * reads the same both ways) and whose row H-1-j is row j (cell centres mirror exactly under the
+ * model contract's grid). Returns the mean of both views, K x height x width.
+ */
+export function mergeMirrored(heatmaps: Float32Array, mirrored: Float32Array, shape: HeatmapShape): Float32Array {
+  const { k, width, height } = shape;
+  const plane = width * height;
+  if (heatmaps.length < k * plane || mirrored.length < k * plane) {
+    throw new RangeError(`mergeMirrored: ${heatmaps.length} and ${mirrored.length} values for ${k}x${height}x${width}`);
+  }
+  const out = new Float32Array(k * plane);
+  for (let c = 0; c < k; c++) {
+    const src = (k - 1 - c) * plane;
+    for (let j = 0; j < height; j++) {
+      const row = c * plane + j * width;
+      const mrow = src + (height - 1 - j) * width;
+      for (let i = 0; i < width; i++) out[row + i] = 0.5 * (heatmaps[row + i]! + mirrored[mrow + i]!);
+    }
+  }
+  return out;
+}

@@ -98,3 +98,13 @@ function zscore(buf: Float32Array, n: number, mean: number): void {
   const inv = 1 / std;
   for (let k = 0; k < n; k++) buf[k] = (buf[k]! - mean) * inv;
 }
+
+/** The model input mirrored top <-> bottom, written after it in `batch` (n = 2) for the flip test. */
+export function withMirrored(input: Float32Array, size: InputSize): Float32Array {
+  const { width: W, height: H } = size;
+  const n = W * H;
+  const batch = new Float32Array(2 * n);
+  batch.set(input.subarray(0, n));
+  for (let v = 0; v < H; v++) batch.set(input.subarray(v * W, v * W + W), n + (H - 1 - v) * W);
+  return batch;
+}
