@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import sharp from 'sharp';
 import { run as inspect } from '../src/cli/inspect.ts';
@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodePng } from '../src/frame/decode.ts';
+import { toCanonical } from '../src/frame/orientation.ts';
 import { DEFAULT_PIPELINE_OPTIONS, Pipeline } from '../src/inspect/pipeline.ts';
 import { makeRecipe } from '../src/inspect/recipe.ts';
 import { renderFrame, type SynthFrame } from '../src/synth/frame.ts';
@@ -205,6 +206,36 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
       expect(errTwo).toBeLessThan(errOne);
     } finally {
       await single.close();
+    }
+  });
+
+  it("moves the outermost poles outward by the card's measured offsets, closer to the truth, and nothing else", async () => {
+    const raw = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, refine: false, poleOffsets: false });
+    const corrected = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, refine: false });
+    try {
+      expect(JSON.parse(readFileSync(SHIPPED.replace(/\.onnx$/, '.json'), 'utf8')).poleOffsets.offsets).toHaveLength(31);
+      let errRaw = 0;
+      let errCorrected = 0;
+      for (const c of cases) {
+        const f = renderFrame({ seed: c.seed, width: 1000, height: 1000, depth: c.depth, orientation: c.orientation, defectRate: 0 });
+        const input = { frame: 's', cellId: f.cellId, image: f.image, orientation: f.orientation };
+        const a = await raw.judge(input, ids(c.seed));
+        const b = await corrected.judge(input, ids(c.seed));
+        expect([b.verdict, b.roi, b.poles.map((p) => p.conf)]).toEqual([a.verdict, a.roi, a.poles.map((p) => p.conf)]);
+        // Canonical y grows down the stack: the top two poles go up, the bottom two down.
+        const yc = (p: { x: number; y: number }) => toCanonical(p.x, p.y, 1000, 1000, c.orientation)[1];
+        for (const i of [0, 1]) expect(yc(b.poles[i]!)).toBeLessThan(yc(a.poles[i]!));
+        for (const i of [29, 30]) expect(yc(b.poles[i]!)).toBeGreaterThan(yc(a.poles[i]!));
+        const err = (r: Result, i: number) => Math.hypot(r.poles[i]!.x - f.keypoints[3 * i]!, r.poles[i]!.y - f.keypoints[3 * i + 1]!);
+        for (const i of [0, 1, 29, 30]) {
+          errRaw += err(a, i);
+          errCorrected += err(b, i);
+        }
+      }
+      expect(errCorrected).toBeLessThan(errRaw);
+    } finally {
+      await raw.close();
+      await corrected.close();
     }
   });
 
