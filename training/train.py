@@ -79,6 +79,8 @@ def main():
     p.add_argument('--val-every', type=float, default=150, help='seconds between validations (at least one per epoch beyond)')
     p.add_argument('--init', help='start from this checkpoint (fine-tuning)')
     p.add_argument('--warmup', type=int, default=100)
+    p.add_argument('--defect-boost', type=float, default=1.0,
+                   help='sampling weight of the other FAIL frames (an outlying overhang), against 1 for PASS frames')
     p.add_argument('--missing-boost', type=float, default=3.0,
                    help='sampling weight of frames with an absent pole (POLE_MISSING is rare otherwise)')
     p.add_argument('--presence-weight', type=float, default=100.0,
@@ -193,8 +195,9 @@ def main():
             break
         steps_per_epoch = n // a.batch
         net.train()
-        if a.missing_boost != 1.0:
-            w = np.where((train_p[:, 0, :, 2] == 0).any(1), a.missing_boost, 1.0)
+        if a.missing_boost != 1.0 or a.defect_boost != 1.0:
+            failing = np.array([s.get('expectedVerdict') == 'FAIL' for s in train_s])
+            w = np.where((train_p[:, 0, :, 2] == 0).any(1), a.missing_boost, np.where(failing, a.defect_boost, 1.0))
             perm = rng.choice(n, n, p=w / w.sum())
         else:
             perm = rng.permutation(n)
@@ -262,7 +265,7 @@ def main():
                                       'loss': f'MSE weighted 1 + {a.fg_weight} * target'
                                               + (f' + {a.presence_weight} * presence (peak - v)^2, absent x{a.absent_weight}'
                                                  if a.presence_weight else ''),
-                                      'missingBoost': a.missing_boost, 'seed': a.seed, 'init': init_info,
+                                      'missingBoost': a.missing_boost, 'defectBoost': a.defect_boost, 'seed': a.seed, 'init': init_info,
                                       'trainFrames': n, 'valFrames': len(val_s),
                                       'minutes': round((time.time() - t0) / 60, 1)},
                          'validation': m}}
