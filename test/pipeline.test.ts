@@ -187,16 +187,20 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
     });
   }
 
+  /** One clean frame of case `c` judged by two pipelines. */
+  async function judgedBy(a: Pipeline, b: Pipeline, c: (typeof cases)[number]): Promise<{ f: SynthFrame; a: Result; b: Result }> {
+    const f = renderFrame({ seed: c.seed, width: 1000, height: 1000, depth: c.depth, orientation: c.orientation, defectRate: 0 });
+    const input = { frame: 's', cellId: f.cellId, image: f.image, orientation: f.orientation };
+    return { f, a: await a.judge(input, ids(c.seed)), b: await b.judge(input, ids(c.seed)) };
+  }
+
   it('sees the poles closer in a second pass on the box around the first poles', async () => {
     const single = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, secondPass: false });
     try {
       let errTwo = 0;
       let errOne = 0;
       for (const c of cases) {
-        const f = renderFrame({ seed: c.seed, width: 1000, height: 1000, depth: c.depth, orientation: c.orientation, defectRate: 0 });
-        const input = { frame: 's', cellId: f.cellId, image: f.image, orientation: f.orientation };
-        const two = await pipeline.judge(input, ids(c.seed));
-        const one = await single.judge(input, ids(c.seed));
+        const { f, a: two, b: one } = await judgedBy(pipeline, single, c);
         // The second box is the poles' box + 10%: smaller than the ROI stage's.
         expect(two.roi![2] * two.roi![3]).toBeLessThan(one.roi![2] * one.roi![3]);
         const meanErr = (r: Result) => r.poles.reduce((s, p, i) => s + Math.hypot(p.x - f.keypoints[3 * i]!, p.y - f.keypoints[3 * i + 1]!), 0) / r.poles.length;
@@ -217,10 +221,7 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
       let errRaw = 0;
       let errCorrected = 0;
       for (const c of cases) {
-        const f = renderFrame({ seed: c.seed, width: 1000, height: 1000, depth: c.depth, orientation: c.orientation, defectRate: 0 });
-        const input = { frame: 's', cellId: f.cellId, image: f.image, orientation: f.orientation };
-        const a = await raw.judge(input, ids(c.seed));
-        const b = await corrected.judge(input, ids(c.seed));
+        const { f, a, b } = await judgedBy(raw, corrected, c);
         expect([b.verdict, b.roi, b.poles.map((p) => p.conf)]).toEqual([a.verdict, a.roi, a.poles.map((p) => p.conf)]);
         // Canonical y grows down the stack: the top two poles go up, the bottom two down.
         const yc = (p: { x: number; y: number }) => toCanonical(p.x, p.y, 1000, 1000, c.orientation)[1];
