@@ -25,7 +25,7 @@ for (const decode of ['argmax', 'dark'] as const) {
   rows.push({ name: `HRNet (${decode})`, v: { ...base, decode, refine: false } });
   for (const n of [128, 256, 512]) rows.push({ name: `+ corners N=${n} (${decode})`, v: { ...base, decode, refine: true, corners: n } });
 }
-for (const radius of [1, 3, 4, 6]) {
+for (const radius of [1, 2, 3, 4, 6].filter((r) => r !== base.refineParams.radius)) {
   rows.push({ name: `+ corners N=512 (dark), r=${radius}`, v: { ...base, decode: 'dark', refine: true, corners: 512, refineParams: { ...DEFAULT_REFINE_PARAMS, radius } } });
 }
 // Offsets calibrated by bench/corner-bias.ts on seeds 9000..9029 (never the test set).

@@ -2,7 +2,8 @@
 // TIFF, JPEG (sharp) and BMP (sharp has no BMP reader) into one grayscale channel of 8 or 16 bits.
 // 16-bit frames stay 16-bit: X-ray detectors deliver them so.
 import sharp from 'sharp';
-import { decodeGreyPng, greyPngLayout, isPng, nativePng } from './png.ts';
+import { decodeGreyPng, nativePng } from './png.ts';
+import { greyPngLayout, isPng } from './png-format.ts';
 import { FrameError } from '../errors.ts';
 import type { Image } from '../types.ts';
 

@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { FrameError, UsageError } from '../errors.ts';
+import { PNG_END } from '../frame/png-format.ts';
 import type { Logger } from '../log.ts';
 import type { Verdict } from '../types.ts';
 import type { FrameInput, Source, SourceFrame } from './source.ts';
@@ -47,9 +48,6 @@ interface Seen {
   /** Whether this size ends in a PNG's IEND chunk (checked once per size and mtime). */
   complete?: boolean;
 }
-
-/** A PNG's last chunk, IEND with its fixed CRC: no half-written PNG ends with these 12 bytes. */
-const PNG_END = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
 
 /** True when the file's last 12 bytes are a PNG's IEND chunk (false on any read problem). */
 async function endsLikePng(file: string, size: number): Promise<boolean> {
