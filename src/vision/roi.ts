@@ -160,26 +160,34 @@ export function greyRange(img: Image): [number, number] {
  * cornerThreshold(img, params) and exactly the params.corners best corners at it.
  */
 export function roiForFrame(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: StepOne): Box {
-  const groups: CornerGroup[] = [];
-  for (const [im, scale] of scales(img)) {
-    for (const [rung, t] of thresholdLadder(im, params, scale === 1 ? stepOne?.threshold : undefined).entries()) {
-      const found = scale === 1 && rung === 0 && stepOne ? stepOne.corners : detectCorners(im, { threshold: t, maxCorners: params.corners });
-      const g = groupOrNull(img, scaleCorners(found, scale), orientation, params);
-      if (g) {
-        groups.push(g);
-        break;
-      }
-    }
+  const search = roiSearch(img, orientation, params, stepOne);
+  for (let step = search.next(); ; ) {
+    if (step.done) return step.value;
+    step = search.next(detectCorners(step.value.image, step.value.opts));
   }
-  return roiFromGroup(img, bestGroup(groups), orientation, params);
 }
 
 /** roiForFrame with the corners found off the event loop; the same ROI. */
 export async function roiForFrameAsync(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: StepOne): Promise<Box> {
+  const search = roiSearch(img, orientation, params, stepOne);
+  for (let step = search.next(); ; ) {
+    if (step.done) return step.value;
+    step = search.next(await detectCornersAsync(step.value.image, step.value.opts));
+  }
+}
+
+/** A corner detection the search needs: the sync and async entry points run it their way. */
+interface DetectRequest {
+  image: Image;
+  opts: { threshold: number; maxCorners: number };
+}
+
+/** The ROI search, yielding each corner detection it needs and receiving its corners. */
+function* roiSearch(img: Image, orientation: Orientation, params: RoiParams, stepOne?: StepOne): Generator<DetectRequest, Box, Corners> {
   const groups: CornerGroup[] = [];
   for (const [im, scale] of scales(img)) {
     for (const [rung, t] of thresholdLadder(im, params, scale === 1 ? stepOne?.threshold : undefined).entries()) {
-      const found = scale === 1 && rung === 0 && stepOne ? stepOne.corners : await detectCornersAsync(im, { threshold: t, maxCorners: params.corners });
+      const found = scale === 1 && rung === 0 && stepOne ? stepOne.corners : yield { image: im, opts: { threshold: t, maxCorners: params.corners } };
       const g = groupOrNull(img, scaleCorners(found, scale), orientation, params);
       if (g) {
         groups.push(g);
