@@ -91,15 +91,16 @@ describe('model card poleOffsets', () => {
   const pairs = (n: number, v: number) => Array.from({ length: n }, () => [0, v]);
 
   it('accepts one [dx, dy] per keypoint in half pitches', async () => {
-    const m = await load('offsets-ok', { unit: 'half-pitch', offsets: pairs(31, 0.15) });
+    const m = await load('offsets-ok', { unit: 'half-pitch', decode: 'dark', offsets: pairs(31, 0.15) });
     expect(m.card.poleOffsets!.offsets[30]).toEqual([0, 0.15]);
     await m.close();
   });
 
   it('refuses the wrong count, a wrong unit and an offset beyond 2 half pitches, naming the field', async () => {
-    await expect(load('offsets-count', { unit: 'half-pitch', offsets: pairs(30, 0.1) })).rejects.toThrow(/'poleOffsets' must be .*31/);
-    await expect(load('offsets-unit', { unit: 'px', offsets: pairs(31, 0.1) })).rejects.toThrow(ModelLoadError);
-    await expect(load('offsets-big', { unit: 'half-pitch', offsets: pairs(31, 2.5) })).rejects.toThrow(/poleOffsets/);
+    await expect(load('offsets-count', { unit: 'half-pitch', decode: 'dark', offsets: pairs(30, 0.1) })).rejects.toThrow(/'poleOffsets' must be .*31/);
+    await expect(load('offsets-unit', { unit: 'px', decode: 'dark', offsets: pairs(31, 0.1) })).rejects.toThrow(ModelLoadError);
+    await expect(load('offsets-decoder', { unit: 'half-pitch', offsets: pairs(31, 0.1) })).rejects.toThrow(/poleOffsets/);
+    await expect(load('offsets-big', { unit: 'half-pitch', decode: 'dark', offsets: pairs(31, 2.5) })).rejects.toThrow(/poleOffsets/);
   });
 });
 

@@ -240,6 +240,18 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
     }
   });
 
+  it('applies the offsets only with the decoder they were measured with (the card says DARK)', async () => {
+    const raw = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, refine: false, poleOffsets: false, decode: 'argmax' });
+    const offset = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, refine: false, decode: 'argmax' });
+    try {
+      const { a, b } = await judgedBy(raw, offset, cases[0]!);
+      expect(b.poles).toEqual(a.poles);
+    } finally {
+      await raw.close();
+      await offset.close();
+    }
+  });
+
   it('finds no stack in pure noise (the ROI stage finds a "stack" in it; the model sees few poles: ROI_NOT_FOUND)', async () => {
     const r = await pipeline.judge({ frame: 'noise', cellId: null, image: emptyFrame(1000, 1000, 'noise') }, ids(7));
     expect([r.verdict, r.reasons]).toEqual(['ERROR', ['ROI_NOT_FOUND']]);

@@ -27,10 +27,10 @@ def half_pitch(yc, conf, min_conf):
     return h if h > 0 else None
 
 
-def inspect(dataset, model, orientation, files):
+def inspect(dataset, model, orientation, files, decode):
     with tempfile.NamedTemporaryFile('w', suffix='.yaml', delete=False) as cfg:
         cfg.write(f'orientation: {orientation}\nmodel:\n  path: {model}\n  providers: [cpu]\n'
-                  'pipeline:\n  refine: false\n  poleOffsets: false\n  flipTest: false\n')
+                  f'pipeline:\n  refine: false\n  poleOffsets: false\n  flipTest: false\n  decode: {decode}\n')
     try:
         out = subprocess.run(['node', os.path.join(ROOT, 'bin/xpole.js'), 'inspect', '--config', cfg.name, '--json',
                               *[os.path.join(dataset, 'images', f) for f in files]],
@@ -46,6 +46,7 @@ def main():
     p.add_argument('--model', help='default: the card path with .onnx')
     p.add_argument('--dataset', action='append', required=True)
     p.add_argument('--min-confidence', type=float, default=0.5)
+    p.add_argument('--decode', choices=['dark', 'argmax'], default='dark', help='the decoder the offsets belong to')
     a = p.parse_args()
     model = a.model or a.card[:-5] + '.onnx'
     card = json.load(open(a.card))
@@ -60,7 +61,7 @@ def main():
             if im['xpole'].get('expectedVerdict') == 'PASS':
                 groups.setdefault(im['xpole']['orientation'], []).append(im['file_name'])
         for o, files in groups.items():
-            for r in inspect(ds, model, o, files):
+            for r in inspect(ds, model, o, files, a.decode):
                 poles = r.get('poles') or []
                 if len(poles) != k or any(q['conf'] < a.min_confidence for q in poles):
                     continue
@@ -79,6 +80,7 @@ def main():
     bias = np.median(np.stack(rel), axis=0)
     card['poleOffsets'] = {
         'unit': 'half-pitch',
+        'decode': a.decode,
         'offsets': [[round(float(-dx), 4), round(float(-dy), 4)] for dx, dy in bias],
         'frames': len(rel),
         'datasets': [os.path.basename(os.path.normpath(d)) for d in a.dataset],

@@ -327,7 +327,8 @@ export class Pipeline {
     const xc = new Float64Array(k);
     const yc = new Float64Array(k);
     for (let i = 0; i < k; i++) [xc[i], yc[i]] = heatmapToCanonical(peaks.hx[i]!, peaks.hy[i]!, cb, card.heatmap);
-    if (offsets && card.poleOffsets) {
+    // The bias belongs to the decoder it was measured with (argmax's quarter offset has its own).
+    if (offsets && card.poleOffsets?.decode === method) {
       applyPoleOffsets(xc, yc, peaks.conf, card.poleOffsets.offsets, this.options.recipe.minConfidence);
     }
     const x = new Float64Array(k);
