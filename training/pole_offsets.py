@@ -1,10 +1,11 @@
 """Measures the model's per-pole bias on training frames and writes it into the model card.
 
-The CNN puts the outermost sheets' poles about 0.1 half pitch inside the stack, on its own training
-frames as on held-out ones (docs/inference.md). The pipeline subtracts the bias measured here
-(src/vision/offsets.ts): per pole, the median of (CNN pole - labelled pole) in canonical orientation,
-in units of the frame's half pitch, over PASS-expected frames whose poles are all confident. The
-CNN poles come from `xpole inspect` with the corner refinement and any earlier offsets switched off.
+Decoded with DARK, the heatmaps put the outermost sheets' poles 0.13-0.16 half pitch inside the
+stack, on the model's own training frames as on held-out ones (docs/inference.md). The pipeline
+subtracts the bias measured here (src/vision/offsets.ts), for the decoder it was measured with:
+per pole, the median of (CNN pole - labelled pole) in canonical orientation, in units of the
+frame's half pitch, over PASS-expected frames whose poles are all confident. The CNN poles come
+from `xpole inspect` with the corner refinement and any earlier offsets switched off.
 
   /usr/bin/python3 training/pole_offsets.py --card models/xpole-hrnet.json \
       --dataset /work/data/xpole/train-1001 --dataset /work/data/xpole/train-1002
