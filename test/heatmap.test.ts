@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   canonicalToHeatmap,
+  DARK_KERNEL_RADIUS,
+  darkStep,
   decodeHeatmaps,
+  gaussianKernel,
   heatmapToCanonical,
   heatmapToFrame,
   mergeMirrored,
@@ -124,6 +127,20 @@ describe('heatmap <-> frame mapping (model contract)', () => {
       expect(back[0]).toBeCloseTo(p[0], 9);
       expect(back[1]).toBeCloseTo(p[1], 9);
     }
+  });
+});
+
+describe('DARK next to another sheet', () => {
+  it('keeps a pole with a weaker answer one pitch away on one side where it is; a 5-cell kernel pulls it', () => {
+    // An edge sheet's channel: its own peak, and the next sheet's weak echo on one side only.
+    const hm = gaussianPlane(12.3, 20.4, 1.5);
+    const echo = gaussianPlane(12.3, 25.4, 1.5, 0.3);
+    for (let i = 0; i < hm.length; i++) hm[i]! += echo[i]!;
+    const d = decodeHeatmaps(hm, { k: 1, width: W, height: H }, { method: 'dark', sigma: 1.5 });
+    expect(DARK_KERNEL_RADIUS).toBe(1);
+    expect(Math.abs(d.hy[0]! - 20.4)).toBeLessThan(0.05);
+    const wide = darkStep(hm, W, H, 12, 20, gaussianKernel(1.5))!;
+    expect(wide[1] - 20.4).toBeGreaterThan(0.1);
   });
 });
 

@@ -81,29 +81,6 @@ describe('HeatmapModel.load', () => {
   });
 });
 
-describe('model card poleOffsets', () => {
-  const load = (name: string, poleOffsets: unknown) => {
-    const onnx = copyFixture(name);
-    const cardPath = onnx.replace(/\.onnx$/, '.json');
-    writeFileSync(cardPath, JSON.stringify({ ...JSON.parse(readFileSync(cardPath, 'utf8')), poleOffsets }));
-    return HeatmapModel.load({ modelPath: onnx, providers: ['cpu'], intraOpNumThreads: 1 });
-  };
-  const pairs = (n: number, v: number) => Array.from({ length: n }, () => [0, v]);
-
-  it('accepts one [dx, dy] per keypoint in half pitches', async () => {
-    const m = await load('offsets-ok', { unit: 'half-pitch', decode: 'dark', offsets: pairs(31, 0.15) });
-    expect(m.card.poleOffsets!.offsets[30]).toEqual([0, 0.15]);
-    await m.close();
-  });
-
-  it('refuses the wrong count, a wrong unit and an offset beyond 2 half pitches, naming the field', async () => {
-    await expect(load('offsets-count', { unit: 'half-pitch', decode: 'dark', offsets: pairs(30, 0.1) })).rejects.toThrow(/'poleOffsets' must be .*31/);
-    await expect(load('offsets-unit', { unit: 'px', decode: 'dark', offsets: pairs(31, 0.1) })).rejects.toThrow(ModelLoadError);
-    await expect(load('offsets-decoder', { unit: 'half-pitch', offsets: pairs(31, 0.1) })).rejects.toThrow(/poleOffsets/);
-    await expect(load('offsets-big', { unit: 'half-pitch', decode: 'dark', offsets: pairs(31, 2.5) })).rejects.toThrow(/poleOffsets/);
-  });
-});
-
 describe('HeatmapModel.run', () => {
   it('gives K heatmaps per sample, batches, and is safe to call concurrently', async () => {
     const model = await HeatmapModel.load({ modelPath: FIXTURE, providers: ['cpu'], intraOpNumThreads: 1 });

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import sharp from 'sharp';
 import { run as inspect } from '../src/cli/inspect.ts';
@@ -213,43 +213,19 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
     }
   });
 
-  it("moves the outermost poles outward by the card's measured offsets, closer to the truth, and nothing else", async () => {
-    const raw = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, refine: false, poleOffsets: false });
-    const corrected = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, refine: false });
-    try {
-      expect(JSON.parse(readFileSync(SHIPPED.replace(/\.onnx$/, '.json'), 'utf8')).poleOffsets.offsets).toHaveLength(31);
-      let errRaw = 0;
-      let errCorrected = 0;
-      for (const c of cases) {
-        const { f, a, b } = await judgedBy(raw, corrected, c);
-        expect([b.verdict, b.roi, b.poles.map((p) => p.conf)]).toEqual([a.verdict, a.roi, a.poles.map((p) => p.conf)]);
-        // Canonical y grows down the stack: the top two poles go up, the bottom two down.
-        const yc = (p: { x: number; y: number }) => toCanonical(p.x, p.y, 1000, 1000, c.orientation)[1];
-        for (const i of [0, 1]) expect(yc(b.poles[i]!)).toBeLessThan(yc(a.poles[i]!));
-        for (const i of [29, 30]) expect(yc(b.poles[i]!)).toBeGreaterThan(yc(a.poles[i]!));
-        const err = (r: Result, i: number) => Math.hypot(r.poles[i]!.x - f.keypoints[3 * i]!, r.poles[i]!.y - f.keypoints[3 * i + 1]!);
-        for (const i of [0, 1, 29, 30]) {
-          errRaw += err(a, i);
-          errCorrected += err(b, i);
-        }
-      }
-      expect(errCorrected).toBeLessThan(errRaw);
-    } finally {
-      await raw.close();
-      await corrected.close();
+  it('decodes the outermost poles without an inward pull (DARK smooths within one cell, not across the neighbouring sheets)', async () => {
+    // With the kernel of ceil(3 sigma) = 5 cells the four edge poles sat 1.1-1.5 px inside the stack
+    // on average (docs/inference.md); inner poles have neighbours on both sides and did not move.
+    let inward = 0;
+    for (const c of cases) {
+      const f = renderFrame({ seed: c.seed, width: 1000, height: 1000, depth: c.depth, orientation: c.orientation, defectRate: 0 });
+      const r = await pipeline.judge({ frame: 's', cellId: f.cellId, image: f.image, orientation: f.orientation }, ids(c.seed));
+      // Canonical y grows down the stack: inward is +y at the top, -y at the bottom.
+      const dy = (i: number) =>
+        toCanonical(r.poles[i]!.x, r.poles[i]!.y, 1000, 1000, c.orientation)[1] - toCanonical(f.keypoints[3 * i]!, f.keypoints[3 * i + 1]!, 1000, 1000, c.orientation)[1];
+      inward += dy(0) + dy(1) - dy(29) - dy(30);
     }
-  });
-
-  it('applies the offsets only with the decoder they were measured with (the card says DARK)', async () => {
-    const raw = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, refine: false, poleOffsets: false, decode: 'argmax' });
-    const offset = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, refine: false, decode: 'argmax' });
-    try {
-      const { a, b } = await judgedBy(raw, offset, cases[0]!);
-      expect(b.poles).toEqual(a.poles);
-    } finally {
-      await raw.close();
-      await offset.close();
-    }
+    expect(inward / (4 * cases.length)).toBeLessThan(0.5);
   });
 
   it('finds no stack in pure noise (the ROI stage finds a "stack" in it; the model sees few poles: ROI_NOT_FOUND)', async () => {

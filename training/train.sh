@@ -19,5 +19,3 @@ SEEDS="{\"train\": \"1001.. in chunks of 250 frames\", \"trainFrames\": $TRAIN, 
 ROIS=()
 [ -f "$DATA/test/rois.json" ] && ROIS=(--rois "$DATA/test/rois.json")
 /usr/bin/python3 training/evaluate.py --dataset "$DATA/test" --checkpoint "${WORK:-$DATA/run}/best.pt" "${ROIS[@]}"
-# The new model's per-pole bias on its own training frames, into its card (src/vision/offsets.ts).
-/usr/bin/python3 training/pole_offsets.py --card models/xpole-hrnet.json --dataset "$DATA/train-1001" --dataset "$DATA/train-1002"

@@ -21,7 +21,6 @@ export function pipelineOptionsFromConfig(config: Config, log?: Logger): Omit<Pi
     decode: p.decode,
     secondPass: p.secondPass,
     flipTest: p.flipTest,
-    poleOffsets: p.poleOffsets,
     maxFrameSide: p.maxFrameSide,
     log,
   };

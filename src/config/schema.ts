@@ -31,7 +31,6 @@ export interface Config {
     refineRadius: number;
     secondPass: boolean;
     flipTest: boolean;
-    poleOffsets: boolean;
     decode: 'argmax' | 'dark';
     inFlight: number;
     maxFrameSide: number;
@@ -115,7 +114,6 @@ export const SCHEMA: Record<string, Field> = {
       refineRadius: num(2, 0, 1000, 'corner search radius in frame pixels'),
       secondPass: bool(true, 'run the model again on the box around the first poles'),
       flipTest: bool(false, 'also run each crop mirrored top-bottom and average the heatmaps'),
-      poleOffsets: bool(true, "correct the CNN poles by the model card's measured offsets"),
       decode: oneOf(['argmax', 'dark'] as const, 'dark', 'heatmap peak decoding'),
       inFlight: int(2, 1, 8, 'frames judged at once, so stages of consecutive frames overlap'),
       maxFrameSide: int(8192, 256, 65536, 'larger frames are refused (FRAME_TOO_LARGE)'),

@@ -11,7 +11,6 @@ import { detectCornersAsync } from '../vision/corners.ts';
 import { decodeHeatmaps, heatmapToCanonical, mergeMirrored, type DecodeMethod } from '../vision/heatmap.ts';
 import { HeatmapModel, ModelLoadError, type Logger } from '../vision/model.ts';
 import { cropForModel, withMirrored } from '../vision/preprocess.ts';
-import { applyPoleOffsets } from '../vision/offsets.ts';
 import { DEFAULT_REFINE_PARAMS, refinePoles, type RefineParams } from '../vision/refine.ts';
 import { backReachPx, DEFAULT_ROI_PARAMS, greyRange, roiForFrameAsync, scaledThreshold, type RoiParams } from '../vision/roi.ts';
 import { DEFAULT_RECIPE, type Recipe, type Sheet } from './recipe.ts';
@@ -45,8 +44,6 @@ export interface PipelineOptions {
   decode: DecodeMethod;
   /** Run the model a second time on the box around the first pass's poles. */
   secondPass: boolean;
-  /** Correct the CNN poles by the model card's measured offsets (when the card has them). */
-  poleOffsets: boolean;
   /** Flip test: the pass that gives the poles also runs its crop mirrored top <-> bottom, and the
    *  two views' heatmaps are averaged. */
   flipTest: boolean;
@@ -70,7 +67,6 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   decode: 'dark',
   secondPass: true,
   flipTest: false,
-  poleOffsets: true,
   maxFrameSide: SPEC_LIMITS.maxSide,
 };
 
@@ -302,8 +298,7 @@ export class Pipeline {
    * 0.1 of its larger side), in frame pixels; null when too few poles are confident to trust it.
    */
   private poleBox(a: Analysis): Box | null {
-    // Uncorrected poles: the box only frames the stack, as validated before the offsets existed.
-    const poles = this.decodePoles(a, 'dark', false);
+    const poles = this.decodePoles(a, 'dark');
     const { width, height } = a.image;
     let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity, n = 0;
     for (let i = 0; i < poles.conf.length; i++) {
@@ -318,22 +313,18 @@ export class Pipeline {
   }
 
   /** CNN poles in frame pixels from the heatmaps. */
-  decodePoles(a: Analysis, method: DecodeMethod, offsets = this.options.poleOffsets): PoleSet {
+  decodePoles(a: Analysis, method: DecodeMethod): PoleSet {
     const card = this.net.card;
     const k = card.keypoints.length;
     const peaks = decodeHeatmaps(a.heatmaps, { k, width: card.heatmap.width, height: card.heatmap.height }, { method, sigma: card.heatmap.sigma });
     const { width, height } = a.image;
     const cb = boxToCanonical(a.crop, width, height, a.orientation);
-    const xc = new Float64Array(k);
-    const yc = new Float64Array(k);
-    for (let i = 0; i < k; i++) [xc[i], yc[i]] = heatmapToCanonical(peaks.hx[i]!, peaks.hy[i]!, cb, card.heatmap);
-    // The bias belongs to the decoder it was measured with (argmax's quarter offset has its own).
-    if (offsets && card.poleOffsets?.decode === method) {
-      applyPoleOffsets(xc, yc, peaks.conf, card.poleOffsets.offsets, this.options.recipe.minConfidence);
-    }
     const x = new Float64Array(k);
     const y = new Float64Array(k);
-    for (let i = 0; i < k; i++) [x[i], y[i]] = fromCanonical(xc[i]!, yc[i]!, width, height, a.orientation);
+    for (let i = 0; i < k; i++) {
+      const [xc, yc] = heatmapToCanonical(peaks.hx[i]!, peaks.hy[i]!, cb, card.heatmap);
+      [x[i], y[i]] = fromCanonical(xc, yc, width, height, a.orientation);
+    }
     return { x, y, conf: peaks.conf, source: new Array(k).fill('cnn') };
   }
 

@@ -36,7 +36,7 @@ export function decodeHeatmaps(data: Float32Array, shape: HeatmapShape, opts: De
   const hx = new Float64Array(k);
   const hy = new Float64Array(k);
   const conf = new Float64Array(k);
-  const kernel = gaussianKernel(opts.sigma);
+  const kernel = gaussianKernel(opts.sigma, DARK_KERNEL_RADIUS);
   for (let c = 0; c < k; c++) {
     const hm = data.subarray(c * plane, (c + 1) * plane);
     let best = 0;
@@ -68,9 +68,17 @@ export function quarterOffset(hm: Float32Array, width: number, height: number, i
   return [x, y];
 }
 
-/** Normalized 1-D Gaussian taps, radius ceil(3 sigma). */
-export function gaussianKernel(sigma: number): Float64Array {
-  const r = Math.max(1, Math.ceil(3 * sigma));
+/**
+ * DARK's smoothing reaches one cell each way. Neighbouring sheets' poles lie 1.8-3.5 heatmap cells
+ * apart, and each channel answers weakly at them too: a kernel of ceil(3 sigma) = 5 cells mixed
+ * those answers in, which pulled the outermost poles (neighbours on one side only) 0.13-0.16 half
+ * pitch into the stack and cost PCK@0.5 0.951 -> 0.894 on the validation set (docs/inference.md).
+ */
+export const DARK_KERNEL_RADIUS = 1;
+
+/** Normalized 1-D Gaussian taps, radius ceil(3 sigma) unless given. */
+export function gaussianKernel(sigma: number, radius = Math.ceil(3 * sigma)): Float64Array {
+  const r = Math.max(1, radius);
   const taps = new Float64Array(2 * r + 1);
   let sum = 0;
   for (let i = -r; i <= r; i++) sum += taps[i + r] = Math.exp((-i * i) / (2 * sigma * sigma));

@@ -18,8 +18,6 @@ export interface ModelCard {
   heatmap: { width: number; height: number; stride: number; sigma: number };
   recipe: string;
   keypoints: string[];
-  /** Measured bias of the CNN poles, corrected at decode (src/vision/offsets.ts); optional. */
-  poleOffsets?: { unit: 'half-pitch'; decode: 'argmax' | 'dark'; offsets: [number, number][] };
 }
 
 export interface ModelOptions {
@@ -186,15 +184,6 @@ function parseCard(text: string, where: string): ModelCard {
   }
   if (c.input!.normalization !== undefined && c.input!.normalization !== 'zscore-per-crop') {
     bad('input.normalization', "'zscore-per-crop' (the only normalization inference implements)");
-  }
-  if (c.poleOffsets !== undefined) {
-    const o = c.poleOffsets;
-    // More than 2 half pitches would move a pole onto another sheet: a broken calibration, not a bias.
-    const pair = (v: unknown) => Array.isArray(v) && v.length === 2 && v.every((x) => Number.isFinite(x) && Math.abs(x) <= 2);
-    const ok = o && o.unit === 'half-pitch' && (o.decode === 'argmax' || o.decode === 'dark');
-    if (!ok || !Array.isArray(o.offsets) || o.offsets.length !== c.keypoints!.length || !o.offsets.every(pair)) {
-      bad('poleOffsets', `{ unit: 'half-pitch', decode: 'argmax' | 'dark', offsets: one [dx, dy] per keypoint (${c.keypoints!.length}), each within +-2 }`);
-    }
   }
   return c as ModelCard;
 }
