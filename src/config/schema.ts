@@ -111,7 +111,7 @@ export const SCHEMA: Record<string, Field> = {
       cornerThreshold: int(20, 1, 255, "the refinement's corners: FAST threshold on a 0..255 scale, scaled to the frame's grey range"),
       corners: int(512, 4, 100000, "N: step 1's strongest corners, for the ROI and the refinement"),
       refine: bool(true, 'correct each pole by its nearest corner'),
-      refineRadius: num(2, 0, 1000, 'corner search radius in frame pixels'),
+      refineRadius: num(1, 0, 1000, 'corner search radius in frame pixels'),
       secondPass: bool(true, 'run the model again on the box around the first poles'),
       flipTest: bool(false, 'also run each crop mirrored top-bottom and average the heatmaps'),
       decode: oneOf(['argmax', 'dark'] as const, 'dark', 'heatmap peak decoding'),

@@ -26,7 +26,7 @@ export interface RefineParams {
   cornerOffset: Record<Sheet, [number, number]> | null;
 }
 
-export const DEFAULT_REFINE_PARAMS: RefineParams = { radius: 2, patchHalf: 4, bins: 16, subpixel: false, cornerOffset: null };
+export const DEFAULT_REFINE_PARAMS: RefineParams = { radius: 1, patchHalf: 4, bins: 16, subpixel: false, cornerOffset: null };
 
 export interface RefinedPole {
   x: number;
