@@ -213,6 +213,26 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
     }
   });
 
+  it("with the flip test, averages the mirrored view in and finds the poles closer", async () => {
+    const flip = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, flipTest: true });
+    try {
+      let errFlip = 0;
+      let errPlain = 0;
+      for (const c of cases) {
+        const { f, a: plain, b: flipped } = await judgedBy(pipeline, flip, c);
+        expect(flipped.verdict).toBe(plain.verdict);
+        // The mirrored view changes the heatmaps, so the confidences move too.
+        expect(flipped.poles.map((p) => p.conf)).not.toEqual(plain.poles.map((p) => p.conf));
+        const meanErr = (r: Result) => r.poles.reduce((s, p, i) => s + Math.hypot(p.x - f.keypoints[3 * i]!, p.y - f.keypoints[3 * i + 1]!), 0) / r.poles.length;
+        errFlip += meanErr(flipped);
+        errPlain += meanErr(plain);
+      }
+      expect(errFlip).toBeLessThan(errPlain);
+    } finally {
+      await flip.close();
+    }
+  });
+
   it('decodes the outermost poles without an inward pull (DARK smooths within one cell, not across the neighbouring sheets)', async () => {
     // With the kernel of ceil(3 sigma) = 5 cells the four edge poles sat 1.1-1.5 px inside the stack
     // on average (docs/inference.md); inner poles have neighbours on both sides and did not move.
