@@ -12,7 +12,7 @@
 //          the folder, as here and as the README asks of the detector software)
 //          --in-flight N (the daemon's pipeline.inFlight, default 2)
 //          --no-daemon --model FILE --spinning (ONNX Runtime's spinning intra-op threads, in process)
-//          --flip-test (pipeline.flipTest: each crop also mirrored top-bottom)
+//          --flip-test (pipeline.flipTest: the final pass's crop also mirrored top-bottom)
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';

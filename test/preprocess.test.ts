@@ -123,7 +123,7 @@ describe('cropForModel by hand', () => {
 });
 
 describe('withMirrored (flip test input)', () => {
-  it('appends the crop of the frame mirrored top <-> bottom, in every orientation', () => {
+  it('appends the crop of the frame mirrored top <-> bottom (tips-right and tips-left frames)', () => {
     const img = frame(300, 280, 16, 12);
     const flipped: Image = { ...img, pixels: new Uint16Array(img.pixels.length) };
     for (let y = 0; y < 280; y++) flipped.pixels.set(img.pixels.subarray((279 - y) * 300, (280 - y) * 300), y * 300);

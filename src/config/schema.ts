@@ -113,7 +113,7 @@ export const SCHEMA: Record<string, Field> = {
       refine: bool(true, 'correct each pole by its nearest corner'),
       refineRadius: num(1, 0, 1000, 'corner search radius in frame pixels'),
       secondPass: bool(true, 'run the model again on the box around the first poles'),
-      flipTest: bool(false, 'also run each crop mirrored top-bottom and average the heatmaps'),
+      flipTest: bool(false, 'the final model pass also runs its crop mirrored top-bottom and averages the heatmaps'),
       decode: oneOf(['argmax', 'dark'] as const, 'dark', 'heatmap peak decoding'),
       inFlight: int(2, 1, 8, 'frames judged at once, so stages of consecutive frames overlap'),
       maxFrameSide: int(8192, 256, 65536, 'larger frames are refused (FRAME_TOO_LARGE)'),

@@ -99,7 +99,7 @@ function zscore(buf: Float32Array, n: number, mean: number): void {
   for (let k = 0; k < n; k++) buf[k] = (buf[k]! - mean) * inv;
 }
 
-/** The model input mirrored top <-> bottom, written after it in `batch` (n = 2) for the flip test. */
+/** The flip test's batch of two: the model input, then the same input mirrored top <-> bottom. */
 export function withMirrored(input: Float32Array, size: InputSize): Float32Array {
   const { width: W, height: H } = size;
   const n = W * H;
