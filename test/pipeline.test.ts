@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodePng } from '../src/frame/decode.ts';
 import { toCanonical } from '../src/frame/orientation.ts';
-import { DEFAULT_PIPELINE_OPTIONS, Pipeline } from '../src/inspect/pipeline.ts';
+import { DEFAULT_PIPELINE_OPTIONS, Pipeline, type PipelineOptions } from '../src/inspect/pipeline.ts';
 import { makeRecipe } from '../src/inspect/recipe.ts';
 import { renderFrame, type SynthFrame } from '../src/synth/frame.ts';
 import type { Image, Orientation, Result } from '../src/types.ts';
@@ -187,50 +187,49 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
     });
   }
 
-  /** One clean frame of case `c` judged by two pipelines. */
-  async function judgedBy(a: Pipeline, b: Pipeline, c: (typeof cases)[number]): Promise<{ f: SynthFrame; a: Result; b: Result }> {
-    const f = renderFrame({ seed: c.seed, width: 1000, height: 1000, depth: c.depth, orientation: c.orientation, defectRate: 0 });
-    const input = { frame: 's', cellId: f.cellId, image: f.image, orientation: f.orientation };
-    return { f, a: await a.judge(input, ids(c.seed)), b: await b.judge(input, ids(c.seed)) };
+  /** Mean distance of a result's poles from the frame's keypoints, px. */
+  const meanPoleError = (r: Result, f: SynthFrame) =>
+    r.poles.reduce((s, p, i) => s + Math.hypot(p.x - f.keypoints[3 * i]!, p.y - f.keypoints[3 * i + 1]!), 0) / r.poles.length;
+
+  /**
+   * The clean cases judged by the default pipeline and by one with `options`; `check` sees each
+   * pair. Returns the summed mean pole errors of both.
+   */
+  async function errorsAgainst(options: Partial<PipelineOptions>, check: (ours: Result, theirs: Result) => void): Promise<[number, number]> {
+    const other = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, ...options });
+    try {
+      let ours = 0;
+      let theirs = 0;
+      for (const c of cases) {
+        const f = renderFrame({ seed: c.seed, width: 1000, height: 1000, depth: c.depth, orientation: c.orientation, defectRate: 0 });
+        const input = { frame: 's', cellId: f.cellId, image: f.image, orientation: f.orientation };
+        const a = await pipeline.judge(input, ids(c.seed));
+        const b = await other.judge(input, ids(c.seed));
+        check(a, b);
+        ours += meanPoleError(a, f);
+        theirs += meanPoleError(b, f);
+      }
+      return [ours, theirs];
+    } finally {
+      await other.close();
+    }
   }
 
   it('sees the poles closer in a second pass on the box around the first poles', async () => {
-    const single = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, secondPass: false });
-    try {
-      let errTwo = 0;
-      let errOne = 0;
-      for (const c of cases) {
-        const { f, a: two, b: one } = await judgedBy(pipeline, single, c);
-        // The second box is the poles' box + 10%: smaller than the ROI stage's.
-        expect(two.roi![2] * two.roi![3]).toBeLessThan(one.roi![2] * one.roi![3]);
-        const meanErr = (r: Result) => r.poles.reduce((s, p, i) => s + Math.hypot(p.x - f.keypoints[3 * i]!, p.y - f.keypoints[3 * i + 1]!), 0) / r.poles.length;
-        errTwo += meanErr(two);
-        errOne += meanErr(one);
-      }
-      expect(errTwo).toBeLessThan(errOne);
-    } finally {
-      await single.close();
-    }
+    const [two, one] = await errorsAgainst({ secondPass: false }, (two, one) => {
+      // The second box is the poles' box + 10%: smaller than the ROI stage's.
+      expect(two.roi![2] * two.roi![3]).toBeLessThan(one.roi![2] * one.roi![3]);
+    });
+    expect(two).toBeLessThan(one);
   });
 
-  it("with the flip test, averages the mirrored view in and finds the poles closer", async () => {
-    const flip = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, flipTest: true });
-    try {
-      let errFlip = 0;
-      let errPlain = 0;
-      for (const c of cases) {
-        const { f, a: plain, b: flipped } = await judgedBy(pipeline, flip, c);
-        expect(flipped.verdict).toBe(plain.verdict);
-        // The mirrored view changes the heatmaps, so the confidences move too.
-        expect(flipped.poles.map((p) => p.conf)).not.toEqual(plain.poles.map((p) => p.conf));
-        const meanErr = (r: Result) => r.poles.reduce((s, p, i) => s + Math.hypot(p.x - f.keypoints[3 * i]!, p.y - f.keypoints[3 * i + 1]!), 0) / r.poles.length;
-        errFlip += meanErr(flipped);
-        errPlain += meanErr(plain);
-      }
-      expect(errFlip).toBeLessThan(errPlain);
-    } finally {
-      await flip.close();
-    }
+  it('with the flip test, averages the mirrored view in and finds the poles closer', async () => {
+    const [plain, flipped] = await errorsAgainst({ flipTest: true }, (plain, flipped) => {
+      expect(flipped.verdict).toBe(plain.verdict);
+      // The mirrored view changes the heatmaps, so the confidences move too.
+      expect(flipped.poles.map((p) => p.conf)).not.toEqual(plain.poles.map((p) => p.conf));
+    });
+    expect(flipped).toBeLessThan(plain);
   });
 
   it('decodes the outermost poles without an inward pull (DARK smooths within one cell, not across the neighbouring sheets)', async () => {
