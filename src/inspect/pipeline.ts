@@ -84,7 +84,7 @@ export interface FrameIds {
 export interface Analysis {
   image: Image;
   orientation: Orientation;
-  /** The strongest corners (max of the ROI's and the refinement's N), strongest first. */
+  /** Step 1's corners that pass the refinement's threshold, strongest (Harris) first. */
   corners: Corners;
   roi: Box;
   /** The box the heatmaps belong to: the ROI, or the second pass's box around the first poles. */
@@ -231,7 +231,8 @@ export class Pipeline {
     const roiThreshold = scaledThreshold(range, image.depth, o.roi.threshold8);
     const refineThreshold = scaledThreshold(range, image.depth, o.cornerThreshold);
     const found = await detectCornersAsync(image, { threshold: Math.min(roiThreshold, refineThreshold), maxCorners: o.roi.corners });
-    const corners = byHarris(withScoreAtLeast(found, refineThreshold));
+    // Strongest first already: the addon ranks a maxCorners detection by Harris response.
+    const corners = withScoreAtLeast(found, refineThreshold);
     timingsMs.corners = ms(t);
     t = now();
     // The ROI stage starts from those corners and, where they show no stack, searches further
@@ -389,21 +390,12 @@ function round3(v: number): number {
   return Math.round(v * 1000) / 1000;
 }
 
-/** Corners sorted strongest first by Harris response, so "the first N" are the N best. */
-function byHarris(c: Corners): Corners {
-  const order = Array.from({ length: c.count }, (_, i) => i).sort((a, b) => c.harris[b]! - c.harris[a]!);
-  return pickCorners(c, order);
-}
-
-/** The corners a detection at `threshold` would also have found (FAST score >= threshold). */
+/** The corners a detection at `threshold` would also have found (FAST score >= threshold), in their order. */
 function withScoreAtLeast(c: Corners, threshold: number): Corners {
   const keep = Array.from({ length: c.count }, (_, i) => i).filter((i) => c.score[i]! >= threshold);
-  return keep.length === c.count ? c : pickCorners(c, keep);
-}
-
-function pickCorners(c: Corners, order: number[]): Corners {
-  const pick = (arr: Float32Array) => Float32Array.from(order, (i) => arr[i]!);
-  return { count: order.length, x: pick(c.x), y: pick(c.y), score: pick(c.score), harris: pick(c.harris), angle: pick(c.angle) };
+  if (keep.length === c.count) return c;
+  const pick = (arr: Float32Array) => Float32Array.from(keep, (i) => arr[i]!);
+  return { count: keep.length, x: pick(c.x), y: pick(c.y), score: pick(c.score), harris: pick(c.harris), angle: pick(c.angle) };
 }
 
 /** Canonical offset vectors as frame-pixel vectors (orientations are rotations and mirrors). */

@@ -5,7 +5,8 @@ import type { Corners, Image } from '../types.ts';
 export interface CornerOptions {
   /** FAST threshold in the image's own units: 0..255 for 8-bit, 0..65535 for 16-bit frames. */
   threshold: number;
-  /** Keep the N best by Harris response as ORB does (ties at the N-th are kept); absent: all corners. */
+  /** Keep the N best by Harris response as ORB does (ties at the N-th are kept), strongest first;
+   *  absent: all corners, in row-major order. */
   maxCorners?: number;
   /** Drop corners closer than this many pixels to an edge (ORB's edgeThreshold); default 0 (FAST's own 3). */
   border?: number;
