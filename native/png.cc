@@ -1,6 +1,6 @@
 // PNG decoding for grey frames (PNG spec §9 filters), the hot part of decoding a 16-bit frame:
 // libdeflate inflates about 1.7x faster than zlib, and one pass undoes the filters and the
-// big-endian byte order. Chunk parsing and header checks stay in TypeScript (src/frame/png.ts).
+// big-endian byte order. Chunk parsing and header checks stay in TypeScript (src/frame/png-format.ts).
 #include "png.h"
 
 #include <libdeflate.h>
