@@ -1,7 +1,9 @@
 #!/bin/bash
 # Makes the training, validation and test sets with `xpole synth` (fixed seeds, defect rate 0.3).
 # The training set comes in chunks of CHUNK frames (seeds 1001, 1002, ...) so training can start on
-# the first chunks while the rest renders. Usage: make_data.sh DATA_DIR [TRAIN_FRAMES] [VAL] [TEST]
+# the first chunks while the rest renders. DEFECT_FRAMES more training frames (default 1000, seeds 1101,
+# 1102, ...) are all FAIL (defect rate 1): defects, above all missing poles, are rare at 0.3 and the
+# test escapes are missing inner anodes. Usage: make_data.sh DATA_DIR [TRAIN_FRAMES] [VAL] [TEST]
 set -euo pipefail
 cd "${XPOLE_ROOT:-$(dirname "$0")/..}"
 DATA=${1:-/work/data}
@@ -9,11 +11,11 @@ TRAIN=${2:-3000}
 VAL=${3:-1000}
 TEST=${4:-1000}
 CHUNK=${CHUNK:-250}
-RATE=0.3
-mk() { # dir count seed
+DEFECT_FRAMES=${DEFECT_FRAMES:-1000}
+mk() { # dir count seed [defect rate]
   if [ -f "$1/annotations.json" ]; then echo "have $1"; return; fi
   rm -rf "$1.part"
-  node bin/xpole.js synth --out "$1.part" --count "$2" --seed "$3" --defect-rate $RATE
+  node bin/xpole.js synth --out "$1.part" --count "$2" --seed "$3" --defect-rate "${4:-0.3}"
   # The ROI stage's boxes, so training sees what the pipeline will crop (when the stage exists).
   if [ -f bench/roi.ts ]; then
     npx tsx bench/roi.ts --dataset "$1.part" --dump "$1.part/rois.json" || echo "ROI dump failed for $1"
@@ -24,5 +26,8 @@ mk "$DATA/train-1001" "$CHUNK" 1001
 mk "$DATA/val" "$VAL" 2
 for ((i = 1; i * CHUNK < TRAIN; i++)); do
   mk "$DATA/train-$((1001 + i))" "$CHUNK" $((1001 + i))
+done
+for ((i = 0; i * CHUNK < DEFECT_FRAMES; i++)); do
+  mk "$DATA/train-$((1101 + i))" "$CHUNK" $((1101 + i)) 1
 done
 mk "$DATA/test" "$TEST" 3
