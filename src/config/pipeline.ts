@@ -21,6 +21,7 @@ export function pipelineOptionsFromConfig(config: Config, log?: Logger): Omit<Pi
     decode: p.decode,
     secondPass: p.secondPass,
     flipTest: p.flipTest,
+    roiCandidates: p.roiCandidates,
     maxFrameSide: p.maxFrameSide,
     log,
   };

@@ -31,6 +31,7 @@ export interface Config {
     refineRadius: number;
     secondPass: boolean;
     flipTest: boolean;
+    roiCandidates: number;
     decode: 'argmax' | 'dark';
     inFlight: number;
     maxFrameSide: number;
@@ -114,6 +115,7 @@ export const SCHEMA: Record<string, Field> = {
       refineRadius: num(1, 0, 1000, 'corner search radius in frame pixels'),
       secondPass: bool(true, 'run the model again on the box around the first poles'),
       flipTest: bool(false, 'the final model pass also runs its crop mirrored top-bottom and averages the heatmaps'),
+      roiCandidates: int(3, 1, 16, "the ROI stage's candidate regions, best first, the model may look at before a frame is ROI_NOT_FOUND"),
       decode: oneOf(['argmax', 'dark'] as const, 'dark', 'heatmap peak decoding'),
       inFlight: int(2, 1, 8, 'frames judged at once, so stages of consecutive frames overlap'),
       maxFrameSide: int(8192, 256, 65536, 'larger frames are refused (FRAME_TOO_LARGE)'),

@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FrameError } from '../errors.ts';
+import { iou } from '../eval/metrics.ts';
 import { decodeFrame, SPEC_LIMITS } from '../frame/decode.ts';
 import { boxFromCanonical, boxToCanonical, fromCanonical, toCanonical } from '../frame/orientation.ts';
 import type { Box, Corners, ErrorReason, Image, Orientation, Pole, Result } from '../types.ts';
@@ -12,7 +13,7 @@ import { decodeHeatmaps, heatmapToCanonical, mergeMirrored, type DecodeMethod } 
 import { HeatmapModel, ModelLoadError, type Logger } from '../vision/model.ts';
 import { cropForModel, withMirrored } from '../vision/preprocess.ts';
 import { DEFAULT_REFINE_PARAMS, refinePoles, type RefineParams } from '../vision/refine.ts';
-import { backReachPx, DEFAULT_ROI_PARAMS, greyRange, roiForFrameAsync, scaledThreshold, type RoiParams } from '../vision/roi.ts';
+import { backReachPx, DEFAULT_ROI_PARAMS, greyRange, roiBox, roiGroupsAsync, scaledThreshold, type RoiParams } from '../vision/roi.ts';
 import { DEFAULT_RECIPE, type Recipe, type Sheet } from './recipe.ts';
 import { judge as judgeOverhangs } from './verdict.ts';
 
@@ -47,6 +48,9 @@ export interface PipelineOptions {
   /** Flip test: the pass that gives the poles also runs its crop mirrored top <-> bottom, and the
    *  two views' heatmaps are averaged. */
   flipTest: boolean;
+  /** How many of the ROI stage's candidate regions (best first) the model may look at before the
+   *  frame is ROI_NOT_FOUND: the next one is tried when the model sees no stack in a box. */
+  roiCandidates: number;
   /** Largest accepted frame side (FRAME_TOO_LARGE above). */
   maxFrameSide: number;
   /** Warnings (provider fallback) and info; nothing is printed by the pipeline itself. */
@@ -67,6 +71,7 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   decode: 'dark',
   secondPass: true,
   flipTest: false,
+  roiCandidates: 3,
   maxFrameSide: SPEC_LIMITS.maxSide,
 };
 
@@ -130,6 +135,9 @@ export class Pipeline {
       minBack: Math.max(merged.roi.minBack, backReachPx(merged.recipe)),
     };
     const options = { ...merged, roi };
+    if (!(Number.isInteger(options.roiCandidates) && options.roiCandidates >= 1)) {
+      throw new RangeError(`roiCandidates must be an integer >= 1, got ${options.roiCandidates}`);
+    }
     const net = await HeatmapModel.load({
       modelPath: options.modelPath,
       providers: options.providers,
@@ -239,8 +247,38 @@ export class Pipeline {
     // (lower thresholds, the 2x2-binned frame): on the seed-3 test set it holds every pole in
     // 98.8% of the frames against 93.3% from step 1's corners alone (docs/inference.md).
     const stepOne = roiThreshold <= refineThreshold ? { threshold: roiThreshold, corners: found } : undefined;
-    const roi = await roiForFrameAsync(image, orientation, o.roi, stepOne);
+    const groups = await roiGroupsAsync(image, orientation, o.roi, stepOne);
     timingsMs.roi = ms(t);
+    // SPEC's ROI is the best group's box. Where the model sees no stack in it (a fixture's edge
+    // outscored a small stack's tips), the next groups' boxes get a look, roiCandidates in all.
+    // A box the stage ranked lower must show the stack nearly whole: at most one pole short.
+    const k = this.net.card.keypoints.length;
+    const seen: Box[] = [];
+    let notSeen: FrameError | undefined;
+    for (const group of groups) {
+      if (seen.length === o.roiCandidates) break;
+      t = now();
+      const roi = roiBox(image, group, orientation, o.roi);
+      timingsMs.roi += ms(t);
+      if (seen.some((b) => iou(b, roi) > 0.5)) continue;
+      seen.push(roi);
+      const view = await this.lookAt(image, orientation, corners, roi, timingsMs, seen.length === 1 ? (3 * k) / 4 : k - 1);
+      if ('heatmaps' in view) return view;
+      notSeen ??= view.error;
+    }
+    throw seen.length > 1 ? new FrameError('ROI_NOT_FOUND', `${notSeen!.message} (nor in ${seen.length - 1} other candidate regions)`) : notSeen!;
+  }
+
+  /** The model's passes on one ROI; the stack gate's error when it sees no stack there. */
+  private async lookAt(
+    image: Image,
+    orientation: Orientation,
+    corners: Corners,
+    roi: Box,
+    timingsMs: Record<string, number>,
+    minConfident: number,
+  ): Promise<Analysis | { error: FrameError }> {
+    const o = this.options;
     let crop = roi;
     // The flip test goes to the pass whose heatmaps give the poles: the first only places the second's box.
     let heatmaps = await this.runModel(image, orientation, crop, timingsMs, o.flipTest && !o.secondPass);
@@ -253,25 +291,24 @@ export class Pipeline {
         heatmaps = await this.runModel(image, orientation, crop, timingsMs, o.flipTest);
       }
     }
-    this.checkStackSeen(heatmaps);
-    return { image, orientation, corners, roi, crop, heatmaps, timingsMs };
+    const error = this.stackNotSeen(heatmaps, minConfident);
+    return error ? { error } : { image, orientation, corners, roi, crop, heatmaps, timingsMs };
   }
 
   /**
    * A cell with a missing or folded sheet still shows nearly all of its poles; an ROI on noise, on
    * a fixture or on the wrong structure does not (pure noise: 17 of 31 with the first model). With
-   * fewer than 3/4 of the poles confident the frame cannot be judged: ROI_NOT_FOUND, not a FAIL
-   * whose reason would blame the cell.
+   * fewer than 3/4 of the poles confident (the caller's `minConfident`) the frame cannot be judged
+   * there: ROI_NOT_FOUND, not a FAIL whose reason would blame the cell.
    */
-  private checkStackSeen(heatmaps: Float32Array): void {
+  private stackNotSeen(heatmaps: Float32Array, minConfident: number): FrameError | null {
     const { keypoints, heatmap } = this.net.card;
     const k = keypoints.length;
     const min = this.options.recipe.minConfidence;
     const { conf } = decodeHeatmaps(heatmaps, { k, width: heatmap.width, height: heatmap.height }, { method: 'argmax', sigma: heatmap.sigma });
     const confident = conf.reduce((n, c) => (c >= min ? n + 1 : n), 0);
-    if (confident < (3 * k) / 4) {
-      throw new FrameError('ROI_NOT_FOUND', `the model sees no stack in the ROI: ${confident} of ${k} poles reach confidence ${min}`);
-    }
+    if (confident >= minConfident) return null;
+    return new FrameError('ROI_NOT_FOUND', `the model sees no stack in the ROI: ${confident} of ${k} poles reach confidence ${min}`);
   }
 
   private async runModel(image: Image, orientation: Orientation, box: Box, timingsMs: Record<string, number>, flip: boolean): Promise<Float32Array> {

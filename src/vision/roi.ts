@@ -160,6 +160,20 @@ export function greyRange(img: Image): [number, number] {
  * cornerThreshold(img, params) and exactly the params.corners best corners at it.
  */
 export function roiForFrame(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: StepOne): Box {
+  return roiBox(img, roiGroups(img, orientation, params, stepOne)[0]!, orientation, params);
+}
+
+/** roiForFrame with the corners found off the event loop; the same ROI. */
+export async function roiForFrameAsync(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: StepOne): Promise<Box> {
+  return roiBox(img, (await roiGroupsAsync(img, orientation, params, stepOne))[0]!, orientation, params);
+}
+
+/**
+ * The ROI stage's candidate corner groups, best first (the first sets roiForFrame's box); never
+ * empty: ROI_NOT_FOUND when no group stands on sheets. The later ones are where to look next
+ * when the model sees no stack in the first box (roiBox gives each one's box).
+ */
+export function roiGroups(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: StepOne): CornerGroup[] {
   const search = roiSearch(img, orientation, params, stepOne);
   for (let step = search.next(); ; ) {
     if (step.done) return step.value;
@@ -167,8 +181,8 @@ export function roiForFrame(img: Image, orientation: Orientation, params: RoiPar
   }
 }
 
-/** roiForFrame with the corners found off the event loop; the same ROI. */
-export async function roiForFrameAsync(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: StepOne): Promise<Box> {
+/** roiGroups with the corners found off the event loop. */
+export async function roiGroupsAsync(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: StepOne): Promise<CornerGroup[]> {
   const search = roiSearch(img, orientation, params, stepOne);
   for (let step = search.next(); ; ) {
     if (step.done) return step.value;
@@ -183,19 +197,19 @@ interface DetectRequest {
 }
 
 /** The ROI search, yielding each corner detection it needs and receiving its corners. */
-function* roiSearch(img: Image, orientation: Orientation, params: RoiParams, stepOne?: StepOne): Generator<DetectRequest, Box, Corners> {
+function* roiSearch(img: Image, orientation: Orientation, params: RoiParams, stepOne?: StepOne): Generator<DetectRequest, CornerGroup[], Corners> {
   const groups: CornerGroup[] = [];
   for (const [im, scale] of scales(img)) {
     for (const [rung, t] of thresholdLadder(im, params, scale === 1 ? stepOne?.threshold : undefined).entries()) {
       const found = scale === 1 && rung === 0 && stepOne ? stepOne.corners : yield { image: im, opts: { threshold: t, maxCorners: params.corners } };
-      const g = groupOrNull(img, scaleCorners(found, scale), orientation, params);
-      if (g) {
-        groups.push(g);
+      const g = groupsOrNone(img, scaleCorners(found, scale), orientation, params);
+      if (g.length > 0) {
+        groups.push(...g);
         break;
       }
     }
   }
-  return roiFromGroup(img, bestGroup(groups), orientation, params);
+  return ranked(groups);
 }
 
 /**
@@ -207,19 +221,20 @@ function scales(img: Image): [Image, number][] {
   return img.width >= 4 && img.height >= 4 ? [[img, 1], [bin2(img), 2]] : [[img, 1]];
 }
 
-function groupOrNull(img: Image, corners: Corners, orientation: Orientation, params: RoiParams): CornerGroup | null {
+function groupsOrNone(img: Image, corners: Corners, orientation: Orientation, params: RoiParams): CornerGroup[] {
   try {
-    return cornerGroup(img, corners, orientation, params);
+    return cornerGroups(img, corners, orientation, params);
   } catch (err) {
-    if (err instanceof FrameError) return null;
+    if (err instanceof FrameError) return [];
     throw err;
   }
 }
 
-/** The group that stands best on sheets (both scored on the full frame); none: ROI_NOT_FOUND. */
-function bestGroup(groups: CornerGroup[]): CornerGroup {
+/** The groups of both scales by how well they stand on sheets (scored on the full frame), best
+ *  first; of equal scores the full frame's first. None: ROI_NOT_FOUND. */
+function ranked(groups: CornerGroup[]): CornerGroup[] {
   if (groups.length === 0) throw new FrameError('ROI_NOT_FOUND', 'no group of tip-like corners lies on horizontal sheets: no stack in view');
-  return groups.reduce((a, b) => ((b.score ?? 0) > (a.score ?? 0) ? b : a));
+  return groups.sort((a, b) => (b.score ?? 0) - (a.score ?? 0));
 }
 
 /** The frame at half size (means of 2 x 2 pixels). */
@@ -264,11 +279,11 @@ function thresholdLadder(img: Image, params: RoiParams, known?: number): number[
  * corners show no stack.
  */
 export function estimateRoi(img: Image, corners: Corners, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS): Box {
-  return roiFromGroup(img, cornerGroup(img, corners, orientation, params), orientation, params);
+  return roiBox(img, cornerGroup(img, corners, orientation, params), orientation, params);
 }
 
 /** The box around a corner group: the pointers on the row profile, then margins and width. */
-function roiFromGroup(img: Image, g: CornerGroup, orientation: Orientation, params: RoiParams): Box {
+export function roiBox(img: Image, g: CornerGroup, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS): Box {
   const [cw, ch] = canonicalSize(img.width, img.height, orientation);
   let c0 = 0;
   let c1 = cw - 1;
@@ -315,6 +330,16 @@ export interface CornerGroup {
 
 /** The centre (and extent) of the corners by the chosen strategy, in canonical coordinates. */
 export function cornerGroup(img: Image, corners: Corners, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS): CornerGroup {
+  const [best] = cornerGroups(img, corners, orientation, params);
+  if (!best) throw new FrameError('ROI_NOT_FOUND', 'no group of tip-like corners lies on horizontal sheets: no stack in view');
+  return best;
+}
+
+/**
+ * Every candidate group, best first: one for 'mean', 'median' and 'cluster'; for 'tips' each
+ * corner cluster that stands on sheets, by score (none: an empty list).
+ */
+export function cornerGroups(img: Image, corners: Corners, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS): CornerGroup[] {
   const [, ch] = canonicalSize(img.width, img.height, orientation);
   const n = corners.count;
   const xs = new Float64Array(n);
@@ -328,15 +353,15 @@ export function cornerGroup(img: Image, corners: Corners, orientation: Orientati
   }
   switch (params.centre) {
     case 'mean':
-      return point(mean(xs, all), mean(ys, all));
+      return [point(mean(xs, all), mean(ys, all))];
     case 'median':
-      return point(median(xs, all), median(ys, all));
+      return [point(median(xs, all), median(ys, all))];
     case 'cluster':
-      return { ...extent(xs, ys, clustersByDensity(xs, ys, all, radius, 1)[0]), negative: false };
+      return [{ ...extent(xs, ys, clustersByDensity(xs, ys, all, radius, 1)[0]), negative: false }];
     case 'tips': {
       // Some exports store the negative (attenuation bright): then a tip's bright side faces
       // back along its sheet. Both readings are tried; the better sheet cluster decides.
-      let best: { members: number[]; score: number; negative: boolean } | null = null;
+      const ranked: { members: number[]; score: number; negative: boolean }[] = [];
       for (const negative of [false, true]) {
         const turn = CANONICAL_TURN[orientation];
         const keep = all.filter((i) => {
@@ -346,16 +371,13 @@ export function cornerGroup(img: Image, corners: Corners, orientation: Orientati
         if (keep.length < MIN_CORNERS) continue;
         for (const c of clustersByDensity(xs, ys, keep, radius, 8)) {
           const score = c.length * stripeScore(img, orientation, extent(xs, ys, c), radius);
-          if (score > 0 && (best === null || score > best.score)) {
-            // A tall stack's tips outrun one neighbourhood: follow their column up and down.
-            best = { members: followColumn(xs, ys, keep, c, params.columnWidth * radius, params.columnGap * ch), score, negative };
-          }
+          // A tall stack's tips outrun one neighbourhood: follow their column up and down.
+          if (score > 0) ranked.push({ members: followColumn(xs, ys, keep, c, params.columnWidth * radius, params.columnGap * ch), score, negative });
         }
       }
-      if (best === null) {
-        throw new FrameError('ROI_NOT_FOUND', 'no group of tip-like corners lies on horizontal sheets: no stack in view');
-      }
-      return { ...extent(xs, ys, best.members, params.tailX, params.tailY), negative: best.negative, score: best.score };
+      // Stable: of equal scores the first found leads.
+      ranked.sort((a, b) => b.score - a.score);
+      return ranked.map((g) => ({ ...extent(xs, ys, g.members, params.tailX, params.tailY), negative: g.negative, score: g.score }));
     }
   }
 }
