@@ -3,7 +3,7 @@
 # Same seeds, same data, same model (fixed epochs, seeded torch/numpy, deterministic algorithms,
 # fixed thread count). Environment: XPOLE_DATA (default /work/data/xpole, outside the repo),
 # EPOCHS (default 30), TRAIN_FRAMES / VAL_FRAMES / TEST_FRAMES (3000 / 1000 / 1000), DEFECT_FRAMES
-# (1000 more training frames, all FAIL: make_data.sh); fine-tuning:
+# (default 0: more training frames, all FAIL; make_data.sh); fine-tuning:
 # INIT (a checkpoint to start from), LR (default 2e-3), WARMUP (steps, default 100), WORK (checkpoints),
 # DEFECT_BOOST (sampling weight of FAIL frames without a missing pole, default 1).
 set -euo pipefail
@@ -14,7 +14,7 @@ VAL=${VAL_FRAMES:-1000}
 TEST=${TEST_FRAMES:-1000}
 export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
 bash training/make_data.sh "$DATA" "$TRAIN" "$VAL" "$TEST"
-SEEDS="{\"train\": \"1001.. in chunks of 250 frames\", \"trainFrames\": $TRAIN, \"defectTrain\": \"1101.. in chunks of 250 frames, defect rate 1\", \"defectTrainFrames\": ${DEFECT_FRAMES:-1000}, \"val\": 2, \"valFrames\": $VAL, \"test\": 3, \"testFrames\": $TEST, \"defectRate\": 0.3}"
+SEEDS="{\"train\": \"1001.. in chunks of 250 frames\", \"trainFrames\": $TRAIN, \"defectTrain\": \"1101.. in chunks of 250 frames, defect rate 1\", \"defectTrainFrames\": ${DEFECT_FRAMES:-0}, \"val\": 2, \"valFrames\": $VAL, \"test\": 3, \"testFrames\": $TEST, \"defectRate\": 0.3}"
 /usr/bin/python3 training/train.py --train "$DATA/train-*" --val "$DATA/val" \
   --rois-train '{dir}/rois.json' --rois-val "$DATA/val/rois.json" \
  --epochs "${EPOCHS:-30}" --lr "${LR:-2e-3}" --warmup "${WARMUP:-100}" --defect-boost "${DEFECT_BOOST:-1}" ${INIT:+--init "$INIT"} --work "${WORK:-$DATA/run}" --data-seeds "$SEEDS" --log training/logs/train-log.jsonl
