@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodePng } from '../src/frame/decode.ts';
 import { toCanonical } from '../src/frame/orientation.ts';
-import { DEFAULT_PIPELINE_OPTIONS, Pipeline, type PipelineOptions } from '../src/inspect/pipeline.ts';
+import { DEFAULT_PIPELINE_OPTIONS, Pipeline, SECOND_PASS_BACK_REACH, type PipelineOptions } from '../src/inspect/pipeline.ts';
 import { makeRecipe } from '../src/inspect/recipe.ts';
 import { renderFrame, type SynthFrame } from '../src/synth/frame.ts';
 import { frameSeed } from '../src/synth/prng.ts';
@@ -246,6 +246,21 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
       inward += dy(0) + dy(1) - dy(29) - dy(30);
     }
     expect(inward / (4 * cases.length)).toBeLessThan(0.5);
+  });
+
+  it('reaches far enough behind the tips in the second pass to see a cathode recessed past the limit', async () => {
+    // Frame 598 of the seed-2 validation set: one cathode recessed past overhangMaxMm. With the
+    // second box only 10% wider than the first poles (which put that cathode on the regular tip
+    // line) the recessed tip lay outside it and the frame PASSed (an escape).
+    const f = renderFrame({ seed: frameSeed(2, 598), defectRate: 0.3 });
+    expect(f.defects).toEqual(['OVERHANG_HIGH']);
+    const r = await pipeline.judge({ frame: 'val-598', cellId: f.cellId, image: f.image, orientation: f.orientation }, ids(598));
+    expect([r.verdict, r.reasons]).toEqual(['FAIL', ['OVERHANG_HIGH']]);
+    const { overhangMaxMm, pixelPitchMm } = DEFAULT_PIPELINE_OPTIONS.recipe;
+    const [x, , w] = r.roi!; // tips-right: canonical is the frame
+    const outermost = Math.max(...r.poles.map((p) => p.x));
+    expect(outermost - x).toBeGreaterThanOrEqual((SECOND_PASS_BACK_REACH * overhangMaxMm) / pixelPitchMm);
+    expect(x + w).toBeGreaterThan(outermost);
   });
 
   it('looks at the ROI stage\'s next candidate region when the model sees no stack in the best one', async () => {
