@@ -356,8 +356,7 @@ export class Pipeline {
     if (n < poles.conf.length / 2) return null;
     // A cathode recessed past the spec limit must lie inside the box, or the second pass puts it
     // on the regular tip line (a PASS for a FAIL): the box reaches that far behind the outermost tip.
-    const { overhangMaxMm, pixelPitchMm } = this.options.recipe;
-    x0 = Math.min(x0, x1 - (SECOND_PASS_BACK_REACH * overhangMaxMm) / pixelPitchMm);
+    x0 = Math.min(x0, x1 - backReachPx(this.options.recipe, SECOND_PASS_BACK_REACH));
     const m = 0.1 * Math.max(x1 - x0, y1 - y0);
     return boxFromCanonical([x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m], width, height, a.orientation);
   }

@@ -82,9 +82,10 @@ export const DEFAULT_ROI_PARAMS: Readonly<RoiParams> = Object.freeze({
   minBack: 160,
 });
 
-/** The ROI's least reach behind the tips for a recipe: twice its largest in-spec overhang, in px. */
-export function backReachPx(recipe: { overhangMaxMm: number; pixelPitchMm: number }): number {
-  return Math.round((2 * recipe.overhangMaxMm) / recipe.pixelPitchMm);
+/** A box's least reach behind the tips for a recipe: `times` its largest in-spec overhang, in px
+ *  (the ROI: twice; the pipeline's second pass: SECOND_PASS_BACK_REACH). */
+export function backReachPx(recipe: { overhangMaxMm: number; pixelPitchMm: number }, times = 2): number {
+  return Math.round((times * recipe.overhangMaxMm) / recipe.pixelPitchMm);
 }
 
 /** Corners too few to say where a stack is. */
