@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodePng } from '../src/frame/decode.ts';
 import { toCanonical } from '../src/frame/orientation.ts';
-import { DEFAULT_PIPELINE_OPTIONS, Pipeline, SECOND_PASS_BACK_REACH, type PipelineOptions } from '../src/inspect/pipeline.ts';
+import { DEFAULT_PIPELINE_OPTIONS, Pipeline, type PipelineOptions } from '../src/inspect/pipeline.ts';
 import { makeRecipe } from '../src/inspect/recipe.ts';
 import { renderFrame, type SynthFrame } from '../src/synth/frame.ts';
 import { frameSeed } from '../src/synth/prng.ts';
@@ -259,8 +259,17 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
     const { overhangMaxMm, pixelPitchMm } = DEFAULT_PIPELINE_OPTIONS.recipe;
     const [x, , w] = r.roi!; // tips-right: canonical is the frame
     const outermost = Math.max(...r.poles.map((p) => p.x));
-    expect(outermost - x).toBeGreaterThanOrEqual((SECOND_PASS_BACK_REACH * overhangMaxMm) / pixelPitchMm);
+    expect(outermost - x).toBeGreaterThanOrEqual((DEFAULT_PIPELINE_OPTIONS.secondPassBackReach * overhangMaxMm) / pixelPitchMm);
     expect(x + w).toBeGreaterThan(outermost);
+    // The reach is the configuration's pipeline.secondPassBackReach: twice as far, a box that deep.
+    const deeper = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, secondPassBackReach: 2.5 });
+    try {
+      const d = await deeper.judge({ frame: 'val-598', cellId: f.cellId, image: f.image, orientation: f.orientation }, ids(598));
+      expect(Math.max(...d.poles.map((p) => p.x)) - d.roi![0]).toBeGreaterThanOrEqual((2.5 * overhangMaxMm) / pixelPitchMm);
+    } finally {
+      await deeper.close();
+    }
+    await expect(Pipeline.load({ secondPassBackReach: -1 })).rejects.toThrow(/secondPassBackReach must be from 0 to 10/);
   });
 
   it('looks at the ROI stage\'s next candidate region when the model sees no stack in the best one', async () => {

@@ -20,6 +20,7 @@ export function pipelineOptionsFromConfig(config: Config, log?: Logger): Omit<Pi
     refineParams: { ...DEFAULT_REFINE_PARAMS, radius: p.refineRadius },
     decode: p.decode,
     secondPass: p.secondPass,
+    secondPassBackReach: p.secondPassBackReach,
     flipTest: p.flipTest,
     roiCandidates: p.roiCandidates,
     maxFrameSide: p.maxFrameSide,

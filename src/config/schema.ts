@@ -30,6 +30,7 @@ export interface Config {
     refine: boolean;
     refineRadius: number;
     secondPass: boolean;
+    secondPassBackReach: number;
     flipTest: boolean;
     roiCandidates: number;
     decode: 'argmax' | 'dark';
@@ -114,6 +115,7 @@ export const SCHEMA: Record<string, Field> = {
       refine: bool(true, 'correct each pole by its nearest corner'),
       refineRadius: num(1, 0, 1000, 'corner search radius in frame pixels'),
       secondPass: bool(true, 'run the model again on the box around the first poles'),
+      secondPassBackReach: num(1.25, 0, 10, "how far behind the outermost tip the second pass's box reaches at least, times overhangMaxMm"),
       flipTest: bool(false, 'the final model pass also runs its crop mirrored top-bottom and averages the heatmaps'),
       roiCandidates: int(3, 1, 16, "the ROI stage's candidate regions, best first, the model may look at before a frame is ROI_NOT_FOUND"),
       decode: oneOf(['argmax', 'dark'] as const, 'dark', 'heatmap peak decoding'),

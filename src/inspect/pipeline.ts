@@ -45,6 +45,9 @@ export interface PipelineOptions {
   decode: DecodeMethod;
   /** Run the model a second time on the box around the first pass's poles. */
   secondPass: boolean;
+  /** How far behind the outermost tip the second pass's box reaches at least, in units of the
+   *  recipe's largest overhang (a recessed cathode must lie inside it to be measured). */
+  secondPassBackReach: number;
   /** Flip test: the pass that gives the poles also runs its crop mirrored top <-> bottom, and the
    *  two views' heatmaps are averaged. */
   flipTest: boolean;
@@ -56,13 +59,6 @@ export interface PipelineOptions {
   /** Warnings (provider fallback) and info; nothing is printed by the pipeline itself. */
   log?: Logger;
 }
-
-/**
- * How far behind the outermost tip the second pass's box reaches at least, in units of the
- * recipe's largest overhang. Chosen on the validation set: 1.25 took the escapes from 3 to 0
- * (overkill 2 -> 3 of 698); 1.1 left one, 2 shrank the poles too far (PCK@0.5 0.956 -> 0.932).
- */
-export const SECOND_PASS_BACK_REACH = 1.25;
 
 export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   modelPath: path.join(PACKAGE_ROOT, 'models/xpole-hrnet.onnx'),
@@ -77,6 +73,7 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   refineParams: DEFAULT_REFINE_PARAMS,
   decode: 'dark',
   secondPass: true,
+  secondPassBackReach: 1.25,
   flipTest: false,
   roiCandidates: 3,
   maxFrameSide: SPEC_LIMITS.maxSide,
@@ -144,6 +141,9 @@ export class Pipeline {
     const options = { ...merged, roi };
     if (!(Number.isInteger(options.roiCandidates) && options.roiCandidates >= 1)) {
       throw new RangeError(`roiCandidates must be an integer >= 1, got ${options.roiCandidates}`);
+    }
+    if (!(options.secondPassBackReach >= 0 && options.secondPassBackReach <= 10)) {
+      throw new RangeError(`secondPassBackReach must be from 0 to 10 (times overhangMaxMm), got ${options.secondPassBackReach}`);
     }
     const net = await HeatmapModel.load({
       modelPath: options.modelPath,
@@ -340,7 +340,7 @@ export class Pipeline {
 
   /**
    * SPEC's reference box around the confident poles of a first pass (their tight box, reaching at
-   * least SECOND_PASS_BACK_REACH x the largest overhang behind the tips, grown by 0.1 of its
+   * least secondPassBackReach x the largest overhang behind the tips, grown by 0.1 of its
    * larger side), in frame pixels; null when too few poles are confident to trust it.
    */
   private poleBox(a: Analysis): Box | null {
@@ -356,7 +356,7 @@ export class Pipeline {
     if (n < poles.conf.length / 2) return null;
     // A cathode recessed past the spec limit must lie inside the box, or the second pass puts it
     // on the regular tip line (a PASS for a FAIL): the box reaches that far behind the outermost tip.
-    x0 = Math.min(x0, x1 - backReachPx(this.options.recipe, SECOND_PASS_BACK_REACH));
+    x0 = Math.min(x0, x1 - backReachPx(this.options.recipe, this.options.secondPassBackReach));
     const m = 0.1 * Math.max(x1 - x0, y1 - y0);
     return boxFromCanonical([x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m], width, height, a.orientation);
   }

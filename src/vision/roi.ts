@@ -83,7 +83,7 @@ export const DEFAULT_ROI_PARAMS: Readonly<RoiParams> = Object.freeze({
 });
 
 /** A box's least reach behind the tips for a recipe: `times` its largest in-spec overhang, in px
- *  (the ROI: twice; the pipeline's second pass: SECOND_PASS_BACK_REACH). */
+ *  (the ROI: twice; the pipeline's second pass: its secondPassBackReach). */
 export function backReachPx(recipe: { overhangMaxMm: number; pixelPitchMm: number }, times = 2): number {
   return Math.round((times * recipe.overhangMaxMm) / recipe.pixelPitchMm);
 }
