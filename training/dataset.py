@@ -77,6 +77,30 @@ def jitter_box(box, kps_c, rng, strong):
     return list(box)
 
 
+# The pipeline's second pass looks at the box around the first pass's confident poles, reaching at
+# least pipeline.secondPassBackReach x overhangMaxMm behind the outermost tip (src/inspect/pipeline.ts:
+# 1.25 x 1.6 mm / 0.02 mm/px = 100 px at the default recipe), grown by 0.1 of its larger side.
+# Training draws the reach from 80-150 px so that a wider reach (deeper recessed cathodes, up to
+# 2.6 mm in the synthetic FAIL frames) stays within what the model has seen.
+SECOND_PASS_BACK_PX = (80, 150)
+
+
+def second_pass_box(kps_c, rng):
+    """A second-pass canonical box for these keypoints, its edges moved by a first pass's error."""
+    x0, y0 = kps_c[:, 0].min(), kps_c[:, 1].min()
+    x1, y1 = kps_c[:, 0].max(), kps_c[:, 1].max()
+    h = y1 - y0
+    # First-pass poles are off by a few pixels, and an outermost pole may be missed at the ends.
+    x0 += rng.normal(0, 2.0)
+    x1 += rng.normal(0, 2.0)
+    y0 += rng.normal(0, 0.01 * h)
+    y1 += rng.normal(0, 0.01 * h)
+    x0 = min(x0, x1 - rng.uniform(*SECOND_PASS_BACK_PX))
+    m = 0.1 * max(x1 - x0, y1 - y0)
+    box = [x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m]
+    return box if contains(box, kps_c) else [x0 - 1.2 * m, y0 - 1.2 * m, x1 - x0 + 2.4 * m, y1 - y0 + 2.4 * m]
+
+
 def contains(box, pts):
     x, y, w, h = box
     return len(pts) == 0 or bool((pts[:, 0].min() >= x) & (pts[:, 0].max() <= x + w)
@@ -105,11 +129,13 @@ def to_input_pixels(kps_c, cbox):
     return np.stack([px, py], axis=1)
 
 
-def prepare(samples, rois=None, variants=2, seed=0, log=print):
+def prepare(samples, rois=None, variants=2, seed=0, log=print, second_pass=False):
     """Context crops for every sample: variant 0 from the ROI stage's box (when given for the
     frame, else the reference box with mild jitter), the others from strongly jittered reference
-    boxes. Returns images [N, V, CTX_H, CTX_W] float32, keypoints [N, V, K, 3] in input pixels,
-    the canonical box sizes [N, V, 2] (bw, bh) and how many crops came from the ROI stage."""
+    boxes; with second_pass the last variant is the pipeline's second-pass box (second_pass_box),
+    and a single variant is only that. Returns images [N, V, CTX_H, CTX_W] float32, keypoints
+    [N, V, K, 3] in input pixels, the canonical box sizes [N, V, 2] (bw, bh) and how many crops
+    came from the ROI stage."""
     rng = np.random.default_rng(seed)
     n, k = len(samples), len(samples[0]['keypoints'])
     images = np.zeros((n, variants, CTX_H, CTX_W), np.float32)
@@ -124,13 +150,16 @@ def prepare(samples, rois=None, variants=2, seed=0, log=print):
         vis = kc[kc[:, 2] > 0]
         ref = xc.box_to_canonical(s['bbox'], w, h, o)
         for v in range(variants):
-            roi = rois.get(s['name']) if (rois and v == 0) else None
-            cbox = xc.box_to_canonical(roi, w, h, o) if roi is not None else None
-            # An ROI that misses labelled poles teaches nothing the model could act on.
-            if cbox is not None and contains(cbox, vis):
-                used_roi += 1
+            if second_pass and v == variants - 1:
+                cbox = second_pass_box(vis, rng)
             else:
-                cbox = jitter_box(ref, vis, rng, strong=v > 0)
+                roi = rois.get(s['name']) if (rois and v == 0) else None
+                cbox = xc.box_to_canonical(roi, w, h, o) if roi is not None else None
+                # An ROI that misses labelled poles teaches nothing the model could act on.
+                if cbox is not None and contains(cbox, vis):
+                    used_roi += 1
+                else:
+                    cbox = jitter_box(ref, vis, rng, strong=v > 0)
             images[i, v] = context_crop(frame, cbox, o)
             points[i, v, :, :2] = to_input_pixels(kc, cbox)
             points[i, v, :, 2] = kc[:, 2] > 0

@@ -30,13 +30,14 @@ def seed_everything(seed):
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def load_split(root, rois_path, variants, seed, cache_dir, log):
+def load_split(root, rois_path, variants, seed, cache_dir, log, second_pass=False):
     names, samples = ds.load_coco(root)
     rois = None
     if rois_path and os.path.exists(rois_path):
         from rois import load_rois
         rois = load_rois(rois_path)
-    key = f'{os.path.basename(os.path.normpath(root))}-v{variants}-s{seed}-r{1 if rois else 0}-n{len(samples)}'
+    key = (f'{os.path.basename(os.path.normpath(root))}-v{variants}-s{seed}-r{1 if rois else 0}-n{len(samples)}'
+           + ('-p2' if second_pass else ''))
     cache = os.path.join(cache_dir, key + '.npz') if cache_dir else None
     diag = np.array([math.hypot(s['bbox'][2], s['bbox'][3]) for s in samples], np.float32)
     if cache and os.path.exists(cache):
@@ -44,7 +45,7 @@ def load_split(root, rois_path, variants, seed, cache_dir, log):
         log(f'{root}: {len(samples)} frames from cache {cache}')
         return names, samples, z['images'], z['points'], z['sizes'], diag
     t = time.time()
-    images, points, sizes, used = ds.prepare(samples, rois, variants, seed, log)
+    images, points, sizes, used = ds.prepare(samples, rois, variants, seed, log, second_pass)
     log(f'{root}: {len(samples)} frames prepared in {time.time() - t:.0f} s ({used} crops from the ROI stage)')
     if cache:
         os.makedirs(cache_dir, exist_ok=True)
@@ -87,6 +88,10 @@ def main():
                    help='weight of the presence loss: (heatmap peak - v)^2 per keypoint; 0 turns it off')
     p.add_argument('--absent-weight', type=float, default=10.0,
                    help='extra weight of absent keypoints inside the presence loss')
+    p.add_argument('--second-pass', action='store_true',
+                   help="train on a third crop per frame, the pipeline's second-pass box, and validate on that box")
+    p.add_argument('--freeze-bn', action='store_true',
+                   help='keep BatchNorm in inference mode (needed for a checkpoint from training/from_onnx.py)')
     p.add_argument('--data-seeds', default='{}', help='JSON recorded in the model card')
     a = p.parse_args()
 
@@ -118,23 +123,28 @@ def main():
     def refresh():
         new = [d for d in train_dirs() if d not in loaded]
         for j, d in enumerate(new):
-            loaded[d] = load_split(d, a.rois_train and a.rois_train.replace('{dir}', d), 2,
-                                   a.seed + 11 + 1000 * len(loaded), cache, log)
+            loaded[d] = load_split(d, a.rois_train and a.rois_train.replace('{dir}', d), 3 if a.second_pass else 2,
+                                   a.seed + 11 + 1000 * len(loaded), cache, log, a.second_pass)
         parts = list(loaded.values())
         return (parts[0][0], [s for p_ in parts for s in p_[1]], np.concatenate([p_[2] for p_ in parts]),
                 np.concatenate([p_[3] for p_ in parts]))
 
     names, train_s, train_x, train_p = refresh()
-    _, val_s, val_x, val_p, val_size, val_diag = load_split(a.val, a.rois_val, 1, a.seed + 12, cache, log)
+    _, val_s, val_x, val_p, val_size, val_diag = load_split(a.val, a.rois_val, 1, a.seed + 12, cache, log, a.second_pass)
     k = len(names)
 
     net = HRNet(keypoints=k, width=a.width, stem=a.stem, stage1_blocks=a.stage1_blocks,
                 stage1_planes=a.stage1_planes)
     init_info = None
     if a.init:
-        net.load_state_dict(torch.load(a.init)['model'])
+        init = torch.load(a.init)
+        net.load_state_dict(init['model'])
+        if init.get('foldedBn') and not a.freeze_bn:
+            raise SystemExit(f'{a.init} has its BatchNorm folded into the convs (training/from_onnx.py): add --freeze-bn')
         with open(a.init, 'rb') as f:
             init_info = {'checkpoint': os.path.basename(a.init), 'sha256': hashlib.sha256(f.read()).hexdigest()}
+        if 'from' in init:
+            init_info['from'] = init['from']
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     n = len(train_s)
     total = n // a.batch * a.epochs
@@ -156,7 +166,8 @@ def main():
     aug = ds.Augmenter(rng, enabled=True)
     plain = ds.Augmenter(rng, enabled=False)
 
-    # Validation inputs are fixed: variant 0 (the ROI stage's box or a mildly jittered reference box).
+    # Validation inputs are fixed: variant 0 (the ROI stage's box or a mildly jittered reference box;
+    # with --second-pass the second pass's box, the crop the final poles come from).
     vx = np.zeros((len(val_s), 1, ds.IN_H, ds.IN_W), np.float32)
     vp = np.zeros((len(val_s), k, 3), np.float32)
     for i in range(len(val_s)):
@@ -195,6 +206,10 @@ def main():
             break
         steps_per_epoch = n // a.batch
         net.train()
+        if a.freeze_bn:
+            for m in net.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.eval()
         if a.missing_boost != 1.0 or a.defect_boost != 1.0:
             failing = np.array([s.get('expectedVerdict') == 'FAIL' for s in train_s])
             w = np.where((train_p[:, 0, :, 2] == 0).any(1), a.missing_boost, np.where(failing, a.defect_boost, 1.0))
@@ -265,6 +280,7 @@ def main():
                                       'loss': f'MSE weighted 1 + {a.fg_weight} * target'
                                               + (f' + {a.presence_weight} * presence (peak - v)^2, absent x{a.absent_weight}'
                                                  if a.presence_weight else ''),
+                                      'secondPassCrops': a.second_pass, 'frozenBn': a.freeze_bn,
                                       'missingBoost': a.missing_boost, 'defectBoost': a.defect_boost, 'seed': a.seed, 'init': init_info,
                                       'trainFrames': n, 'valFrames': len(val_s),
                                       'minutes': round((time.time() - t0) / 60, 1)},
