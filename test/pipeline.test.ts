@@ -272,6 +272,27 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
     await expect(Pipeline.load({ secondPassBackReach: -1 })).rejects.toThrow(/secondPassBackReach must be from 0 to 10/);
   });
 
+  it('takes a cathode recessed far past the limit from the deeper look: OVERHANG_HIGH, not POLE_MISSING', async () => {
+    // Frame 613 of the seed-2 validation set: C3 recessed 126 px behind the outermost anode tip.
+    // The second pass sees it at 0.1 and puts it 54% of the reference diagonal away.
+    const f = renderFrame({ seed: frameSeed(2, 613), defectRate: 0.3 });
+    expect(f.defects).toEqual(['OVERHANG_HIGH']);
+    const input = { frame: 'val-613', cellId: f.cellId, image: f.image, orientation: f.orientation };
+    const r = await pipeline.judge(input, ids(613));
+    expect([r.verdict, r.reasons]).toEqual(['FAIL', ['OVERHANG_HIGH']]);
+    const c3 = r.poles[7]!;
+    expect(c3.name).toBe('C3');
+    expect(Math.hypot(c3.x - f.keypoints[21]!, c3.y - f.keypoints[22]!)).toBeLessThan(4);
+    expect(c3.conf).toBeGreaterThanOrEqual(DEFAULT_PIPELINE_OPTIONS.recipe.minConfidence);
+    const without = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, deepLook: false });
+    try {
+      // Without the deeper look the frame still FAILs, for the wrong reason.
+      expect((await without.judge(input, ids(613))).reasons).toEqual(['POLE_MISSING']);
+    } finally {
+      await without.close();
+    }
+  });
+
   it('looks at the ROI stage\'s next candidate region when the model sees no stack in the best one', async () => {
     // Frame 545 of the seed-3 test set (PASS): a small stack beside a dark fixture whose edge
     // outscores the tips, so the best corner group's box holds no pole.

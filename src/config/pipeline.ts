@@ -21,6 +21,7 @@ export function pipelineOptionsFromConfig(config: Config, log?: Logger): Omit<Pi
     decode: p.decode,
     secondPass: p.secondPass,
     secondPassBackReach: p.secondPassBackReach,
+    deepLook: p.deepLook,
     flipTest: p.flipTest,
     roiCandidates: p.roiCandidates,
     maxFrameSide: p.maxFrameSide,

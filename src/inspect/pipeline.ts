@@ -51,6 +51,9 @@ export interface PipelineOptions {
   /** Flip test: the pass that gives the poles also runs its crop mirrored top <-> bottom, and the
    *  two views' heatmaps are averaged. */
   flipTest: boolean;
+  /** Where a cathode is below minConfidence after the second pass, look once more at a box
+   *  reaching twice as far behind the tips, and take a cathode found there recessed past the limit. */
+  deepLook: boolean;
   /** How many of the ROI stage's candidate regions (best first) the model may look at before the
    *  frame is ROI_NOT_FOUND: the next one is tried when the model sees no stack in a box. */
   roiCandidates: number;
@@ -75,6 +78,7 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   secondPass: true,
   secondPassBackReach: 1.25,
   flipTest: false,
+  deepLook: true,
   roiCandidates: 3,
   maxFrameSide: SPEC_LIMITS.maxSide,
 };
@@ -100,6 +104,8 @@ export interface Analysis {
   crop: Box;
   /** Heatmaps of this frame: K x height x width. */
   heatmaps: Float32Array;
+  /** The deeper look's heatmaps and box, and the cathodes taken from it (deepLook). */
+  deep?: { crop: Box; heatmaps: Float32Array; cathodes: number[] };
   timingsMs: Record<string, number>;
 }
 
@@ -299,7 +305,41 @@ export class Pipeline {
       }
     }
     const error = this.stackNotSeen(heatmaps, minConfident);
-    return error ? { error } : { image, orientation, corners, roi, crop, heatmaps, timingsMs };
+    if (error) return { error };
+    const seen: Analysis = { image, orientation, corners, roi, crop, heatmaps, timingsMs };
+    if (o.secondPass && o.deepLook) seen.deep = await this.deepLook(seen);
+    return seen;
+  }
+
+  /**
+   * A cathode recessed far past the limit can sit at the back of the second box, where the model
+   * sees it at 0.1-0.3: on validation that was the largest group of PCS@1.0 failures (16 of 82),
+   * judged POLE_MISSING instead of OVERHANG_HIGH. For cathodes below minConfidence the model looks
+   * again at a box reaching twice as far behind the tips. A cathode is taken from there only when
+   * that look is confident and puts it recessed past overhangMaxMm behind both its anodes, so the
+   * frame FAILs either way: the look changes the reason and the position, never the verdict.
+   */
+  private async deepLook(a: Analysis): Promise<Analysis['deep']> {
+    const { recipe, secondPassBackReach } = this.options;
+    const min = recipe.minConfidence;
+    const poles = this.decodePoles(a, 'dark');
+    const weak = recipe.sheets.flatMap((s, i) => (s === 'C' && poles.conf[i]! < min ? [i] : []));
+    if (weak.length === 0) return undefined;
+    const box = this.poleBox(a, 2 * secondPassBackReach);
+    if (!box) return undefined;
+    const heatmaps = await this.runModel(a.image, a.orientation, box, a.timingsMs, false);
+    const deep = this.decodePoles({ ...a, crop: box, heatmaps, deep: undefined }, 'dark');
+    const { width, height } = a.image;
+    const canonicalX = (p: PoleSet, i: number) => toCanonical(p.x[i]!, p.y[i]!, width, height, a.orientation)[0];
+    const limitPx = recipe.overhangMaxMm / recipe.pixelPitchMm;
+    const cathodes = weak.filter((i) => {
+      if (!(deep.conf[i]! >= min)) return false;
+      const anodes = [i - 1, i + 1].filter((j) => poles.conf[j]! >= min);
+      if (anodes.length < 2) return false;
+      const x = canonicalX(deep, i);
+      return anodes.every((j) => canonicalX(poles, j) - x > limitPx);
+    });
+    return cathodes.length ? { crop: box, heatmaps, cathodes } : undefined;
   }
 
   /**
@@ -343,7 +383,7 @@ export class Pipeline {
    * least secondPassBackReach x the largest overhang behind the tips, grown by 0.1 of its
    * larger side), in frame pixels; null when too few poles are confident to trust it.
    */
-  private poleBox(a: Analysis): Box | null {
+  private poleBox(a: Analysis, reach = this.options.secondPassBackReach): Box | null {
     const poles = this.decodePoles(a, 'dark');
     const { width, height } = a.image;
     let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity, n = 0;
@@ -356,25 +396,38 @@ export class Pipeline {
     if (n < poles.conf.length / 2) return null;
     // A cathode recessed past the spec limit must lie inside the box, or the second pass puts it
     // on the regular tip line (a PASS for a FAIL): the box reaches that far behind the outermost tip.
-    x0 = Math.min(x0, x1 - backReachPx(this.options.recipe, this.options.secondPassBackReach));
+    x0 = Math.min(x0, x1 - backReachPx(this.options.recipe, reach));
     const m = 0.1 * Math.max(x1 - x0, y1 - y0);
     return boxFromCanonical([x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m], width, height, a.orientation);
   }
 
-  /** CNN poles in frame pixels from the heatmaps. */
+  /** CNN poles in frame pixels from the heatmaps (the deeper look's cathodes from its own). */
   decodePoles(a: Analysis, method: DecodeMethod): PoleSet {
+    const poles = this.decodeIn(a, a.crop, a.heatmaps, method);
+    if (a.deep) {
+      const deep = this.decodeIn(a, a.deep.crop, a.deep.heatmaps, method);
+      for (const i of a.deep.cathodes) {
+        poles.x[i] = deep.x[i]!;
+        poles.y[i] = deep.y[i]!;
+        poles.conf[i] = deep.conf[i]!;
+      }
+    }
+    return poles;
+  }
+
+  private decodeIn(a: Analysis, crop: Box, heatmaps: Float32Array, method: DecodeMethod): PoleSet {
     const card = this.net.card;
     const k = card.keypoints.length;
-    const peaks = decodeHeatmaps(a.heatmaps, { k, width: card.heatmap.width, height: card.heatmap.height }, { method, sigma: card.heatmap.sigma });
+    const peaks = decodeHeatmaps(heatmaps, { k, width: card.heatmap.width, height: card.heatmap.height }, { method, sigma: card.heatmap.sigma });
     const { width, height } = a.image;
-    const cb = boxToCanonical(a.crop, width, height, a.orientation);
+    const cb = boxToCanonical(crop, width, height, a.orientation);
     const x = new Float64Array(k);
     const y = new Float64Array(k);
     for (let i = 0; i < k; i++) {
       const [xc, yc] = heatmapToCanonical(peaks.hx[i]!, peaks.hy[i]!, cb, card.heatmap);
       [x[i], y[i]] = fromCanonical(xc, yc, width, height, a.orientation);
     }
-    return { x, y, conf: peaks.conf, source: new Array(k).fill('cnn') };
+    return { x, y, conf: Float64Array.from(peaks.conf), source: new Array(k).fill('cnn') };
   }
 
   /** Corner post-correction of the confident poles with the N strongest corners. */
