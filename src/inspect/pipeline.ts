@@ -316,8 +316,9 @@ export class Pipeline {
    * sees it at 0.1-0.3: on validation that was the largest group of PCS@1.0 failures (16 of 82),
    * judged POLE_MISSING instead of OVERHANG_HIGH. For cathodes below minConfidence the model looks
    * again at a box reaching twice as far behind the tips. A cathode is taken from there only when
-   * that look is confident and puts it recessed past overhangMaxMm behind both its anodes, so the
-   * frame FAILs either way: the look changes the reason and the position, never the verdict.
+   * that look is confident and puts it recessed past overhangMaxMm behind both its anodes, by more
+   * than one heatmap cell (what another decoding may move it), and the refinement leaves it where
+   * it is: the frame FAILs either way, the look changes the reason and the position, never the verdict.
    */
   private async deepLook(a: Analysis): Promise<Analysis['deep']> {
     const { recipe, secondPassBackReach } = this.options;
@@ -331,7 +332,8 @@ export class Pipeline {
     const deep = this.decodePoles({ ...a, crop: box, heatmaps, deep: undefined }, 'dark');
     const { width, height } = a.image;
     const canonicalX = (p: PoleSet, i: number) => toCanonical(p.x[i]!, p.y[i]!, width, height, a.orientation)[0];
-    const limitPx = recipe.overhangMaxMm / recipe.pixelPitchMm;
+    const cell = boxToCanonical(box, width, height, a.orientation)[2] / this.net.card.heatmap.width;
+    const limitPx = recipe.overhangMaxMm / recipe.pixelPitchMm + cell;
     const cathodes = weak.filter((i) => {
       if (!(deep.conf[i]! >= min)) return false;
       const anodes = [i - 1, i + 1].filter((j) => poles.conf[j]! >= min);
@@ -434,8 +436,10 @@ export class Pipeline {
   refine(a: Analysis, cnn: PoleSet, n: number, params: RefineParams): PoleSet {
     const min = this.options.recipe.minConfidence;
     // Poles below the confidence floor are POLE_MISSING anyway; they would pollute the references.
-    const px = cnn.x.map((v, i) => (cnn.conf[i]! >= min ? v : Number.NaN));
-    const py = cnn.y.map((v, i) => (cnn.conf[i]! >= min ? v : Number.NaN));
+    // The deeper look's cathodes stay where it put them (its check of their recess holds).
+    const keep = (i: number) => cnn.conf[i]! >= min && !a.deep?.cathodes.includes(i);
+    const px = cnn.x.map((v, i) => (keep(i) ? v : Number.NaN));
+    const py = cnn.y.map((v, i) => (keep(i) ? v : Number.NaN));
     const shift = params.cornerOffset ? frameOffsets(params.cornerOffset, a.image, a.orientation) : null;
     const refined = refinePoles(a.image, a.corners, px, py, this.options.recipe.sheets, params, n, shift);
     const out: PoleSet = { x: cnn.x.slice(), y: cnn.y.slice(), conf: cnn.conf, source: cnn.source.slice() };
