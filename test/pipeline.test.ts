@@ -284,6 +284,8 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
     expect(c3.name).toBe('C3');
     expect(Math.hypot(c3.x - f.keypoints[21]!, c3.y - f.keypoints[22]!)).toBeLessThan(4);
     expect(c3.conf).toBeGreaterThanOrEqual(DEFAULT_PIPELINE_OPTIONS.recipe.minConfidence);
+    const [x, y, w, h] = r.roi!; // the deeper look's box holds the cathode it gave
+    for (const p of r.poles) expect(p.x >= x && p.x <= x + w && p.y >= y && p.y <= y + h).toBe(true);
     const without = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, deepLook: false });
     try {
       // Without the deeper look the frame still FAILs, for the wrong reason.

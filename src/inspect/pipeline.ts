@@ -473,8 +473,9 @@ export class Pipeline {
       reasons: j.reasons,
       overhangMm: j.overhangMm.map((mm) => (mm === null ? null : round3(mm))),
       poles,
-      // The box the poles were found in: the ROI stage's, tightened by the second pass.
-      roi: a.crop.map(round3) as Box,
+      // The box the poles were found in: the ROI stage's, tightened by the second pass (the
+      // deeper look's, which holds it, where a cathode came from there).
+      roi: (a.deep?.crop ?? a.crop).map(round3) as Box,
       timingsMs,
     };
   }
