@@ -298,7 +298,7 @@ export class Pipeline {
     if (o.secondPass) {
       // The model was trained on boxes near the reference box (the poles' box + 10%); the ROI
       // stage's box is larger, so a second pass on the box around the first poles sees them bigger.
-      const tight = this.poleBox({ image, orientation, corners, roi, crop, heatmaps, timingsMs });
+      const tight = this.poleBox(image, orientation, this.decodeIn(image, orientation, crop, heatmaps, 'dark'));
       if (tight) {
         crop = tight;
         heatmaps = await this.runModel(image, orientation, crop, timingsMs, o.flipTest);
@@ -326,10 +326,10 @@ export class Pipeline {
     const poles = this.decodePoles(a, 'dark');
     const weak = recipe.sheets.flatMap((s, i) => (s === 'C' && poles.conf[i]! < min ? [i] : []));
     if (weak.length === 0) return undefined;
-    const box = this.poleBox(a, 2 * secondPassBackReach);
+    const box = this.poleBox(a.image, a.orientation, poles, 2 * secondPassBackReach);
     if (!box) return undefined;
     const heatmaps = await this.runModel(a.image, a.orientation, box, a.timingsMs, false);
-    const deep = this.decodePoles({ ...a, crop: box, heatmaps, deep: undefined }, 'dark');
+    const deep = this.decodeIn(a.image, a.orientation, box, heatmaps, 'dark');
     const { width, height } = a.image;
     const canonicalX = (p: PoleSet, i: number) => toCanonical(p.x[i]!, p.y[i]!, width, height, a.orientation)[0];
     const cell = boxToCanonical(box, width, height, a.orientation)[2] / this.net.card.heatmap.width;
@@ -381,17 +381,16 @@ export class Pipeline {
   }
 
   /**
-   * SPEC's reference box around the confident poles of a first pass (their tight box, reaching at
-   * least secondPassBackReach x the largest overhang behind the tips, grown by 0.1 of its
-   * larger side), in frame pixels; null when too few poles are confident to trust it.
+   * SPEC's reference box around the confident poles of a pass (their tight box, reaching at
+   * least `reach` x the largest overhang behind the tips, grown by 0.1 of its larger side), in
+   * frame pixels; null when too few poles are confident to trust it.
    */
-  private poleBox(a: Analysis, reach = this.options.secondPassBackReach): Box | null {
-    const poles = this.decodePoles(a, 'dark');
-    const { width, height } = a.image;
+  private poleBox(image: Image, orientation: Orientation, poles: PoleSet, reach = this.options.secondPassBackReach): Box | null {
+    const { width, height } = image;
     let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity, n = 0;
     for (let i = 0; i < poles.conf.length; i++) {
       if (!(poles.conf[i]! >= this.options.recipe.minConfidence)) continue;
-      const [xc, yc] = toCanonical(poles.x[i]!, poles.y[i]!, width, height, a.orientation);
+      const [xc, yc] = toCanonical(poles.x[i]!, poles.y[i]!, width, height, orientation);
       x0 = Math.min(x0, xc); x1 = Math.max(x1, xc); y0 = Math.min(y0, yc); y1 = Math.max(y1, yc);
       n++;
     }
@@ -400,14 +399,14 @@ export class Pipeline {
     // on the regular tip line (a PASS for a FAIL): the box reaches that far behind the outermost tip.
     x0 = Math.min(x0, x1 - backReachPx(this.options.recipe, reach));
     const m = 0.1 * Math.max(x1 - x0, y1 - y0);
-    return boxFromCanonical([x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m], width, height, a.orientation);
+    return boxFromCanonical([x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m], width, height, orientation);
   }
 
   /** CNN poles in frame pixels from the heatmaps (the deeper look's cathodes from its own). */
   decodePoles(a: Analysis, method: DecodeMethod): PoleSet {
-    const poles = this.decodeIn(a, a.crop, a.heatmaps, method);
+    const poles = this.decodeIn(a.image, a.orientation, a.crop, a.heatmaps, method);
     if (a.deep) {
-      const deep = this.decodeIn(a, a.deep.crop, a.deep.heatmaps, method);
+      const deep = this.decodeIn(a.image, a.orientation, a.deep.crop, a.deep.heatmaps, method);
       for (const i of a.deep.cathodes) {
         poles.x[i] = deep.x[i]!;
         poles.y[i] = deep.y[i]!;
@@ -417,17 +416,18 @@ export class Pipeline {
     return poles;
   }
 
-  private decodeIn(a: Analysis, crop: Box, heatmaps: Float32Array, method: DecodeMethod): PoleSet {
+  /** Poles in frame pixels from one pass's heatmaps over its box. */
+  private decodeIn(image: Image, orientation: Orientation, crop: Box, heatmaps: Float32Array, method: DecodeMethod): PoleSet {
     const card = this.net.card;
     const k = card.keypoints.length;
     const peaks = decodeHeatmaps(heatmaps, { k, width: card.heatmap.width, height: card.heatmap.height }, { method, sigma: card.heatmap.sigma });
-    const { width, height } = a.image;
-    const cb = boxToCanonical(crop, width, height, a.orientation);
+    const { width, height } = image;
+    const cb = boxToCanonical(crop, width, height, orientation);
     const x = new Float64Array(k);
     const y = new Float64Array(k);
     for (let i = 0; i < k; i++) {
       const [xc, yc] = heatmapToCanonical(peaks.hx[i]!, peaks.hy[i]!, cb, card.heatmap);
-      [x[i], y[i]] = fromCanonical(xc, yc, width, height, a.orientation);
+      [x[i], y[i]] = fromCanonical(xc, yc, width, height, orientation);
     }
     return { x, y, conf: Float64Array.from(peaks.conf), source: new Array(k).fill('cnn') };
   }
