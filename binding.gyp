@@ -5,7 +5,8 @@
       "sources": [
         "native/addon.cc",
         "native/fast.cc",
-        "native/notify.cc"
+        "native/notify.cc",
+        "native/sheets.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

@@ -1,5 +1,5 @@
-// The xpole native addon: oFAST corners (sync and on the libuv pool), grey PNG pixel data (on
-// the libuv pool) and sd_notify.
+// The xpole native addon: oFAST corners (sync and on the libuv pool), the ROI stage's pixel loops,
+// grey PNG pixel data (on the libuv pool) and sd_notify.
 // The TypeScript wrapper validates first with friendlier messages; these checks make sure a direct
 // call with bad arguments throws instead of reading out of bounds.
 #include <napi.h>
@@ -11,6 +11,7 @@
 
 #include "fast.h"
 #include "notify.h"
+#include "sheets.h"
 #ifdef XPOLE_HAVE_LIBDEFLATE
 #include "png.h"
 #endif
@@ -37,18 +38,15 @@ int intArg(const Napi::CallbackInfo& info, size_t i, const char* name, int lo, i
   return int(v);
 }
 
-// detect(pixels, width, height, stride, depth, threshold, maxCorners, border, threads, describe)
-DetectArgs parseDetect(const Napi::CallbackInfo& info) {
+// The data of the `pixels` typed array at info[i]: a Uint8Array (depth 8) or Uint16Array (depth
+// 16), attached, with at least `need` elements.
+const void* pixelData(const Napi::CallbackInfo& info, size_t i, int depth, size_t need, const std::string& shape) {
   Napi::Env env = info.Env();
-  if (info.Length() < 10) throw Napi::TypeError::New(env, "detect expects 10 arguments");
-  DetectArgs a;
-  a.depth = intArg(info, 4, "depth", 8, 16);
-  if (a.depth != 8 && a.depth != 16) throw Napi::RangeError::New(env, "depth must be 8 or 16, got " + std::to_string(a.depth));
-  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "pixels must be a Uint8Array or Uint16Array");
-  auto ta = info[0].As<Napi::TypedArray>();
-  napi_typedarray_type want = a.depth == 8 ? napi_uint8_array : napi_uint16_array;
+  if (!info[i].IsTypedArray()) throw Napi::TypeError::New(env, "pixels must be a Uint8Array or Uint16Array");
+  auto ta = info[i].As<Napi::TypedArray>();
+  napi_typedarray_type want = depth == 8 ? napi_uint8_array : napi_uint16_array;
   if (ta.TypedArrayType() != want)
-    throw Napi::TypeError::New(env, a.depth == 8 ? "pixels must be a Uint8Array for depth 8" : "pixels must be a Uint16Array for depth 16");
+    throw Napi::TypeError::New(env, depth == 8 ? "pixels must be a Uint8Array for depth 8" : "pixels must be a Uint16Array for depth 16");
   // napi_get_typedarray_info gives the data pointer for ArrayBuffer and SharedArrayBuffer alike.
   napi_typedarray_type type;
   size_t length = 0, offset = 0;
@@ -59,23 +57,36 @@ DetectArgs parseDetect(const Napi::CallbackInfo& info) {
   Napi::Value buf(env, buffer);
   if (buf.IsArrayBuffer() && buf.As<Napi::ArrayBuffer>().IsDetached())
     throw Napi::TypeError::New(env, "pixels: the buffer is detached (transferred or freed)");
+  if (length < need)
+    throw Napi::RangeError::New(env, "pixels has " + std::to_string(length) + " elements, needs at least " + std::to_string(need) + " for " + shape);
+  return data;
+}
+
+int depthArg(const Napi::CallbackInfo& info, size_t i) {
+  int depth = intArg(info, i, "depth", 8, 16);
+  if (depth != 8 && depth != 16) throw Napi::RangeError::New(info.Env(), "depth must be 8 or 16, got " + std::to_string(depth));
+  return depth;
+}
+
+// detect(pixels, width, height, stride, depth, threshold, maxCorners, border, threads, describe)
+DetectArgs parseDetect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 10) throw Napi::TypeError::New(env, "detect expects 10 arguments");
+  DetectArgs a;
+  a.depth = depthArg(info, 4);
   a.width = intArg(info, 1, "width", 1, kMaxSide);
   a.height = intArg(info, 2, "height", 1, kMaxSide);
   a.stride = size_t(intArg(info, 3, "stride", 1, kMaxSide));
   if (a.stride < size_t(a.width))
     throw Napi::RangeError::New(env, "stride must be at least width (" + std::to_string(a.width) + "), got " + std::to_string(a.stride));
   size_t need = a.stride * size_t(a.height - 1) + size_t(a.width);
-  if (length < need)
-    throw Napi::RangeError::New(env, "pixels has " + std::to_string(length) + " elements, needs at least " +
-                                         std::to_string(need) + " for " + std::to_string(a.width) + "x" +
-                                         std::to_string(a.height) + " with stride " + std::to_string(a.stride));
+  a.data = pixelData(info, 0, a.depth, need, std::to_string(a.width) + "x" + std::to_string(a.height) + " with stride " + std::to_string(a.stride));
   a.params.threshold = intArg(info, 5, "threshold", 0, a.depth == 8 ? 255 : 65535);
   a.params.maxCorners = intArg(info, 6, "maxCorners", 0, 1 << 30);
   a.params.border = intArg(info, 7, "border", 0, kMaxSide);
   a.params.threads = intArg(info, 8, "threads", 1, 64);
   if (!info[9].IsBoolean()) throw Napi::TypeError::New(env, "describe must be a boolean");
   a.params.describe = info[9].As<Napi::Boolean>().Value();
-  a.data = data;
   a.bytes = need * (a.depth / 8);
   return a;
 }
@@ -219,6 +230,81 @@ Napi::Value DecodeGreyPngAsync(const Napi::CallbackInfo& info) {
 }
 #endif
 
+// stripeMean(pixels, width, height, depth, map, window, smooth): xpole::stripeMean over a canonical
+// window; map = Float64Array [ox, oy, ax, ay, bx, by] (canonical -> frame, unit coefficients),
+// window = Float64Array [x0, x1, y0, y1]. Reads the pixels in place; a run leaving the frame is clamped.
+Napi::Value StripeMean(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 7) throw Napi::TypeError::New(env, "stripeMean expects 7 arguments");
+  const int depth = depthArg(info, 3);
+  const int width = intArg(info, 1, "width", 1, kMaxSide);
+  const int height = intArg(info, 2, "height", 1, kMaxSide);
+  const void* data = pixelData(info, 0, depth, size_t(width) * size_t(height), std::to_string(width) + "x" + std::to_string(height));
+  auto doubles = [&](size_t i, const char* name, size_t n) {
+    if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+        info[i].As<Napi::Float64Array>().ElementLength() != n)
+      throw Napi::TypeError::New(env, std::string(name) + " must be a Float64Array of " + std::to_string(n));
+    auto a = info[i].As<Napi::Float64Array>();
+    for (size_t k = 0; k < n; k++)
+      if (!std::isfinite(a[k])) throw Napi::RangeError::New(env, std::string(name) + " must hold finite numbers");
+    return a;
+  };
+  auto mapArr = doubles(4, "map", 6);
+  auto win = doubles(5, "window", 4);
+  for (size_t k = 2; k < 6; k++)
+    if (std::abs(mapArr[k]) > 1 || mapArr[k] != std::floor(mapArr[k]))
+      throw Napi::RangeError::New(env, "map's coefficients (ax, ay, bx, by) must be -1, 0 or 1");
+  // The grid has at most 65 x 65 points for any window; a window wider than the largest frame is a caller's bug.
+  for (size_t k = 0; k < 4; k++)
+    if (std::abs(win[k]) > 4.0 * kMaxSide) throw Napi::RangeError::New(env, "window lies far outside any frame");
+  const int smooth = intArg(info, 6, "smooth", 1, 255);
+  if (smooth % 2 == 0) throw Napi::RangeError::New(env, "smooth must be odd, got " + std::to_string(smooth));
+  const xpole::CanonicalMap m{mapArr[0], mapArr[1], mapArr[2], mapArr[3], mapArr[4], mapArr[5]};
+  double v = depth == 8 ? xpole::stripeMean8(static_cast<const uint8_t*>(data), width, height, m, win[0], win[1], win[2], win[3], smooth)
+                        : xpole::stripeMean16(static_cast<const uint16_t*>(data), width, height, m, win[0], win[1], win[2], win[3], smooth);
+  return Napi::Number::New(env, v);
+}
+
+// rectSums(pixels, width, height, depth, x0, y0, x1, y1, byRow): a Float64Array of the sums of
+// the rectangle's rows (byRow) or columns; the rectangle must lie inside the frame.
+Napi::Value RectSums(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 9) throw Napi::TypeError::New(env, "rectSums expects 9 arguments");
+  const int depth = depthArg(info, 3);
+  const int width = intArg(info, 1, "width", 1, kMaxSide);
+  const int height = intArg(info, 2, "height", 1, kMaxSide);
+  const void* data = pixelData(info, 0, depth, size_t(width) * size_t(height), std::to_string(width) + "x" + std::to_string(height));
+  const int x0 = intArg(info, 4, "x0", 0, width - 1);
+  const int y0 = intArg(info, 5, "y0", 0, height - 1);
+  const int x1 = intArg(info, 6, "x1", x0, width - 1);
+  const int y1 = intArg(info, 7, "y1", y0, height - 1);
+  if (!info[8].IsBoolean()) throw Napi::TypeError::New(env, "byRow must be a boolean");
+  const bool byRow = info[8].As<Napi::Boolean>().Value();
+  auto out = Napi::Float64Array::New(env, size_t(byRow ? y1 - y0 + 1 : x1 - x0 + 1));
+  if (depth == 8) xpole::rectSums8(static_cast<const uint8_t*>(data), width, x0, y0, x1, y1, byRow, out.Data());
+  else xpole::rectSums16(static_cast<const uint16_t*>(data), width, x0, y0, x1, y1, byRow, out.Data());
+  return out;
+}
+
+// halfSize(pixels, width, height, depth): the 2 x 2 binned frame, a new typed array of the same kind.
+Napi::Value HalfSize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4) throw Napi::TypeError::New(env, "halfSize expects 4 arguments");
+  const int depth = depthArg(info, 3);
+  const int width = intArg(info, 1, "width", 2, kMaxSide);
+  const int height = intArg(info, 2, "height", 2, kMaxSide);
+  const void* data = pixelData(info, 0, depth, size_t(width) * size_t(height), std::to_string(width) + "x" + std::to_string(height));
+  const size_t n = size_t(width / 2) * size_t(height / 2);
+  if (depth == 8) {
+    auto out = Napi::Uint8Array::New(env, n);
+    xpole::halfSize8(static_cast<const uint8_t*>(data), width, height, out.Data());
+    return out;
+  }
+  auto out = Napi::Uint16Array::New(env, n);
+  xpole::halfSize16(static_cast<const uint16_t*>(data), width, height, out.Data());
+  return out;
+}
+
 // notify(socket, state): sends one sd_notify datagram; throws an Error saying what failed.
 Napi::Value Notify(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -241,6 +327,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #ifdef XPOLE_HAVE_LIBDEFLATE
   exports.Set("decodeGreyPngAsync", Napi::Function::New(env, DecodeGreyPngAsync, "decodeGreyPngAsync"));
 #endif
+  exports.Set("stripeMean", Napi::Function::New(env, StripeMean, "stripeMean"));
+  exports.Set("rectSums", Napi::Function::New(env, RectSums, "rectSums"));
+  exports.Set("halfSize", Napi::Function::New(env, HalfSize, "halfSize"));
   exports.Set("notify", Napi::Function::New(env, Notify, "notify"));
   exports.Set("isDetached", Napi::Function::New(env, IsDetached, "isDetached"));
   return exports;

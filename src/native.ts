@@ -24,6 +24,12 @@ export interface NativeAddon {
   /** Pixels of a non-interlaced grey PNG from its IDAT chunks ([offset, length] pairs in png).
    *  Only when the addon was built with libdeflate (Debian: libdeflate-dev); else sharp decodes. */
   decodeGreyPngAsync?: (png: Uint8Array, idat: Uint32Array, width: number, height: number, depth: 8 | 16) => Promise<Uint8Array | Uint16Array>;
+  /** The ROI stage's stripe score over a canonical window: map = [ox, oy, ax, ay, bx, by], window = [x0, x1, y0, y1]. */
+  stripeMean(pixels: Uint8Array | Uint16Array, width: number, height: number, depth: 8 | 16, map: Float64Array, window: Float64Array, smooth: number): number;
+  /** Sums of the frame rectangle [x0, x1] x [y0, y1], per row (byRow) or per column. */
+  rectSums(pixels: Uint8Array | Uint16Array, width: number, height: number, depth: 8 | 16, x0: number, y0: number, x1: number, y1: number, byRow: boolean): Float64Array;
+  /** The 2 x 2 binned frame, a new array of the same kind. */
+  halfSize<T extends Uint8Array | Uint16Array>(pixels: T, width: number, height: number, depth: 8 | 16): T;
   notify(socket: string, state: string): void;
   isDetached(buffer: ArrayBuffer): boolean;
 }

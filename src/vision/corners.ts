@@ -1,6 +1,7 @@
 // oFAST corners (FAST-9 + ORB's Harris ranking and intensity-centroid angle) through the native addon.
 import { native } from '../native.ts';
 import type { Corners, Image } from '../types.ts';
+import { checkImage, describe, MAX_SIDE } from './image-args.ts';
 
 export interface CornerOptions {
   /** FAST threshold in the image's own units: 0..255 for 8-bit, 0..65535 for 16-bit frames. */
@@ -21,7 +22,6 @@ export function defaultThreshold(depth: 8 | 16): number {
   return depth === 8 ? DEFAULT_THRESHOLD_8 : DEFAULT_THRESHOLD_8 * 257;
 }
 
-const MAX_SIDE = 65536;
 /** Row bands are cheap; more than the cores just interleave. */
 const MAX_THREADS = 64;
 
@@ -38,21 +38,7 @@ export async function detectCornersAsync(img: Image, opts: CornerOptions): Promi
 type Args = Parameters<typeof native.detect>;
 
 function nativeArgs(img: Image, opts: CornerOptions): Args {
-  if (typeof img !== 'object' || img === null) throw new TypeError('img must be an Image {width, height, depth, pixels}');
-  const { width, height, depth, pixels } = img;
-  if (depth !== 8 && depth !== 16) throw new RangeError(`img.depth must be 8 or 16, got ${String(depth)}`);
-  const Want = depth === 8 ? Uint8Array : Uint16Array;
-  if (!(pixels instanceof Want)) {
-    throw new TypeError(`img.pixels must be a ${Want.name} for a ${depth}-bit image, got ${describe(pixels)}`);
-  }
-  if (pixels.buffer instanceof ArrayBuffer && native.isDetached(pixels.buffer)) {
-    throw new TypeError('img.pixels: the buffer is detached (transferred or freed)');
-  }
-  side(width, 'img.width');
-  side(height, 'img.height');
-  if (pixels.length !== width * height) {
-    throw new RangeError(`img.pixels has ${pixels.length} elements, expected width*height = ${width}*${height} = ${width * height}`);
-  }
+  const { width, height, depth, pixels } = checkImage(img);
   if (typeof opts !== 'object' || opts === null) throw new TypeError('opts must be an object {threshold, maxCorners?}');
   const tmax = depth === 8 ? 255 : 65535;
   const { threshold } = opts;
@@ -66,22 +52,9 @@ function nativeArgs(img: Image, opts: CornerOptions): Args {
   return [pixels, width, height, width, depth, threshold, maxCorners, border, threads, true];
 }
 
-function side(v: unknown, name: string): asserts v is number {
-  if (typeof v !== 'number') throw new TypeError(`${name} must be a number, got ${describe(v)}`);
-  if (!Number.isInteger(v) || v < 1 || v > MAX_SIDE) {
-    throw new RangeError(`${name} must be an integer from 1 to ${MAX_SIDE} (an empty image has no corners to find), got ${v}`);
-  }
-}
-
 function optionalInt(v: unknown, name: string, min: number, max: number, absent: number): number {
   if (v === undefined) return absent;
   if (typeof v !== 'number') throw new TypeError(`${name} must be a number, got ${describe(v)}`);
   if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${v}`);
   return v;
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
-  return typeof v;
 }

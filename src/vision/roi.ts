@@ -7,9 +7,10 @@
 // the tips' column, not from all corners (fixtures, tray, field edge, noise); the profile only
 // spans the columns around it, and the pointers start just outside the tips' rows.
 import { FrameError } from '../errors.ts';
-import { boxFromCanonical, canonicalSize, fromCanonical, toCanonical } from '../frame/orientation.ts';
+import { boxFromCanonical, canonicalSize, toCanonical } from '../frame/orientation.ts';
 import type { Box, Corners, Image, Orientation } from '../types.ts';
 import { detectCorners, detectCornersAsync } from './corners.ts';
+import { halfSize, rectSums, stripeMean } from './sheets.ts';
 
 /** How the centre is taken from the corners (the paper: 'mean'). */
 export type CentreStrategy = 'mean' | 'median' | 'cluster' | 'tips';
@@ -219,7 +220,7 @@ function* roiSearch(img: Image, orientation: Orientation, params: RoiParams, ste
  * (tuning set: 22 of 33 missed frames had their group on noise or a fixture).
  */
 function scales(img: Image): [Image, number][] {
-  return img.width >= 4 && img.height >= 4 ? [[img, 1], [bin2(img), 2]] : [[img, 1]];
+  return img.width >= 4 && img.height >= 4 ? [[img, 1], [halfSize(img), 2]] : [[img, 1]];
 }
 
 function groupsOrNone(img: Image, corners: Corners, orientation: Orientation, params: RoiParams): CornerGroup[] {
@@ -236,22 +237,6 @@ function groupsOrNone(img: Image, corners: Corners, orientation: Orientation, pa
 function ranked(groups: CornerGroup[]): CornerGroup[] {
   if (groups.length === 0) throw new FrameError('ROI_NOT_FOUND', 'no group of tip-like corners lies on horizontal sheets: no stack in view');
   return groups.sort((a, b) => (b.score ?? 0) - (a.score ?? 0));
-}
-
-/** The frame at half size (means of 2 x 2 pixels). */
-function bin2(img: Image): Image {
-  const w = img.width >> 1;
-  const h = img.height >> 1;
-  const out = img.depth === 8 ? new Uint8Array(w * h) : new Uint16Array(w * h);
-  const p = img.pixels;
-  const W = img.width;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = 2 * y * W + 2 * x;
-      out[y * w + x] = (p[i] + p[i + 1] + p[i + W] + p[i + W + 1] + 2) >> 2;
-    }
-  }
-  return { width: w, height: h, depth: img.depth, pixels: out };
 }
 
 /** Corners of a binned frame in the full frame's pixels. */
@@ -463,65 +448,16 @@ function clustersByDensity(xs: Float64Array, ys: Float64Array, idx: number[], ra
  * score about zero or below.
  */
 export function stripeScore(img: Image, orientation: Orientation, g: Omit<CornerGroup, 'negative'>, radius: number): number {
-  return stripes(
-    img,
-    orientation,
-    Math.min(g.x0, g.cx - radius / 4),
-    Math.max(g.x1, g.cx + radius / 4),
-    Math.min(g.y0, g.cy - radius / 2),
-    Math.max(g.y1, g.cy + radius / 2),
-  );
-}
-
-/**
- * Mean of |dI/dy| - |dI/dx| (over 4 px) in a canonical window, sampled on an up to 64 x 64 grid.
- * Each derivative is taken on the frame averaged over `smooth` px across it (dI/dy on a
- * horizontal run, dI/dx on a vertical one): a horizontal sheet keeps its full contrast in its
- * run while pixel noise, which otherwise dominates both terms, shrinks by sqrt(smooth).
- */
-function stripes(img: Image, orientation: Orientation, x0: number, x1: number, y0: number, y1: number, smooth = STRIPE_SMOOTH): number {
-  const { width: W, height: H, pixels } = img;
-  const sx = Math.max(1, (x1 - x0) / 64);
-  const sy = Math.max(1, (y1 - y0) / 64);
-  const d = 2;
-  // Canonical -> frame is x = ox + ax*xc + bx*yc, y = oy + ay*xc + by*yc with unit coefficients:
-  // inlined, because this runs ~150k times per scored group (no tuple per pixel).
-  const [ox, oy] = fromCanonical(0, 0, W, H, orientation);
-  const [px, py] = fromCanonical(1, 0, W, H, orientation);
-  const [qx, qy] = fromCanonical(0, 1, W, H, orientation);
-  const ax = px - ox, ay = py - oy, bx = qx - ox, by = qy - oy;
-  const half = (smooth - 1) / 2;
-  // The mean of `smooth` pixels centred on canonical (xc, yc), stepping (ux, uy) frame px per
-  // canonical px; Math.round(v + k) = Math.round(v) + k, so one rounding serves the whole run.
-  const run = (xc: number, yc: number, ux: number, uy: number): number => {
-    const x = Math.round(ox + ax * xc + bx * yc);
-    const y = Math.round(oy + ay * xc + by * yc);
-    const xa = x - half * ux, ya = y - half * uy, xb = x + half * ux, yb = y + half * uy;
-    let s = 0;
-    if (Math.min(xa, xb) >= 0 && Math.max(xa, xb) < W && Math.min(ya, yb) >= 0 && Math.max(ya, yb) < H) {
-      const step = uy * W + ux;
-      for (let k = 0, i = ya * W + xa; k < smooth; k++, i += step) s += pixels[i];
-    } else {
-      for (let k = -half; k <= half; k++) {
-        s += pixels[Math.min(H - 1, Math.max(0, y + k * uy)) * W + Math.min(W - 1, Math.max(0, x + k * ux))];
-      }
-    }
-    return s / smooth;
+  const window = {
+    x0: Math.min(g.x0, g.cx - radius / 4),
+    x1: Math.max(g.x1, g.cx + radius / 4),
+    y0: Math.min(g.y0, g.cy - radius / 2),
+    y1: Math.max(g.y1, g.cy + radius / 2),
   };
-  const runX = (xc: number, yc: number): number => run(xc, yc, ax, ay);
-  const runY = (xc: number, yc: number): number => run(xc, yc, bx, by);
-  let sum = 0;
-  let n = 0;
-  for (let yc = y0; yc <= y1; yc += sy) {
-    for (let xc = x0; xc <= x1; xc += sx) {
-      sum += Math.abs(runX(xc, yc + d) - runX(xc, yc - d)) - Math.abs(runY(xc + d, yc) - runY(xc - d, yc));
-      n++;
-    }
-  }
-  return n > 0 ? sum / n : 0;
+  return stripeMean(img, orientation, window, STRIPE_SMOOTH);
 }
 
-/** Pixels each derivative of `stripes` is averaged over (odd). */
+/** Pixels each derivative of the stripe score is averaged over (odd). */
 const STRIPE_SMOOTH = 9;
 
 // Frame angle (degrees, y down) -> canonical angle, following orientation.ts's transforms.
@@ -554,7 +490,7 @@ function median(v: Float64Array, idx: number[]): number {
  * read straight from the frame's rows (tips-right/left) or columns (tips-up/down).
  */
 export function rowProfile(img: Image, orientation: Orientation, c0: number, c1: number): Float64Array {
-  const { width: W, height: H, pixels } = img;
+  const { width: W, height: H } = img;
   const [, ch] = canonicalSize(W, H, orientation);
   const sums = new Float64Array(ch);
   // The band's frame rectangle; pixel centres are integers, so map the two corner pixels.
@@ -564,18 +500,14 @@ export function rowProfile(img: Image, orientation: Orientation, c0: number, c1:
   const y0 = Math.round(fy);
   const y1 = Math.round(fy + fh);
   const alongRows = orientation === 'tips-right' || orientation === 'tips-left';
-  for (let y = y0; y <= y1; y++) {
-    const row = y * W;
-    if (alongRows) {
-      let s = 0;
-      for (let x = x0; x <= x1; x++) s += pixels[row + x];
-      sums[toCanonical(x0, y, W, H, orientation)[1]] += s;
-    } else {
-      // Canonical row index runs with x (tips-up) or against it (tips-down).
-      const r0 = toCanonical(x0, y, W, H, orientation)[1];
-      const dr = toCanonical(x0 + 1, y, W, H, orientation)[1] - r0;
-      for (let x = x0, r = r0; x <= x1; x++, r += dr) sums[r] += pixels[row + x];
-    }
+  const part = rectSums(img, x0, y0, x1, y1, alongRows);
+  if (alongRows) {
+    for (let y = y0; y <= y1; y++) sums[toCanonical(x0, y, W, H, orientation)[1]] += part[y - y0];
+  } else {
+    // Canonical row index runs with x (tips-up) or against it (tips-down).
+    const r0 = toCanonical(x0, y0, W, H, orientation)[1];
+    const dr = toCanonical(x0 + 1, y0, W, H, orientation)[1] - r0;
+    for (let x = x0, r = r0; x <= x1; x++, r += dr) sums[r] += part[x - x0];
   }
   const scale = 1 / ((c1 - c0 + 1) * (img.depth === 8 ? 255 : 65535));
   for (let r = 0; r < ch; r++) sums[r] *= scale;
