@@ -1,4 +1,4 @@
-// Times the model-contract crop (typed arrays) against the same crop done with sharp
+// Times the model-contract crop (addon) against the same crop done with sharp
 // (extract + resize with a box kernel on the raw 16-bit frame, then z-score in JS).
 // Usage: npx tsx bench/preprocess.ts
 import sharp from 'sharp';
@@ -37,5 +37,5 @@ for (const box of boxes) {
     for (let i = 0; i < f.length; i++) f[i] = (f[i]! - m) * inv;
   }
   const viaSharp = (performance.now() - t) / reps;
-  console.log(`ROI ${box[2]}x${box[3]} of a ${W}x${H} 16-bit frame: typed arrays ${ours.toFixed(2)} ms, sharp ${viaSharp.toFixed(2)} ms`);
+  console.log(`ROI ${box[2]}x${box[3]} of a ${W}x${H} 16-bit frame: addon ${ours.toFixed(2)} ms, sharp ${viaSharp.toFixed(2)} ms`);
 }

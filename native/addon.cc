@@ -1,5 +1,5 @@
 // The xpole native addon: oFAST corners (sync and on the libuv pool), the ROI stage's pixel loops,
-// grey PNG pixel data (on the libuv pool) and sd_notify.
+// the model's input crop, grey PNG pixel data (on the libuv pool) and sd_notify.
 // The TypeScript wrapper validates first with friendlier messages; these checks make sure a direct
 // call with bad arguments throws instead of reading out of bounds.
 #include <napi.h>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fast.h"
+#include "crop.h"
 #include "notify.h"
 #include "sheets.h"
 #ifdef XPOLE_HAVE_LIBDEFLATE
@@ -230,6 +231,18 @@ Napi::Value DecodeGreyPngAsync(const Napi::CallbackInfo& info) {
 }
 #endif
 
+// The Float64Array of n finite numbers at info[i].
+Napi::Float64Array float64s(const Napi::CallbackInfo& info, size_t i, const char* name, size_t n) {
+  Napi::Env env = info.Env();
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      info[i].As<Napi::Float64Array>().ElementLength() != n)
+    throw Napi::TypeError::New(env, std::string(name) + " must be a Float64Array of " + std::to_string(n));
+  auto a = info[i].As<Napi::Float64Array>();
+  for (size_t k = 0; k < n; k++)
+    if (!std::isfinite(a[k])) throw Napi::RangeError::New(env, std::string(name) + " must hold finite numbers");
+  return a;
+}
+
 // stripeMean(pixels, width, height, depth, map, window, smooth): xpole::stripeMean over a canonical
 // window; map = Float64Array [ox, oy, ax, ay, bx, by] (canonical -> frame, unit coefficients),
 // window = Float64Array [x0, x1, y0, y1]. Reads the pixels in place; a run leaving the frame is clamped.
@@ -240,17 +253,8 @@ Napi::Value StripeMean(const Napi::CallbackInfo& info) {
   const int width = intArg(info, 1, "width", 1, kMaxSide);
   const int height = intArg(info, 2, "height", 1, kMaxSide);
   const void* data = pixelData(info, 0, depth, size_t(width) * size_t(height), std::to_string(width) + "x" + std::to_string(height));
-  auto doubles = [&](size_t i, const char* name, size_t n) {
-    if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
-        info[i].As<Napi::Float64Array>().ElementLength() != n)
-      throw Napi::TypeError::New(env, std::string(name) + " must be a Float64Array of " + std::to_string(n));
-    auto a = info[i].As<Napi::Float64Array>();
-    for (size_t k = 0; k < n; k++)
-      if (!std::isfinite(a[k])) throw Napi::RangeError::New(env, std::string(name) + " must hold finite numbers");
-    return a;
-  };
-  auto mapArr = doubles(4, "map", 6);
-  auto win = doubles(5, "window", 4);
+  auto mapArr = float64s(info, 4, "map", 6);
+  auto win = float64s(info, 5, "window", 4);
   for (size_t k = 2; k < 6; k++)
     if (std::abs(mapArr[k]) > 1 || mapArr[k] != std::floor(mapArr[k]))
       throw Napi::RangeError::New(env, "map's coefficients (ax, ay, bx, by) must be -1, 0 or 1");
@@ -284,6 +288,37 @@ Napi::Value RectSums(const Napi::CallbackInfo& info) {
   if (depth == 8) xpole::rectSums8(static_cast<const uint8_t*>(data), width, x0, y0, x1, y1, byRow, out.Data());
   else xpole::rectSums16(static_cast<const uint16_t*>(data), width, x0, y0, x1, y1, byRow, out.Data());
   return out;
+}
+
+// cropForModel(pixels, width, height, depth, affine, box, outW, outH, samples, out): the model's
+// input into the Float32Array `out` (xpole::cropForModel); affine = Float64Array [ox, oy, exx,
+// exy, eyx, eyy] (canonical -> frame, unit coefficients), box = Float64Array [bx, by, bw, bh]
+// canonical. Samples are clamped to the frame, so any finite box reads inside the pixels.
+Napi::Value CropForModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 10) throw Napi::TypeError::New(env, "cropForModel expects 10 arguments");
+  const int depth = depthArg(info, 3);
+  const int width = intArg(info, 1, "width", 1, kMaxSide);
+  const int height = intArg(info, 2, "height", 1, kMaxSide);
+  const void* data = pixelData(info, 0, depth, size_t(width) * size_t(height), std::to_string(width) + "x" + std::to_string(height));
+  auto affine = float64s(info, 4, "affine", 6);
+  auto box = float64s(info, 5, "box", 4);
+  for (size_t k = 2; k < 6; k++)
+    if (std::abs(affine[k]) > 1 || affine[k] != std::floor(affine[k]))
+      throw Napi::RangeError::New(env, "affine's coefficients (exx, exy, eyx, eyy) must be -1, 0 or 1");
+  const int outW = intArg(info, 6, "outW", 1, 4096);
+  const int outH = intArg(info, 7, "outH", 1, 4096);
+  const int samples = intArg(info, 8, "samples", 1, 1024);
+  if (!info[9].IsTypedArray() || info[9].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, "out must be a Float32Array");
+  auto out = info[9].As<Napi::Float32Array>();
+  if (out.ElementLength() < size_t(outW) * size_t(outH))
+    throw Napi::RangeError::New(env, "out holds " + std::to_string(out.ElementLength()) + " values, needs " + std::to_string(size_t(outW) * size_t(outH)));
+  const xpole::Affine a{affine[0], affine[1], affine[2], affine[3], affine[4], affine[5]};
+  const double b[4] = {box[0], box[1], box[2], box[3]};
+  if (depth == 8) xpole::cropForModel8(static_cast<const uint8_t*>(data), width, height, a, b, outW, outH, samples, out.Data());
+  else xpole::cropForModel16(static_cast<const uint16_t*>(data), width, height, a, b, outW, outH, samples, out.Data());
+  return env.Undefined();
 }
 
 // halfSize(pixels, width, height, depth): the 2 x 2 binned frame, a new typed array of the same kind.
@@ -329,6 +364,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #endif
   exports.Set("stripeMean", Napi::Function::New(env, StripeMean, "stripeMean"));
   exports.Set("rectSums", Napi::Function::New(env, RectSums, "rectSums"));
+  exports.Set("cropForModel", Napi::Function::New(env, CropForModel, "cropForModel"));
   exports.Set("halfSize", Napi::Function::New(env, HalfSize, "halfSize"));
   exports.Set("notify", Napi::Function::New(env, Notify, "notify"));
   exports.Set("isDetached", Napi::Function::New(env, IsDetached, "isDetached"));

@@ -26,6 +26,19 @@ export interface NativeAddon {
   decodeGreyPngAsync?: (png: Uint8Array, idat: Uint32Array, width: number, height: number, depth: 8 | 16) => Promise<Uint8Array | Uint16Array>;
   /** The ROI stage's stripe score over a canonical window: map = [ox, oy, ax, ay, bx, by], window = [x0, x1, y0, y1]. */
   stripeMean(pixels: Uint8Array | Uint16Array, width: number, height: number, depth: 8 | 16, map: Float64Array, window: Float64Array, smooth: number): number;
+  /** The model's input (z-scored crop) into out: affine = [ox, oy, exx, exy, eyx, eyy], box = canonical [bx, by, bw, bh]. */
+  cropForModel(
+    pixels: Uint8Array | Uint16Array,
+    width: number,
+    height: number,
+    depth: 8 | 16,
+    affine: Float64Array,
+    box: Float64Array,
+    outW: number,
+    outH: number,
+    samples: number,
+    out: Float32Array,
+  ): void;
   /** Sums of the frame rectangle [x0, x1] x [y0, y1], per row (byRow) or per column. */
   rectSums(pixels: Uint8Array | Uint16Array, width: number, height: number, depth: 8 | 16, x0: number, y0: number, x1: number, y1: number, byRow: boolean): Float64Array;
   /** The 2 x 2 binned frame, a new array of the same kind. */

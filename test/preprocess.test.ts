@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cropForModel, samplesPerCell, withMirrored } from '../src/vision/preprocess.ts';
+import { boxToCanonical } from '../src/frame/orientation.ts';
+import { canonicalAffine, cropForModel, samplesPerCell, withMirrored, type InputSize } from '../src/vision/preprocess.ts';
 import { ORIENTATIONS, type Box, type Image } from '../src/types.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -138,5 +139,90 @@ describe('withMirrored (flip test input)', () => {
       const seenMirrored = cropForModel(flipped, [box[0], 280 - 1 - box[1] - box[3], box[2], box[3]], o, SIZE);
       expect(maxAbsDiff(batch.subarray(n), seenMirrored)).toBeLessThan(1e-4);
     }
+  });
+});
+
+/** The TypeScript crop xpole ran before the addon took the pixel loop over. */
+function cropReference(img: Image, box: Box, o: (typeof ORIENTATIONS)[number], size: InputSize): Float32Array {
+  const { width: W, height: H } = size;
+  const n = W * H;
+  const dst = new Float32Array(n);
+  const cb = boxToCanonical(box, img.width, img.height, o);
+  const [bx, by, bw, bh] = cb;
+  const s = samplesPerCell(cb, size);
+  const a = canonicalAffine(img.width, img.height, o);
+  const px = img.pixels;
+  const fw = img.width;
+  const maxX = img.width - 1;
+  const maxY = img.height - 1;
+  const cellW = bw / W;
+  const cellH = bh / H;
+  const inv = 1 / (s * s);
+  let sum = 0;
+  for (let v = 0; v < H; v++) {
+    for (let u = 0; u < W; u++) {
+      let acc = 0;
+      for (let j = 0; j < s; j++) {
+        const yc = by + (v + (j + 0.5) / s) * cellH;
+        for (let i = 0; i < s; i++) {
+          const xc = bx + (u + (i + 0.5) / s) * cellW;
+          let x = a.ox + xc * a.exx + yc * a.eyx;
+          let y = a.oy + xc * a.exy + yc * a.eyy;
+          x = x < 0 ? 0 : x > maxX ? maxX : x;
+          y = y < 0 ? 0 : y > maxY ? maxY : y;
+          const x0 = Math.floor(x);
+          const y0 = Math.floor(y);
+          const fx = x - x0;
+          const fy = y - y0;
+          const x1 = x0 < maxX ? x0 + 1 : x0;
+          const r0 = y0 * fw;
+          const r1 = (y0 < maxY ? y0 + 1 : y0) * fw;
+          const top = px[r0 + x0]! + (px[r0 + x1]! - px[r0 + x0]!) * fx;
+          const bot = px[r1 + x0]! + (px[r1 + x1]! - px[r1 + x0]!) * fx;
+          acc += top + (bot - top) * fy;
+        }
+      }
+      const val = acc * inv;
+      dst[v * W + u] = val;
+      sum += val;
+    }
+  }
+  const mean = sum / n;
+  let ss = 0;
+  for (let k = 0; k < n; k++) {
+    const d = dst[k]! - mean;
+    ss += d * d;
+  }
+  const std = Math.max(Math.sqrt(ss / n), 1e-6);
+  for (let k = 0; k < n; k++) dst[k] = (dst[k]! - mean) * (1 / std);
+  return dst;
+}
+
+describe('cropForModel in the addon', () => {
+  it('equals the TypeScript it replaced to the bit (both depths, every orientation, boxes across the edges, 1 to 5 samples a cell)', () => {
+    const r = rng(99);
+    const size = { width: 32, height: 64 };
+    let checked = 0;
+    for (const depth of [8, 16] as const) {
+      const img = frame(301, 257, depth, depth + 1);
+      for (const o of ORIENTATIONS) {
+        for (let k = 0; k < 6; k++) {
+          const box: Box = [-30 + r() * 250, -30 + r() * 200, 10 + r() * 150, 20 + r() * 300];
+          const got = cropForModel(img, box, o, size);
+          const want = cropReference(img, box, o, size);
+          for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) expect.fail(`${depth}-bit ${o} [${box.join(', ')}]: value ${i} is ${got[i]}, not ${want[i]}`);
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBe(48);
+  });
+
+  it('refuses a box or size that makes no crop, naming it', () => {
+    const img = frame(64, 64, 16, 1);
+    expect(() => cropForModel(img, [0, 0, 0, 10], 'tips-right', SIZE)).toThrow(/box must be finite with a positive size/);
+    expect(() => cropForModel(img, [0, NaN, 10, 10], 'tips-right', SIZE)).toThrow(/box must be finite/);
+    expect(() => cropForModel(img, [0, 0, 10, 10], 'tips-right', { width: 0, height: 5 })).toThrow(/input size must be whole numbers/);
+    expect(() => cropForModel({ ...img, pixels: new Uint8Array(64 * 64) } as Image, [0, 0, 10, 10], 'tips-right', SIZE)).toThrow(/Uint16Array for a 16-bit image/);
   });
 });

@@ -1,9 +1,11 @@
 // The model's input (brief "model contract"): the ROI in canonical orientation, resampled to a
 // W x H grid by the mean of s x s bilinear samples per cell, then z-scored over the crop. Works
 // on the raw 8- or 16-bit values, so no precision is lost to an 8-bit detour, and applies the
-// orientation as a coordinate transform instead of copying the frame.
+// orientation as a coordinate transform instead of copying the frame. The addon does the pixels.
 import { boxToCanonical, fromCanonical } from '../frame/orientation.ts';
+import { native } from '../native.ts';
 import type { Box, Image, Orientation } from '../types.ts';
+import { checkImage } from './image-args.ts';
 
 export interface InputSize {
   width: number;
@@ -34,69 +36,26 @@ export function samplesPerCell(canonicalBox: Box, size: InputSize): number {
 
 /**
  * The ROI `box` (frame pixels as delivered) of `img`, seen in canonical orientation `o`, as the
- * model's z-scored float32 input of size.height x size.width (row-major). Writes into `out` when given.
+ * model's z-scored float32 input of size.height x size.width (row-major). Writes into `out` when
+ * given. The pixel loop runs in the addon (native/crop.cc).
  */
 export function cropForModel(img: Image, box: Box, o: Orientation, size: InputSize, out?: Float32Array): Float32Array {
+  const { width, height, depth, pixels } = checkImage(img);
   const { width: W, height: H } = size;
+  if (!Number.isInteger(W) || !Number.isInteger(H) || W < 1 || H < 1 || W > 4096 || H > 4096) {
+    throw new RangeError(`cropForModel: input size must be whole numbers from 1 to 4096, got ${W}x${H}`);
+  }
+  if (!box.every(Number.isFinite) || !(box[2] > 0 && box[3] > 0)) {
+    throw new RangeError(`cropForModel: box must be finite with a positive size, got [${box.join(', ')}]`);
+  }
   const n = W * H;
   const dst = out ?? new Float32Array(n);
   if (dst.length < n) throw new RangeError(`cropForModel: output holds ${dst.length} values, needs ${n}`);
-  const cb = boxToCanonical(box, img.width, img.height, o);
-  const [bx, by, bw, bh] = cb;
-  const s = samplesPerCell(cb, size);
-  const a = canonicalAffine(img.width, img.height, o);
-  const px = img.pixels;
-  const fw = img.width;
-  const maxX = img.width - 1;
-  const maxY = img.height - 1;
-  const cellW = bw / W;
-  const cellH = bh / H;
-  const inv = 1 / (s * s);
-  let sum = 0;
-  for (let v = 0; v < H; v++) {
-    for (let u = 0; u < W; u++) {
-      let acc = 0;
-      for (let j = 0; j < s; j++) {
-        const yc = by + (v + (j + 0.5) / s) * cellH;
-        for (let i = 0; i < s; i++) {
-          const xc = bx + (u + (i + 0.5) / s) * cellW;
-          let x = a.ox + xc * a.exx + yc * a.eyx;
-          let y = a.oy + xc * a.exy + yc * a.eyy;
-          // Clamping the point to the edge pixel centres = sampling with edge replication.
-          x = x < 0 ? 0 : x > maxX ? maxX : x;
-          y = y < 0 ? 0 : y > maxY ? maxY : y;
-          const x0 = Math.floor(x);
-          const y0 = Math.floor(y);
-          const fx = x - x0;
-          const fy = y - y0;
-          const x1 = x0 < maxX ? x0 + 1 : x0;
-          const r0 = y0 * fw;
-          const r1 = (y0 < maxY ? y0 + 1 : y0) * fw;
-          const top = px[r0 + x0]! + (px[r0 + x1]! - px[r0 + x0]!) * fx;
-          const bot = px[r1 + x0]! + (px[r1 + x1]! - px[r1 + x0]!) * fx;
-          acc += top + (bot - top) * fy;
-        }
-      }
-      const val = acc * inv;
-      dst[v * W + u] = val;
-      sum += val;
-    }
-  }
-  zscore(dst, n, sum / n);
+  const cb = boxToCanonical(box, width, height, o);
+  const a = canonicalAffine(width, height, o);
+  const affine = new Float64Array([a.ox, a.oy, a.exx, a.exy, a.eyx, a.eyy]);
+  native.cropForModel(pixels, width, height, depth, affine, new Float64Array(cb), W, H, samplesPerCell(cb, size), dst);
   return dst;
-}
-
-/** Per-crop z-score in place (population std, as numpy's default). */
-function zscore(buf: Float32Array, n: number, mean: number): void {
-  // A second pass for the variance: the one-pass form cancels badly on bright 16-bit crops.
-  let ss = 0;
-  for (let k = 0; k < n; k++) {
-    const d = buf[k]! - mean;
-    ss += d * d;
-  }
-  const std = Math.max(Math.sqrt(ss / n), 1e-6);
-  const inv = 1 / std;
-  for (let k = 0; k < n; k++) buf[k] = (buf[k]! - mean) * inv;
 }
 
 /** The flip test's batch of two: the model input, then the same input mirrored top <-> bottom. */
