@@ -13,6 +13,7 @@
 //          --in-flight N (the daemon's pipeline.inFlight, default 2)
 //          --no-daemon --model FILE --spinning (ONNX Runtime's spinning intra-op threads, in process)
 //          --flip-test (pipeline.flipTest: the final pass's crop also mirrored top-bottom)
+//          --intra-op N (model.intraOpNumThreads, default 0: ONNX Runtime's choice, one per core)
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -36,6 +37,7 @@ const { values: opt } = parseArgs({
     'flip-test': { type: 'boolean', default: false },
     'stable-ms': { type: 'string', default: '50' },
     'in-flight': { type: 'string', default: '2' },
+    'intra-op': { type: 'string', default: '0' },
   },
 });
 const SIZES = opt.sizes!.split(',').map(Number);
@@ -107,7 +109,7 @@ async function daemonRun(size: number, rateOpt: number | undefined): Promise<Dae
   const broker = await Mosquitto.start();
   const dir = tempDir('bench');
   // The history on the same disk as in production (synchronous FULL); info logs only.
-  const cfg = writeConfig(dir, broker.url, { model: { path: MODEL, intraOpNumThreads: 0 }, pipeline: { inFlight: Number(opt['in-flight']), flipTest: opt['flip-test'] }, source: { hotfolder: { stableMs: Number(opt['stable-ms']), pollMs: 20, afterJudged: 'delete' } } });
+  const cfg = writeConfig(dir, broker.url, { model: { path: MODEL, intraOpNumThreads: Number(opt['intra-op']) }, pipeline: { inFlight: Number(opt['in-flight']), flipTest: opt['flip-test'] }, source: { hotfolder: { stableMs: Number(opt['stable-ms']), pollMs: 20, afterJudged: 'delete' } } });
   const pngs = await frames(size, 2);
   const sub = await Subscriber.connect(broker.url, cfg.root);
   const received = new Map<string, number>();
@@ -197,7 +199,7 @@ async function main(): Promise<void> {
   const loadavg = (await import('node:os')).loadavg().map((v) => v.toFixed(1)).join(' ');
   console.log(`# xpole pipeline bench: CPU provider, ${(await import('node:os')).cpus().length} cores, load average ${loadavg}`);
   console.log(`# model ${path.relative(process.cwd(), MODEL)}; ${FRAMES} judgements per size from PNG bytes (16-bit synthetic frames)`);
-  const pipeline = await Pipeline.load({ modelPath: MODEL, providers: ['cpu'], intraOpNumThreads: 0, spinning: opt.spinning, flipTest: opt['flip-test'] });
+  const pipeline = await Pipeline.load({ modelPath: MODEL, providers: ['cpu'], intraOpNumThreads: Number(opt['intra-op']), spinning: opt.spinning, flipTest: opt['flip-test'] });
   console.log(`# intra-op threads ${opt.spinning ? 'spin' : 'do not spin'} while idle; flip test ${opt['flip-test'] ? 'on' : 'off'}`);
   const figures: SizeFigures[] = [];
   for (const size of SIZES) {
