@@ -1,10 +1,12 @@
 // The HRNet heatmap model: an ONNX Runtime session over the model contract's tensors
 // (input float32 [N, 1, H, W] -> heatmaps float32 [N, K, H/4, W/4]). Execution providers are
 // tried in order, each on its own (onnxruntime-node throws at session creation when a
-// provider's libraries are missing), so the one in use is known and can be reported.
+// provider's libraries are missing), so the one in use is known and can be reported. The
+// session lives in a worker thread (model-worker.mjs): onnxruntime-node runs inference on its
+// calling thread, and on the main thread that stopped the event loop for every run.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import ort from 'onnxruntime-node';
+import { Worker } from 'node:worker_threads';
 
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
 export type Logger = (level: LogLevel, message: string) => void;
@@ -44,12 +46,71 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/** Heatmaps as the session returned them, checked against the card by run(). */
+interface WorkerHeatmaps {
+  type: string;
+  dims: readonly number[];
+  data: unknown;
+}
+
+/** The worker thread holding the session; requests and their answers matched by id. */
+class SessionWorker {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }>();
+  private nextId = 0;
+  private stopped: Error | undefined;
+
+  constructor(bytes: Uint8Array, opts: Pick<ModelOptions, 'intraOpNumThreads' | 'spinning'>) {
+    this.worker = new Worker(new URL('./model-worker.mjs', import.meta.url), {
+      workerData: { bytes, intraOpNumThreads: opts.intraOpNumThreads, spinning: opts.spinning ?? false },
+    });
+    // Idle, the worker does not keep the process alive; a request in flight does (request()).
+    this.worker.unref();
+    this.worker.on('message', (m: { id: number; error?: string }) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.settled(m.id);
+      if (m.error !== undefined) p.reject(new Error(m.error));
+      else p.resolve(m);
+    });
+    const stop = (err: Error) => {
+      this.stopped ??= err;
+      for (const [id, p] of this.pending) {
+        this.settled(id);
+        p.reject(this.stopped);
+      }
+    };
+    this.worker.on('error', (err) => stop(new Error(`the model's worker thread failed: ${err.message}`)));
+    this.worker.on('exit', (code) => stop(new Error(`the model's worker thread exited (code ${code})`)));
+  }
+
+  request(msg: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Record<string, unknown>> {
+    if (this.stopped) return Promise.reject(this.stopped);
+    const id = ++this.nextId;
+    if (this.pending.size === 0) this.worker.ref();
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...msg, id }, transfer);
+    });
+  }
+
+  private settled(id: number): void {
+    this.pending.delete(id);
+    if (this.pending.size === 0) this.worker.unref();
+  }
+
+  async terminate(): Promise<void> {
+    this.stopped ??= new Error('the model is closed');
+    await this.worker.terminate();
+  }
+}
+
 export class HeatmapModel {
   /** Runs go one at a time: concurrent pipeline frames overlap their other stages, not the model. */
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: SessionWorker,
     readonly card: ModelCard,
     readonly provider: string,
   ) {}
@@ -94,42 +155,36 @@ export class HeatmapModel {
       );
     }
     if (opts.providers.length === 0) throw new ModelLoadError('no execution provider configured (providers is empty)');
-    // ORT's own logger prints a missing provider library as an error on stderr; it is reported
-    // through our logger as a warning instead (ORT takes the level from its first session).
-    ort.env.logLevel = 'fatal';
+    const worker = new SessionWorker(bytes, opts);
     const failures: string[] = [];
-    for (const provider of opts.providers) {
-      let session: ort.InferenceSession;
-      try {
-        session = await ort.InferenceSession.create(bytes, {
-          executionProviders: [provider],
-          intraOpNumThreads: opts.intraOpNumThreads,
-          interOpNumThreads: 1,
-          graphOptimizationLevel: 'all',
-          logSeverityLevel: 4,
-          // Idle intra-op threads spin by default, burning the cores that decode and the corner
-          // detector of the other frame in flight need (2 cores here, CPU provider).
-          extra: { session: { intra_op: { allow_spinning: opts.spinning ? '1' : '0' } } },
-        });
-      } catch (err) {
-        const why = (err as Error).message.split('\n')[0];
-        failures.push(`${provider}: ${why}`);
-        log('warning', `execution provider '${provider}' unavailable, trying the next one: ${why}`);
-        continue;
+    try {
+      for (const provider of opts.providers) {
+        try {
+          await worker.request({ type: 'create', provider });
+        } catch (err) {
+          const why = (err as Error).message.split('\n')[0];
+          failures.push(`${provider}: ${why}`);
+          log('warning', `execution provider '${provider}' unavailable, trying the next one: ${why}`);
+          continue;
+        }
+        const model = new HeatmapModel(worker, card, provider);
+        try {
+          await model.run(new Float32Array(model.inputSize), 1);
+        } catch (err) {
+          await worker.request({ type: 'release' });
+          if (err instanceof ModelLoadError) throw err;
+          failures.push(`${provider}: warm-up failed: ${(err as Error).message}`);
+          log('warning', `execution provider '${provider}' failed the warm-up run, trying the next one: ${(err as Error).message}`);
+          continue;
+        }
+        log('info', `model ${card.name} (sha256 ${card.sha256.slice(0, 12)}) loaded on execution provider '${provider}'`);
+        return model;
       }
-      const model = new HeatmapModel(session, card, provider);
-      try {
-        await model.run(new Float32Array(model.inputSize), 1);
-      } catch (err) {
-        await session.release();
-        if (err instanceof ModelLoadError) throw err;
-        failures.push(`${provider}: warm-up failed: ${(err as Error).message}`);
-        log('warning', `execution provider '${provider}' failed the warm-up run, trying the next one: ${(err as Error).message}`);
-        continue;
-      }
-      log('info', `model ${card.name} (sha256 ${card.sha256.slice(0, 12)}) loaded on execution provider '${provider}'`);
-      return model;
+    } catch (err) {
+      await worker.terminate();
+      throw err;
     }
+    await worker.terminate();
     throw new ModelLoadError(`model ${opts.modelPath}: no execution provider could run it (${failures.join('; ')})`);
   }
 
@@ -140,17 +195,18 @@ export class HeatmapModel {
       return Promise.reject(new RangeError(`model input holds ${input.length} values, expected ${n}x1x${height}x${width}`));
     }
     const job = this.queue.then(async () => {
-      const feeds = { input: new ort.Tensor('float32', input, [n, 1, height, width]) };
-      const out = await this.session.run(feeds);
-      const hm = out['heatmaps'] ?? Object.values(out)[0];
+      // A copy goes to the worker: the caller keeps its input.
+      const copy = input.slice();
+      const reply = await this.session.request({ type: 'run', input: copy, dims: [n, 1, height, width] }, [copy.buffer]);
+      const hm = reply['heatmaps'] as WorkerHeatmaps | null;
       const k = this.card.keypoints.length;
       const want = [n, k, this.card.heatmap.height, this.card.heatmap.width];
-      if (!hm || hm.type !== 'float32' || hm.dims.join() !== want.join()) {
+      if (!hm || hm.type !== 'float32' || hm.dims.join() !== want.join() || !(hm.data instanceof Float32Array)) {
         throw new ModelLoadError(
           `model output ${hm ? `${hm.type} [${hm.dims.join(', ')}]` : 'missing'} does not match the card: float32 [${want.join(', ')}]`,
         );
       }
-      return hm.data as Float32Array;
+      return hm.data;
     });
     this.queue = job.catch(() => undefined);
     return job;
@@ -158,7 +214,8 @@ export class HeatmapModel {
 
   async close(): Promise<void> {
     await this.queue;
-    await this.session.release();
+    await this.session.request({ type: 'release' }).catch(() => undefined);
+    await this.session.terminate();
   }
 }
 
