@@ -104,3 +104,37 @@ describe('HeatmapModel.run', () => {
     }
   });
 });
+
+describe('HeatmapModel runs off the event loop', () => {
+  const SHIPPED = path.join(path.dirname(fileURLToPath(import.meta.url)), '../models/xpole-hrnet.onnx');
+
+  it('keeps the event loop turning while a run computes, and leaves the caller its input', async () => {
+    const model = await HeatmapModel.load({ modelPath: SHIPPED, providers: ['cpu'], intraOpNumThreads: 1 });
+    try {
+      const input = Float32Array.from({ length: model.inputSize }, (_, i) => Math.sin(i / 31));
+      // Event-loop turns while one run is pending: onnxruntime-node on the main thread allows
+      // about one (its run is synchronous); in the worker the loop keeps turning for the whole
+      // run (several ms of HRNet on the CPU).
+      let turns = 0;
+      let pending = true;
+      const spin = () => {
+        turns++;
+        if (pending) setImmediate(spin);
+      };
+      setImmediate(spin);
+      const hm = await model.run(input, 1);
+      pending = false;
+      expect(hm.length).toBe(model.outputSize);
+      expect(turns).toBeGreaterThan(20);
+      expect(input[1]).toBe(Math.fround(Math.sin(1 / 31)));
+    } finally {
+      await model.close();
+    }
+  });
+
+  it('refuses runs once closed, naming why', async () => {
+    const model = await HeatmapModel.load({ modelPath: FIXTURE, providers: ['cpu'], intraOpNumThreads: 1 });
+    await model.close();
+    await expect(model.run(new Float32Array(model.inputSize), 1)).rejects.toThrow(/the model is closed/);
+  });
+});
