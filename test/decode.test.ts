@@ -3,6 +3,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { FrameError } from '../src/errors.ts';
 import { decodeFrame, encodePng } from '../src/frame/decode.ts';
+import { greyTiffLayout } from '../src/frame/tiff.ts';
 import type { Image } from '../src/types.ts';
 import { rng } from './peers/opencv.ts';
 
@@ -108,6 +109,99 @@ describe('decodeFrame: 16 bits kept', () => {
     const out = await decodeFrame(tiff);
     expect(out.depth).toBe(16);
     expect(Array.from(out.pixels)).toEqual(Array.from(img.pixels));
+  });
+});
+
+/** A grey TIFF by hand: either byte order, strips of rowsPerStrip rows placed after the directory. */
+function tiffFile(img: Image, o: { le: boolean; rowsPerStrip: number; photometric?: number; tile?: boolean }): Buffer {
+  const { width, height, depth } = img;
+  const bytesPerSample = depth / 8;
+  const strips = Math.ceil(height / o.rowsPerStrip);
+  const entries: [number, number, number[]][] = [
+    [256, 4, [width]],
+    [257, 4, [height]],
+    [258, 3, [depth]],
+    [259, 3, [1]],
+    [262, 3, [o.photometric ?? 1]],
+    [273, 4, []], // StripOffsets, filled below
+    [277, 3, [1]],
+    [278, 4, [o.rowsPerStrip]],
+    [279, 4, Array.from({ length: strips }, (_, k) => Math.min(o.rowsPerStrip, height - k * o.rowsPerStrip) * width * bytesPerSample)],
+    ...(o.tile ? ([[322, 4, [16]]] as [number, number, number[]][]) : []),
+  ];
+  const ifd = 8;
+  const arrays = ifd + 2 + 12 * entries.length + 4;
+  const dataAt = arrays + 2 * 4 * strips;
+  const out = Buffer.alloc(dataAt + width * height * bytesPerSample);
+  const w16 = (v: number, at: number) => (o.le ? out.writeUInt16LE(v, at) : out.writeUInt16BE(v, at));
+  const w32 = (v: number, at: number) => (o.le ? out.writeUInt32LE(v, at) : out.writeUInt32BE(v, at));
+  out.write(o.le ? 'II' : 'MM', 0, 'latin1');
+  w16(42, 2);
+  w32(ifd, 4);
+  w16(entries.length, ifd);
+  let spill = arrays;
+  entries.forEach(([tag, type, values], i) => {
+    if (tag === 273) values.push(...Array.from({ length: strips }, (_, k) => dataAt + k * o.rowsPerStrip * width * bytesPerSample));
+    const e = ifd + 2 + 12 * i;
+    w16(tag, e);
+    w16(type, e + 2);
+    w32(values.length, e + 4);
+    if (values.length === 1) {
+      if (type === 3) w16(values[0]!, e + 8);
+      else w32(values[0]!, e + 8);
+    } else {
+      w32(spill, e + 8);
+      for (const v of values) w32(v, (spill += 4) - 4);
+    }
+  });
+  for (let i = 0; i < width * height; i++) {
+    const at = dataAt + i * bytesPerSample;
+    if (depth === 8) out[at] = img.pixels[i]!;
+    else if (o.le) out.writeUInt16LE(img.pixels[i]!, at);
+    else out.writeUInt16BE(img.pixels[i]!, at);
+  }
+  return out;
+}
+
+/** What sharp (libtiff) reads from a TIFF: the peer of the direct path. */
+async function viaSharp(b: Buffer, depth: 8 | 16): Promise<number[]> {
+  const raw = await sharp(b).toColourspace(depth === 16 ? 'grey16' : 'b-w').extractChannel(0).raw({ depth: depth === 16 ? 'ushort' : 'uchar' }).toBuffer();
+  return Array.from(depth === 16 ? new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2) : raw);
+}
+
+describe('decodeFrame: baseline uncompressed grey TIFF read directly', () => {
+  it('reads what sharp writes, 16- and 8-bit, to the same samples', async () => {
+    for (const img of [random16(261, 300, 4), gradient8(259, 270)]) {
+      const space = img.depth === 16 ? 'grey16' : 'b-w';
+      const tif = await sharp(img.pixels, { raw: { width: img.width, height: img.height, channels: 1 } }).toColourspace(space).tiff({ compression: 'none' }).toBuffer();
+      expect(greyTiffLayout(tif)).not.toBeNull();
+      const out = await decodeFrame(tif);
+      expect([out.width, out.height, out.depth]).toEqual([img.width, img.height, img.depth]);
+      expect(Array.from(out.pixels)).toEqual(Array.from(img.pixels));
+    }
+  });
+
+  it('agrees with libtiff on big- and little-endian files cut into strips (the last one short)', async () => {
+    const img = random16(263, 301, 5);
+    for (const le of [true, false]) {
+      const tif = tiffFile(img, { le, rowsPerStrip: 7 });
+      expect(greyTiffLayout(tif)?.strips.length).toBe(2 * 43);
+      const out = await decodeFrame(tif);
+      expect(Array.from(out.pixels)).toEqual(Array.from(img.pixels));
+      expect(Array.from(out.pixels)).toEqual(await viaSharp(tif, 16));
+    }
+  });
+
+  it('leaves compressed, tiled, white-is-zero and short-stripped TIFFs to sharp', async () => {
+    const img = random16(260, 280, 6);
+    const lzw = await sharp(img.pixels, { raw: { width: 260, height: 280, channels: 1 } }).toColourspace('grey16').tiff({ compression: 'lzw' }).toBuffer();
+    expect(greyTiffLayout(lzw)).toBeNull();
+    expect(greyTiffLayout(tiffFile(img, { le: true, rowsPerStrip: 280, tile: true }))).toBeNull();
+    expect(greyTiffLayout(tiffFile(img, { le: true, rowsPerStrip: 280, photometric: 0 }))).toBeNull();
+    const whole = tiffFile(img, { le: true, rowsPerStrip: 10 });
+    const cut = whole.subarray(0, whole.length - 100);
+    expect(greyTiffLayout(cut)).toBeNull();
+    expect(await reason(cut)).toMatch(/^DECODE_ERROR/);
   });
 });
 

@@ -1,9 +1,11 @@
-// The one decode module: grey PNG (the addon, src/frame/png.ts, when built with libdeflate), PNG,
-// TIFF, JPEG (sharp) and BMP (sharp has no BMP reader) into one grayscale channel of 8 or 16 bits.
+// The one decode module: grey PNG (the addon, src/frame/png.ts, when built with libdeflate),
+// baseline uncompressed grey TIFF (src/frame/tiff.ts), any other PNG, TIFF, JPEG (sharp) and BMP
+// (sharp has no BMP reader) into one grayscale channel of 8 or 16 bits.
 // 16-bit frames stay 16-bit: X-ray detectors deliver them so.
 import sharp from 'sharp';
 import { decodeGreyPng, nativePng } from './png.ts';
 import { greyPngLayout, isPng } from './png-format.ts';
+import { greyTiffLayout, readGreyTiff } from './tiff.ts';
 import { FrameError } from '../errors.ts';
 import type { Image } from '../types.ts';
 
@@ -28,6 +30,11 @@ export async function decodeFrame(bytes: Uint8Array, limits: DecodeLimits = SPEC
       checkHeader(layout.width, layout.height, limits);
       return { width: layout.width, height: layout.height, depth: layout.depth, pixels: await decodeGreyPng(bytes, layout) };
     }
+  }
+  const tiff = greyTiffLayout(bytes);
+  if (tiff) {
+    checkHeader(tiff.width, tiff.height, limits);
+    return { width: tiff.width, height: tiff.height, depth: tiff.depth, pixels: readGreyTiff(bytes, tiff) };
   }
 
   let meta: sharp.Metadata;
