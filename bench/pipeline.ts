@@ -1,6 +1,6 @@
 // The performance budget (issue 6), CPU provider: `npm run bench` (= npx tsx bench/pipeline.ts).
 //  1. In process: per-stage median and p99 ms and end-to-end frames/s (one and two frames in
-//     flight) for 16-bit synthetic frames at 1000², 2048² and 3072², judged from PNG bytes.
+//     flight) for 16-bit synthetic frames at 1000², 2048² and 3072², judged from PNG (or, --container tiff, uncompressed TIFF) bytes.
 //  2. The daemon as a child process (hot folder -> mosquitto) at 2048²: sustained throughput with
 //     the folder flooded, compared with the sum of the stage times (the overlap), the bottleneck
 //     named; then frames dropped at a steady rate below that throughput: latency from the file's
@@ -14,6 +14,8 @@
 //          --no-daemon --model FILE --spinning (ONNX Runtime's spinning intra-op threads, in process)
 //          --flip-test (pipeline.flipTest: the final pass's crop also mirrored top-bottom)
 //          --intra-op N (model.intraOpNumThreads, default 0: ONNX Runtime's choice, one per core)
+//          --container png|tiff (the frames' file format, default png; tiff = uncompressed, as raw detector exports)
+// Env XPOLE_BENCH_NODE_ARGS: node options for the daemon, e.g. '--cpu-prof --cpu-prof-dir=DIR' (profiles of its threads).
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,6 +40,7 @@ const { values: opt } = parseArgs({
     'stable-ms': { type: 'string', default: '50' },
     'in-flight': { type: 'string', default: '2' },
     'intra-op': { type: 'string', default: '0' },
+    container: { type: 'string', default: 'png' },
   },
 });
 const SIZES = opt.sizes!.split(',').map(Number);
@@ -53,9 +56,15 @@ const pct = (v: number[], p: number) => {
 const f1 = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
 const ids = (seq: number) => ({ id: `b-${seq}`, seq, ts: new Date().toISOString() });
 
+if (opt.container !== 'png' && opt.container !== 'tiff') throw new Error(`--container must be png or tiff, got ${opt.container}`);
+const EXT = opt.container === 'png' ? 'png' : 'tif';
+
 async function frames(size: number, n: number): Promise<Buffer[]> {
   const out: Buffer[] = [];
-  for (let i = 0; i < n; i++) out.push(await encodePng(renderFrame({ seed: 500 + i, width: size, height: size, depth: 16, orientation: 'tips-right' }).image));
+  for (let i = 0; i < n; i++) {
+    const img = renderFrame({ seed: 500 + i, width: size, height: size, depth: 16, orientation: 'tips-right' }).image;
+    out.push(EXT === 'png' ? await encodePng(img) : await sharp(img.pixels, { raw: { width: size, height: size, channels: 1 } }).toColourspace('grey16').tiff({ compression: 'none' }).toBuffer());
+  }
   return out;
 }
 
@@ -70,7 +79,7 @@ interface SizeFigures {
 async function inProcess(pipeline: Pipeline, size: number): Promise<SizeFigures> {
   const pngs = await frames(size, 2);
   // A fresh copy each time: the daemon reads every file into a new buffer, so no decoder cache may help.
-  const input = (i: number) => ({ frame: `f${i}.png`, cellId: null, bytes: Buffer.from(pngs[i % pngs.length]!) });
+  const input = (i: number) => ({ frame: `f${i}.${EXT}`, cellId: null, bytes: Buffer.from(pngs[i % pngs.length]!) });
   for (let i = 0; i < 3; i++) await pipeline.judge(input(i), ids(i)); // warm-up
   const timings: Record<string, number[]> = Object.fromEntries(STAGES.map((s) => [s, []]));
   const verdicts: Record<string, number> = {};
@@ -123,15 +132,15 @@ async function daemonRun(size: number, rateOpt: number | undefined): Promise<Dae
     }
     return origPush(...rs);
   };
-  const d = startDaemon(cfg.file);
+  const d = startDaemon(cfg.file, {}, process.env.XPOLE_BENCH_NODE_ARGS ? process.env.XPOLE_BENCH_NODE_ARGS.split(" ") : []);
   try {
     await until('online', () => sub.lastState() === 'online', 120_000, () => d.out.slice(-20).join('\n'));
     // Warm-up: a few frames so that the first ones do not carry session start-up costs.
-    for (let i = 0; i < 4; i++) dropFrame(cfg.hot, `warm-${i}.png`, pngs[i % 2]!);
-    await until('warm-up', () => ['warm-0.png', 'warm-1.png', 'warm-2.png', 'warm-3.png'].every((n) => received.has(n)), 120_000);
+    for (let i = 0; i < 4; i++) dropFrame(cfg.hot, `warm-${i}.${EXT}`, pngs[i % 2]!);
+    await until('warm-up', () => [0, 1, 2, 3].map((i) => `warm-${i}.${EXT}`).every((n) => received.has(n)), 120_000);
 
     // Flood: every frame is there at once; the daemon pulls them as fast as it can.
-    const floodNames = Array.from({ length: DAEMON_FRAMES }, (_, i) => `flood-${String(i).padStart(4, '0')}.png`);
+    const floodNames = Array.from({ length: DAEMON_FRAMES }, (_, i) => `flood-${String(i).padStart(4, '0')}.${EXT}`);
     const t0 = performance.now();
     floodNames.forEach((n, i) => dropFrame(cfg.hot, n, pngs[i % 2]!));
     await until('flood judged', () => floodNames.every((n) => received.has(n)), 600_000);
@@ -147,7 +156,7 @@ async function daemonRun(size: number, rateOpt: number | undefined): Promise<Dae
     for (let i = 0; i < n; i++) {
       const due = start + (i * 1000) / rate;
       while (performance.now() < due) await new Promise((r) => setTimeout(r, Math.max(0, Math.min(5, due - performance.now()))));
-      const name = `paced-${String(i).padStart(4, '0')}.png`;
+      const name = `paced-${String(i).padStart(4, '0')}.${EXT}`;
       dropFrame(cfg.hot, name, pngs[i % 2]!);
       arrived.set(name, performance.now());
     }
@@ -198,7 +207,7 @@ async function decodeBreakdown(size: number): Promise<void> {
 async function main(): Promise<void> {
   const loadavg = (await import('node:os')).loadavg().map((v) => v.toFixed(1)).join(' ');
   console.log(`# xpole pipeline bench: CPU provider, ${(await import('node:os')).cpus().length} cores, load average ${loadavg}`);
-  console.log(`# model ${path.relative(process.cwd(), MODEL)}; ${FRAMES} judgements per size from PNG bytes (16-bit synthetic frames)`);
+  console.log(`# model ${path.relative(process.cwd(), MODEL)}; ${FRAMES} judgements per size from ${EXT === "png" ? "PNG" : "uncompressed TIFF"} bytes (16-bit synthetic frames)`);
   const pipeline = await Pipeline.load({ modelPath: MODEL, providers: ['cpu'], intraOpNumThreads: Number(opt['intra-op']), spinning: opt.spinning, flipTest: opt['flip-test'] });
   console.log(`# intra-op threads ${opt.spinning ? 'spin' : 'do not spin'} while idle; flip test ${opt['flip-test'] ? 'on' : 'off'}`);
   const figures: SizeFigures[] = [];
