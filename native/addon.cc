@@ -290,35 +290,118 @@ Napi::Value RectSums(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// cropForModel(pixels, width, height, depth, affine, box, outW, outH, samples, out): the model's
-// input into the Float32Array `out` (xpole::cropForModel); affine = Float64Array [ox, oy, exx,
-// exy, eyx, eyy] (canonical -> frame, unit coefficients), box = Float64Array [bx, by, bw, bh]
-// canonical. Samples are clamped to the frame, so any finite box reads inside the pixels.
-Napi::Value CropForModel(const Napi::CallbackInfo& info) {
+// cropForModel(pixels, width, height, depth, affine, box, outW, outH, samples[, out]): the model's
+// input (xpole::cropForModel); affine = Float64Array [ox, oy, exx, exy, eyx, eyy] (canonical ->
+// frame, unit coefficients), box = Float64Array [bx, by, bw, bh] canonical. Samples are clamped
+// to the frame, so any finite box reads inside the pixels.
+struct CropArgs {
+  const void* data = nullptr;
+  int depth = 16;
+  xpole::CropSpec spec{};
+};
+
+CropArgs parseCrop(const Napi::CallbackInfo& info, size_t argc) {
   Napi::Env env = info.Env();
-  if (info.Length() < 10) throw Napi::TypeError::New(env, "cropForModel expects 10 arguments");
-  const int depth = depthArg(info, 3);
-  const int width = intArg(info, 1, "width", 1, kMaxSide);
-  const int height = intArg(info, 2, "height", 1, kMaxSide);
-  const void* data = pixelData(info, 0, depth, size_t(width) * size_t(height), std::to_string(width) + "x" + std::to_string(height));
+  if (info.Length() < argc) throw Napi::TypeError::New(env, "cropForModel expects " + std::to_string(argc) + " arguments");
+  CropArgs c;
+  c.depth = depthArg(info, 3);
+  c.spec.width = intArg(info, 1, "width", 1, kMaxSide);
+  c.spec.height = intArg(info, 2, "height", 1, kMaxSide);
+  c.data = pixelData(info, 0, c.depth, size_t(c.spec.width) * size_t(c.spec.height),
+                     std::to_string(c.spec.width) + "x" + std::to_string(c.spec.height));
   auto affine = float64s(info, 4, "affine", 6);
   auto box = float64s(info, 5, "box", 4);
   for (size_t k = 2; k < 6; k++)
     if (std::abs(affine[k]) > 1 || affine[k] != std::floor(affine[k]))
       throw Napi::RangeError::New(env, "affine's coefficients (exx, exy, eyx, eyy) must be -1, 0 or 1");
-  const int outW = intArg(info, 6, "outW", 1, 4096);
-  const int outH = intArg(info, 7, "outH", 1, 4096);
-  const int samples = intArg(info, 8, "samples", 1, 1024);
+  if (!(box[2] > 0 && box[3] > 0)) throw Napi::RangeError::New(env, "box must have a positive width and height");
+  c.spec.a = {affine[0], affine[1], affine[2], affine[3], affine[4], affine[5]};
+  for (size_t k = 0; k < 4; k++) c.spec.box[k] = box[k];
+  c.spec.outW = intArg(info, 6, "outW", 1, 4096);
+  c.spec.outH = intArg(info, 7, "outH", 1, 4096);
+  c.spec.s = intArg(info, 8, "samples", 1, 1024);
+  return c;
+}
+
+void runCrop(const void* p, int depth, size_t stride, const xpole::PixelRect& r, const xpole::CropSpec& c, float* out) {
+  if (depth == 8) xpole::cropForModel8(static_cast<const uint8_t*>(p), stride, r, c, out);
+  else xpole::cropForModel16(static_cast<const uint16_t*>(p), stride, r, c, out);
+}
+
+// Synchronous, reading the caller's pixels in place; writes into the Float32Array `out`.
+Napi::Value CropForModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CropArgs c = parseCrop(info, 10);
   if (!info[9].IsTypedArray() || info[9].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     throw Napi::TypeError::New(env, "out must be a Float32Array");
   auto out = info[9].As<Napi::Float32Array>();
-  if (out.ElementLength() < size_t(outW) * size_t(outH))
-    throw Napi::RangeError::New(env, "out holds " + std::to_string(out.ElementLength()) + " values, needs " + std::to_string(size_t(outW) * size_t(outH)));
-  const xpole::Affine a{affine[0], affine[1], affine[2], affine[3], affine[4], affine[5]};
-  const double b[4] = {box[0], box[1], box[2], box[3]};
-  if (depth == 8) xpole::cropForModel8(static_cast<const uint8_t*>(data), width, height, a, b, outW, outH, samples, out.Data());
-  else xpole::cropForModel16(static_cast<const uint16_t*>(data), width, height, a, b, outW, outH, samples, out.Data());
+  const size_t n = size_t(c.spec.outW) * size_t(c.spec.outH);
+  if (out.ElementLength() < n)
+    throw Napi::RangeError::New(env, "out holds " + std::to_string(out.ElementLength()) + " values, needs " + std::to_string(n));
+  runCrop(c.data, c.depth, size_t(c.spec.width), xpole::PixelRect{0, 0, c.spec.width - 1, c.spec.height - 1}, c.spec, out.Data());
   return env.Undefined();
+}
+
+// Off the event loop: the pixels the crop reads (its footprint, about the ROI) are copied first,
+// since JavaScript may transfer or reuse the frame meanwhile; resolves to a new Float32Array.
+class CropWorker : public Napi::AsyncWorker {
+ public:
+  CropWorker(Napi::Env env, const CropArgs& c)
+      : Napi::AsyncWorker(env, "xpole:crop"), deferred_(Napi::Promise::Deferred::New(env)), spec_(c.spec), depth_(c.depth) {
+    rect_ = xpole::cropFootprint(spec_);
+    const size_t bpp = size_t(depth_ / 8);
+    const size_t w = size_t(rect_.x1 - rect_.x0 + 1), h = size_t(rect_.y1 - rect_.y0 + 1);
+    pixels_.resize(w * h * bpp);
+    const auto* src = static_cast<const uint8_t*>(c.data);
+    for (size_t y = 0; y < h; y++)
+      std::memcpy(pixels_.data() + y * w * bpp, src + ((size_t(rect_.y0) + y) * size_t(spec_.width) + size_t(rect_.x0)) * bpp, w * bpp);
+    auto ab = Napi::ArrayBuffer::New(env, size_t(spec_.outW) * size_t(spec_.outH) * sizeof(float));
+    out_ = Napi::Persistent(ab);
+    data_ = static_cast<float*>(ab.Data());
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override { runCrop(pixels_.data(), depth_, size_t(rect_.x1 - rect_.x0 + 1), rect_, spec_, data_); }
+  void OnOK() override {
+    deferred_.Resolve(Napi::Float32Array::New(Env(), size_t(spec_.outW) * size_t(spec_.outH), out_.Value(), 0));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  xpole::CropSpec spec_;
+  int depth_;
+  xpole::PixelRect rect_{};
+  std::vector<uint8_t> pixels_;
+  Napi::Reference<Napi::ArrayBuffer> out_;
+  float* data_ = nullptr;
+};
+
+// cropForModelAsync(pixels, width, height, depth, affine, box, outW, outH, samples)
+Napi::Value CropForModelAsync(const Napi::CallbackInfo& info) {
+  CropArgs c = parseCrop(info, 9);
+  auto* w = new CropWorker(info.Env(), c);
+  auto p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// greyRange(pixels, depth, step): [lo, hi], the 0.5th and 99.5th percentile of every step-th sample.
+Napi::Value GreyRange(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3) throw Napi::TypeError::New(env, "greyRange expects 3 arguments");
+  const int depth = depthArg(info, 1);
+  const void* data = pixelData(info, 0, depth, 1, "a grey range");
+  const size_t n = info[0].As<Napi::TypedArray>().ElementLength();
+  const int step = intArg(info, 2, "step", 1, 1 << 30);
+  int r[2];
+  if (depth == 8) xpole::greyRange8(static_cast<const uint8_t*>(data), n, size_t(step), r);
+  else xpole::greyRange16(static_cast<const uint16_t*>(data), n, size_t(step), r);
+  auto out = Napi::Array::New(env, 2);
+  out.Set(uint32_t(0), Napi::Number::New(env, r[0]));
+  out.Set(uint32_t(1), Napi::Number::New(env, r[1]));
+  return out;
 }
 
 // halfSize(pixels, width, height, depth): the 2 x 2 binned frame, a new typed array of the same kind.
@@ -365,6 +448,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stripeMean", Napi::Function::New(env, StripeMean, "stripeMean"));
   exports.Set("rectSums", Napi::Function::New(env, RectSums, "rectSums"));
   exports.Set("cropForModel", Napi::Function::New(env, CropForModel, "cropForModel"));
+  exports.Set("cropForModelAsync", Napi::Function::New(env, CropForModelAsync, "cropForModelAsync"));
+  exports.Set("greyRange", Napi::Function::New(env, GreyRange, "greyRange"));
   exports.Set("halfSize", Napi::Function::New(env, HalfSize, "halfSize"));
   exports.Set("notify", Napi::Function::New(env, Notify, "notify"));
   exports.Set("isDetached", Napi::Function::New(env, IsDetached, "isDetached"));

@@ -2,55 +2,60 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstddef>
 #include <vector>
 
 namespace xpole {
 namespace {
 
+// Each sample's frame position is (ox + xc*exx) + yc*eyx, (oy + xc*exy) + yc*eyy, added in that
+// order: the column terms per (u, i) and the row terms per (v, j) once, not per sample.
+struct Terms {
+  std::vector<double> colX, colY, rowX, rowY;
+  explicit Terms(const CropSpec& c) : colX(size_t(c.outW) * c.s), colY(colX.size()), rowX(size_t(c.outH) * c.s), rowY(rowX.size()) {
+    const double cellW = c.box[2] / c.outW, cellH = c.box[3] / c.outH;
+    for (int u = 0; u < c.outW; u++) {
+      for (int i = 0; i < c.s; i++) {
+        const double xc = c.box[0] + (u + (i + 0.5) / c.s) * cellW;
+        colX[size_t(u) * c.s + i] = c.a.ox + xc * c.a.exx;
+        colY[size_t(u) * c.s + i] = c.a.oy + xc * c.a.exy;
+      }
+    }
+    for (int v = 0; v < c.outH; v++) {
+      for (int j = 0; j < c.s; j++) {
+        const double yc = c.box[1] + (v + (j + 0.5) / c.s) * cellH;
+        rowX[size_t(v) * c.s + j] = yc * c.a.eyx;
+        rowY[size_t(v) * c.s + j] = yc * c.a.eyy;
+      }
+    }
+  }
+};
+
 template <typename T>
-void crop(const T* px, int fw, int fh, const Affine& a, const double box[4], int W, int H, int s, float* dst) {
-  const double bx = box[0], by = box[1], bw = box[2], bh = box[3];
-  const double maxX = fw - 1, maxY = fh - 1;
-  const double cellW = bw / W, cellH = bh / H;
+void crop(const T* base, size_t stride, const PixelRect& r, const CropSpec& c, float* dst) {
+  const Terms t(c);
+  const int W = c.outW, H = c.outH, s = c.s;
+  const double maxX = c.width - 1, maxY = c.height - 1;
   const double inv = 1.0 / double(s * s);
   const size_t n = size_t(W) * size_t(H);
-  // Each sample's frame position is (ox + xc*exx) + yc*eyx, (oy + xc*exy) + yc*eyy, added in
-  // that order: the column terms per (u, i) and the row terms per (v, j) once, not per sample.
-  std::vector<double> colX(size_t(W) * s), colY(size_t(W) * s), rowX(size_t(H) * s), rowY(size_t(H) * s);
-  for (int u = 0; u < W; u++) {
-    for (int i = 0; i < s; i++) {
-      const double xc = bx + (u + (i + 0.5) / s) * cellW;
-      colX[size_t(u) * s + i] = a.ox + xc * a.exx;
-      colY[size_t(u) * s + i] = a.oy + xc * a.exy;
-    }
-  }
-  for (int v = 0; v < H; v++) {
-    for (int j = 0; j < s; j++) {
-      const double yc = by + (v + (j + 0.5) / s) * cellH;
-      rowX[size_t(v) * s + j] = yc * a.eyx;
-      rowY[size_t(v) * s + j] = yc * a.eyy;
-    }
-  }
   double sum = 0;
   for (int v = 0; v < H; v++) {
     for (int u = 0; u < W; u++) {
       double acc = 0;
       for (int j = 0; j < s; j++) {
-        const double ryx = rowX[size_t(v) * s + j], ryy = rowY[size_t(v) * s + j];
+        const double ryx = t.rowX[size_t(v) * s + j], ryy = t.rowY[size_t(v) * s + j];
         for (int i = 0; i < s; i++) {
-          double x = colX[size_t(u) * s + i] + ryx;
-          double y = colY[size_t(u) * s + i] + ryy;
+          double x = t.colX[size_t(u) * s + i] + ryx;
+          double y = t.colY[size_t(u) * s + i] + ryy;
           // Clamping the point to the edge pixel centres = sampling with edge replication.
           x = x < 0 ? 0 : x > maxX ? maxX : x;
           y = y < 0 ? 0 : y > maxY ? maxY : y;
           const double fx0 = std::floor(x), fy0 = std::floor(y);
           const double fx = x - fx0, fy = y - fy0;
-          const size_t x0 = size_t(fx0), y0 = size_t(fy0);
+          const size_t x0 = size_t(fx0) - size_t(r.x0), y0 = size_t(fy0) - size_t(r.y0);
           const size_t x1 = fx0 < maxX ? x0 + 1 : x0;
-          const size_t r0 = y0 * size_t(fw);
-          const size_t r1 = (fy0 < maxY ? y0 + 1 : y0) * size_t(fw);
-          const double p00 = px[r0 + x0], p01 = px[r0 + x1], p10 = px[r1 + x0], p11 = px[r1 + x1];
+          const size_t r0 = y0 * stride;
+          const size_t r1 = (fy0 < maxY ? y0 + 1 : y0) * stride;
+          const double p00 = base[r0 + x0], p01 = base[r0 + x1], p10 = base[r1 + x0], p11 = base[r1 + x1];
           const double top = p00 + (p01 - p00) * fx;
           const double bot = p10 + (p11 - p10) * fx;
           acc += top + (bot - top) * fy;
@@ -75,11 +80,31 @@ void crop(const T* px, int fw, int fh, const Affine& a, const double box[4], int
 
 }  // namespace
 
-void cropForModel8(const uint8_t* p, int w, int h, const Affine& a, const double box[4], int outW, int outH, int s, float* out) {
-  crop(p, w, h, a, box, outW, outH, s, out);
+PixelRect cropFootprint(const CropSpec& c) {
+  const Terms t(c);
+  const double maxX = c.width - 1, maxY = c.height - 1;
+  // The positions are affine in the grid: their extremes lie at the first and last column and row terms.
+  double lx = INFINITY, hx = -INFINITY, ly = INFINITY, hy = -INFINITY;
+  for (double cx : {t.colX.front(), t.colX.back()})
+    for (double rx : {t.rowX.front(), t.rowX.back()}) {
+      lx = std::min(lx, cx + rx);
+      hx = std::max(hx, cx + rx);
+    }
+  for (double cy : {t.colY.front(), t.colY.back()})
+    for (double ry : {t.rowY.front(), t.rowY.back()}) {
+      ly = std::min(ly, cy + ry);
+      hy = std::max(hy, cy + ry);
+    }
+  auto clampTo = [](double v, double hi) { return v < 0 ? 0.0 : v > hi ? hi : v; };
+  PixelRect r;
+  r.x0 = int(std::floor(clampTo(lx, maxX)));
+  r.y0 = int(std::floor(clampTo(ly, maxY)));
+  r.x1 = std::min(c.width - 1, int(std::floor(clampTo(hx, maxX))) + 1);
+  r.y1 = std::min(c.height - 1, int(std::floor(clampTo(hy, maxY))) + 1);
+  return r;
 }
-void cropForModel16(const uint16_t* p, int w, int h, const Affine& a, const double box[4], int outW, int outH, int s, float* out) {
-  crop(p, w, h, a, box, outW, outH, s, out);
-}
+
+void cropForModel8(const uint8_t* p, size_t stride, const PixelRect& r, const CropSpec& c, float* out) { crop(p, stride, r, c, out); }
+void cropForModel16(const uint16_t* p, size_t stride, const PixelRect& r, const CropSpec& c, float* out) { crop(p, stride, r, c, out); }
 
 }  // namespace xpole

@@ -73,6 +73,24 @@ void rectSums(const T* p, int W, int x0, int y0, int x1, int y1, bool byRow, dou
 }
 
 template <typename T>
+void greyRange(const T* p, size_t n, size_t step, int out[2]) {
+  std::vector<uint32_t> counts(sizeof(T) == 1 ? 256 : 65536, 0);
+  size_t taken = 0;
+  for (size_t i = 0; i < n; i += step, taken++) counts[p[i]]++;
+  auto at = [&](double q) {
+    const size_t rank = std::min(taken - 1, size_t(std::floor(q * double(taken))));
+    size_t seen = 0;
+    for (size_t v = 0; v < counts.size(); v++) {
+      seen += counts[v];
+      if (seen > rank) return int(v);
+    }
+    return int(counts.size() - 1);
+  };
+  out[0] = at(0.005);
+  out[1] = at(0.995);
+}
+
+template <typename T>
 void halfSize(const T* p, int W, int H, T* out) {
   const int w = W >> 1, h = H >> 1;
   for (int y = 0; y < h; y++) {
@@ -97,6 +115,8 @@ void rectSums8(const uint8_t* p, int w, int x0, int y0, int x1, int y1, bool byR
 void rectSums16(const uint16_t* p, int w, int x0, int y0, int x1, int y1, bool byRow, double* out) {
   rectSums(p, w, x0, y0, x1, y1, byRow, out);
 }
+void greyRange8(const uint8_t* p, size_t n, size_t step, int out[2]) { greyRange(p, n, step, out); }
+void greyRange16(const uint16_t* p, size_t n, size_t step, int out[2]) { greyRange(p, n, step, out); }
 void halfSize8(const uint8_t* p, int w, int h, uint8_t* out) { halfSize(p, w, h, out); }
 void halfSize16(const uint16_t* p, int w, int h, uint16_t* out) { halfSize(p, w, h, out); }
 

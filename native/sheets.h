@@ -22,6 +22,11 @@ double stripeMean16(const uint16_t* p, int width, int height, const CanonicalMap
 void rectSums8(const uint8_t* p, int width, int x0, int y0, int x1, int y1, bool byRow, double* out);
 void rectSums16(const uint16_t* p, int width, int x0, int y0, int x1, int y1, bool byRow, double* out);
 
+// The 0.5th and 99.5th percentile of `n` samples taken every `step` (a counting sort), as
+// sorting them and taking positions floor(q * count) would give.
+void greyRange8(const uint8_t* p, size_t n, size_t step, int out[2]);
+void greyRange16(const uint16_t* p, size_t n, size_t step, int out[2]);
+
 // out[y * (width/2) + x] = rounded mean of the 2 x 2 pixels at (2x, 2y); odd last row/column dropped.
 void halfSize8(const uint8_t* p, int width, int height, uint8_t* out);
 void halfSize16(const uint16_t* p, int width, int height, uint16_t* out);

@@ -39,8 +39,22 @@ export interface NativeAddon {
     samples: number,
     out: Float32Array,
   ): void;
+  /** cropForModel on the libuv pool, over a copy of the pixels it reads; a new Float32Array. */
+  cropForModelAsync(
+    pixels: Uint8Array | Uint16Array,
+    width: number,
+    height: number,
+    depth: 8 | 16,
+    affine: Float64Array,
+    box: Float64Array,
+    outW: number,
+    outH: number,
+    samples: number,
+  ): Promise<Float32Array>;
   /** Sums of the frame rectangle [x0, x1] x [y0, y1], per row (byRow) or per column. */
   rectSums(pixels: Uint8Array | Uint16Array, width: number, height: number, depth: 8 | 16, x0: number, y0: number, x1: number, y1: number, byRow: boolean): Float64Array;
+  /** The 0.5th and 99.5th percentile of every step-th sample. */
+  greyRange(pixels: Uint8Array | Uint16Array, depth: 8 | 16, step: number): [number, number];
   /** The 2 x 2 binned frame, a new array of the same kind. */
   halfSize<T extends Uint8Array | Uint16Array>(pixels: T, width: number, height: number, depth: 8 | 16): T;
   notify(socket: string, state: string): void;

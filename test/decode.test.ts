@@ -181,6 +181,20 @@ describe('decodeFrame: baseline uncompressed grey TIFF read directly', () => {
     }
   });
 
+  it('reads back-to-back little-endian strips in place, and copies where it must (odd offset, gaps)', async () => {
+    const img = random16(260, 270, 8);
+    const tif = tiffFile(img, { le: true, rowsPerStrip: 9 });
+    const out = await decodeFrame(tif);
+    expect(out.pixels.buffer).toBe(tif.buffer);
+    expect(Array.from(out.pixels)).toEqual(Array.from(img.pixels));
+    // The same file one byte into a larger buffer: its samples are no longer 2-byte aligned.
+    const shifted = Buffer.alloc(tif.length + 1);
+    tif.copy(shifted, 1);
+    const odd = await decodeFrame(shifted.subarray(1));
+    expect(odd.pixels.buffer).not.toBe(shifted.buffer);
+    expect(Array.from(odd.pixels)).toEqual(Array.from(img.pixels));
+  });
+
   it('agrees with libtiff on big- and little-endian files cut into strips (the last one short)', async () => {
     const img = random16(263, 301, 5);
     for (const le of [true, false]) {

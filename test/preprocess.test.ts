@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { boxToCanonical } from '../src/frame/orientation.ts';
-import { canonicalAffine, cropForModel, samplesPerCell, withMirrored, type InputSize } from '../src/vision/preprocess.ts';
+import { canonicalAffine, cropForModel, cropForModelAsync, samplesPerCell, withMirrored, type InputSize } from '../src/vision/preprocess.ts';
 import { ORIENTATIONS, type Box, type Image } from '../src/types.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -224,5 +224,27 @@ describe('cropForModel in the addon', () => {
     expect(() => cropForModel(img, [0, NaN, 10, 10], 'tips-right', SIZE)).toThrow(/box must be finite/);
     expect(() => cropForModel(img, [0, 0, 10, 10], 'tips-right', { width: 0, height: 5 })).toThrow(/input size must be whole numbers/);
     expect(() => cropForModel({ ...img, pixels: new Uint8Array(64 * 64) } as Image, [0, 0, 10, 10], 'tips-right', SIZE)).toThrow(/Uint16Array for a 16-bit image/);
+  });
+});
+
+describe('cropForModelAsync', () => {
+  it('gives the synchronous crop to the bit, from a copy of the pixels it reads (the frame may change meanwhile)', async () => {
+    const r = rng(5);
+    for (const depth of [8, 16] as const) {
+      const img = frame(333, 281, depth, depth + 7);
+      for (const o of ORIENTATIONS) {
+        for (let k = 0; k < 4; k++) {
+          // Boxes inside, across the edges and past them (every sample clamped to the frame).
+          const box: Box = [-80 + r() * 350, -80 + r() * 300, 5 + r() * 250, 10 + r() * 350];
+          const want = cropForModel(img, box, o, SIZE);
+          const pending = cropForModelAsync(img, box, o, SIZE);
+          const saved = img.pixels.slice();
+          img.pixels.fill(0);
+          const got = await pending;
+          img.pixels.set(saved);
+          for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) expect.fail(`${depth}-bit ${o} [${box.join(', ')}]: value ${i} is ${got[i]}, not ${want[i]}`);
+        }
+      }
+    }
   });
 });

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { fromCanonical } from '../src/frame/orientation.ts';
 import { native } from '../src/native.ts';
 import { ORIENTATIONS, type Image, type Orientation } from '../src/types.ts';
-import { halfSize, rectSums, stripeMean, type CanonicalWindow } from '../src/vision/sheets.ts';
+import { halfSize, rectSums, sampledRange, stripeMean, type CanonicalWindow } from '../src/vision/sheets.ts';
 import { prng } from './helpers/prng.ts';
 
 /** Horizontal sheets (dark lines on a light field) over noise, so both derivative terms matter. */
@@ -156,5 +156,37 @@ describe('rectSums', () => {
     expect(() => rectSums(img, 0, 0, 50, 10, true)).toThrow(/inside the 50x40 frame/);
     expect(() => rectSums(img, 10, 0, 5, 10, true)).toThrow(/ordered/);
     expect(() => native.rectSums(img.pixels, 50, 40, 8, 0, 0, 10, 40, true)).toThrow(/y1 must be an integer from 0 to 39/);
+  });
+});
+
+describe('sampledRange', () => {
+  /** The TypeScript grey range xpole ran before the addon took it over. */
+  function rangeReference(pixels: Uint8Array | Uint16Array, depth: 8 | 16, step: number): [number, number] {
+    const n = Math.ceil(pixels.length / step);
+    const counts = new Uint32Array(depth === 8 ? 256 : 65536);
+    for (let i = 0; i < pixels.length; i += step) counts[pixels[i]!]!++;
+    const at = (q: number): number => {
+      const rank = Math.min(n - 1, Math.floor(q * n));
+      for (let v = 0, seen = 0; v < counts.length; v++) {
+        seen += counts[v]!;
+        if (seen > rank) return v;
+      }
+      return counts.length - 1;
+    };
+    return [at(0.005), at(0.995)];
+  }
+
+  it('gives the sorted samples at floor(0.005 n) and floor(0.995 n), as the TypeScript it replaced', () => {
+    const r = prng(21);
+    for (const depth of [8, 16] as const) {
+      for (const [w, h, step] of [[300, 257, 1], [1024, 1024, 16], [17, 3, 2], [1, 1, 1]] as const) {
+        const img = sheetsFrame(w, h, depth, w + step);
+        // A few extremes, so the tails are not just noise.
+        for (let k = 0; k < 5; k++) img.pixels[Math.floor(r() * w * h)] = depth === 8 ? 255 : 65535;
+        expect(sampledRange(img, step)).toEqual(rangeReference(img.pixels, depth, step));
+      }
+    }
+    const sorted = Uint16Array.from({ length: 1000 }, (_, i) => i * 7);
+    expect(sampledRange({ width: 1000, height: 1, depth: 16, pixels: sorted }, 1)).toEqual([5 * 7, 995 * 7]);
   });
 });

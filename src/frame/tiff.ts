@@ -99,10 +99,22 @@ export function greyTiffLayout(b: Uint8Array): GreyTiffLayout | null {
 
 const HOST_LITTLE_ENDIAN = endianness() === 'LE';
 
-/** The samples of a TIFF laid out by greyTiffLayout, in the machine's byte order. */
+/**
+ * The samples of a TIFF laid out by greyTiffLayout, in the machine's byte order: a view on `b`
+ * itself when its strips lie back to back in that byte order (the usual raw export), so an 8 MB
+ * frame costs no copy and no second allocation; else a copy.
+ */
 export function readGreyTiff(b: Uint8Array, layout: GreyTiffLayout): Uint8Array | Uint16Array {
   const { width, height, depth, strips } = layout;
-  const bytes = new Uint8Array(width * height * (depth / 8));
+  const n = width * height;
+  const first = strips[0]!;
+  let contiguous = true;
+  for (let k = 2; k < strips.length; k += 2) contiguous &&= strips[k] === strips[k - 2]! + strips[k - 1]!;
+  if (contiguous && depth === 8) return b.subarray(first, first + n);
+  if (contiguous && layout.littleEndian === HOST_LITTLE_ENDIAN && (b.byteOffset + first) % 2 === 0) {
+    return new Uint16Array(b.buffer, b.byteOffset + first, n);
+  }
+  const bytes = new Uint8Array(n * (depth / 8));
   for (let k = 0, at = 0; k < strips.length; k += 2) {
     bytes.set(b.subarray(strips[k], strips[k]! + strips[k + 1]!), at);
     at += strips[k + 1]!;

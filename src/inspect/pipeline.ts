@@ -11,7 +11,7 @@ import type { Box, Corners, ErrorReason, Image, Orientation, Pole, Result } from
 import { detectCornersAsync } from '../vision/corners.ts';
 import { decodeHeatmaps, heatmapToCanonical, mergeMirrored, type DecodeMethod } from '../vision/heatmap.ts';
 import { HeatmapModel, ModelLoadError, type Logger } from '../vision/model.ts';
-import { cropForModel, withMirrored } from '../vision/preprocess.ts';
+import { cropForModelAsync, withMirrored } from '../vision/preprocess.ts';
 import { DEFAULT_REFINE_PARAMS, refinePoles, type RefineParams } from '../vision/refine.ts';
 import { backReachPx, DEFAULT_ROI_PARAMS, greyRange, roiBox, roiGroupsAsync, scaledThreshold, type RoiParams } from '../vision/roi.ts';
 import { DEFAULT_RECIPE, type Recipe, type Sheet } from './recipe.ts';
@@ -363,7 +363,7 @@ export class Pipeline {
   private async runModel(image: Image, orientation: Orientation, box: Box, timingsMs: Record<string, number>, flip: boolean): Promise<Float32Array> {
     let t = now();
     const { card } = this.net;
-    const crop = cropForModel(image, box, orientation, card.input);
+    const crop = await cropForModelAsync(image, box, orientation, card.input);
     const input = flip ? withMirrored(crop, card.input) : crop;
     timingsMs.preprocess = (timingsMs.preprocess ?? 0) + ms(t);
     t = now();

@@ -37,9 +37,25 @@ export function samplesPerCell(canonicalBox: Box, size: InputSize): number {
 /**
  * The ROI `box` (frame pixels as delivered) of `img`, seen in canonical orientation `o`, as the
  * model's z-scored float32 input of size.height x size.width (row-major). Writes into `out` when
- * given. The pixel loop runs in the addon (native/crop.cc).
+ * given. The pixel loop runs in the addon (native/crop.cc), on this thread.
  */
 export function cropForModel(img: Image, box: Box, o: Orientation, size: InputSize, out?: Float32Array): Float32Array {
+  const args = cropArgs(img, box, o, size);
+  const n = size.width * size.height;
+  const dst = out ?? new Float32Array(n);
+  if (dst.length < n) throw new RangeError(`cropForModel: output holds ${dst.length} values, needs ${n}`);
+  native.cropForModel(...args, dst);
+  return dst;
+}
+
+/** cropForModel off the event loop (the addon copies the pixels the crop reads, then resamples on the libuv pool). */
+export function cropForModelAsync(img: Image, box: Box, o: Orientation, size: InputSize): Promise<Float32Array> {
+  return native.cropForModelAsync(...cropArgs(img, box, o, size));
+}
+
+type CropArgs = Parameters<typeof native.cropForModelAsync>;
+
+function cropArgs(img: Image, box: Box, o: Orientation, size: InputSize): CropArgs {
   const { width, height, depth, pixels } = checkImage(img);
   const { width: W, height: H } = size;
   if (!Number.isInteger(W) || !Number.isInteger(H) || W < 1 || H < 1 || W > 4096 || H > 4096) {
@@ -48,14 +64,10 @@ export function cropForModel(img: Image, box: Box, o: Orientation, size: InputSi
   if (!box.every(Number.isFinite) || !(box[2] > 0 && box[3] > 0)) {
     throw new RangeError(`cropForModel: box must be finite with a positive size, got [${box.join(', ')}]`);
   }
-  const n = W * H;
-  const dst = out ?? new Float32Array(n);
-  if (dst.length < n) throw new RangeError(`cropForModel: output holds ${dst.length} values, needs ${n}`);
   const cb = boxToCanonical(box, width, height, o);
   const a = canonicalAffine(width, height, o);
   const affine = new Float64Array([a.ox, a.oy, a.exx, a.exy, a.eyx, a.eyy]);
-  native.cropForModel(pixels, width, height, depth, affine, new Float64Array(cb), W, H, samplesPerCell(cb, size), dst);
-  return dst;
+  return [pixels, width, height, depth, affine, new Float64Array(cb), W, H, samplesPerCell(cb, size)];
 }
 
 /** The flip test's batch of two: the model input, then the same input mirrored top <-> bottom. */

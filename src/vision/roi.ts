@@ -10,7 +10,7 @@ import { FrameError } from '../errors.ts';
 import { boxFromCanonical, canonicalSize, toCanonical } from '../frame/orientation.ts';
 import type { Box, Corners, Image, Orientation } from '../types.ts';
 import { detectCorners, detectCornersAsync } from './corners.ts';
-import { halfSize, rectSums, stripeMean } from './sheets.ts';
+import { halfSize, rectSums, sampledRange, stripeMean } from './sheets.ts';
 
 /** How the centre is taken from the corners (the paper: 'mean'). */
 export type CentreStrategy = 'mean' | 'median' | 'cluster' | 'tips';
@@ -134,23 +134,9 @@ export function scaledThreshold([lo, hi]: [number, number], depth: 8 | 16, thres
   return Math.min(depth === 8 ? 255 : 65535, Math.max(1, t));
 }
 
-/** 0.5th and 99.5th percentile of about 65k evenly spread pixels (a counting sort: no comparison sort per frame). */
+/** 0.5th and 99.5th percentile of about 65k evenly spread pixels (the addon counts them: no sort per frame). */
 export function greyRange(img: Image): [number, number] {
-  const { pixels } = img;
-  const step = Math.max(1, Math.floor(pixels.length / 65536));
-  const n = Math.ceil(pixels.length / step);
-  const counts = new Uint32Array(img.depth === 8 ? 256 : 65536);
-  for (let i = 0; i < pixels.length; i += step) counts[pixels[i]]++;
-  // The value at sorted position floor(q * n), as sample.sort()[floor(q * n)] would give.
-  const at = (q: number): number => {
-    const rank = Math.min(n - 1, Math.floor(q * n));
-    for (let v = 0, seen = 0; v < counts.length; v++) {
-      seen += counts[v];
-      if (seen > rank) return v;
-    }
-    return counts.length - 1;
-  };
-  return [at(0.005), at(0.995)];
+  return sampledRange(img, Math.max(1, Math.floor(img.pixels.length / 65536)));
 }
 
 /**

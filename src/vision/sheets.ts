@@ -1,6 +1,6 @@
 // The ROI stage's pixel loops, run by the addon (native/sheets.cc): how much a canonical window
-// looks like horizontal sheets, the sums its row profile is made of, and the frame at half size
-// for the search's second scale.
+// looks like horizontal sheets, the sums its row profile is made of, the frame's grey range its
+// thresholds scale with, and the frame at half size for the search's second scale.
 import { fromCanonical } from '../frame/orientation.ts';
 import { native } from '../native.ts';
 import type { Image, Orientation } from '../types.ts';
@@ -48,6 +48,16 @@ export function rectSums(img: Image, x0: number, y0: number, x1: number, y1: num
     throw new RangeError(`rectangle (${x0}, ${y0})-(${x1}, ${y1}) must be integers ordered and inside the ${width}x${height} frame`);
   }
   return native.rectSums(pixels, width, height, depth, x0, y0, x1, y1, byRow);
+}
+
+/**
+ * The 0.5th and 99.5th percentile of every step-th sample (a counting sort): the values at sorted
+ * positions floor(q * count), as sorting the samples would give.
+ */
+export function sampledRange(img: Image, step: number): [number, number] {
+  const { depth, pixels } = checkImage(img);
+  if (!Number.isInteger(step) || step < 1) throw new RangeError(`step must be a positive integer, got ${step}`);
+  return native.greyRange(pixels, depth, step);
 }
 
 /** The frame at half size: rounded means of 2 x 2 pixels (an odd last row or column is dropped). */
