@@ -270,3 +270,40 @@ describe('names', () => {
     for (const n of ['a.png', 'tmp.png']) expect(isTempName(n)).toBe(false);
   });
 });
+
+describe('hot folder backlog', () => {
+  it('drains n waiting frames oldest first with one scan, not one per frame', async () => {
+    const n = 300;
+    const base = Date.now() / 1000 - 3600;
+    for (let i = 0; i < n; i++) {
+      const f = path.join(dir, `b${String(i).padStart(3, '0')}.png`);
+      fs.writeFileSync(f, `frame ${i}`);
+      // Written in reverse order of name: the oldest must come first, whatever the name.
+      fs.utimesSync(f, base + (n - i), base + (n - i));
+    }
+    const hf = folder({ stableMs: 500 });
+    await hf.open();
+    const fsp = (await import('node:fs/promises')).default;
+    let lstats = 0;
+    const real = fsp.lstat;
+    fsp.lstat = ((...a: Parameters<typeof real>) => {
+      lstats++;
+      return real(...a);
+    }) as typeof real;
+    const order: string[] = [];
+    try {
+      for (let i = 0; i < n; i++) {
+        const f = await hf.next();
+        order.push(f!.frame);
+        await f!.ack('PASS');
+      }
+    } finally {
+      fsp.lstat = real;
+    }
+    expect(order).toEqual(Array.from({ length: n }, (_, i) => `b${String(n - 1 - i).padStart(3, '0')}.png`));
+    // One scan lstats the n files; claiming and reading add a few per frame. One scan per
+    // frame would be n * (n + 1) / 2 = 45150.
+    expect(lstats).toBeLessThan(5 * n);
+    expect(hf.counters().pending).toBe(0);
+  });
+});
