@@ -69,6 +69,21 @@ int depthArg(const Napi::CallbackInfo& info, size_t i) {
   return depth;
 }
 
+// A frame passed as (pixels, width, height, depth) in info[0..3], each side at least minSide.
+struct FrameArg {
+  const void* data;
+  int width, height, depth;
+};
+
+FrameArg frameArg(const Napi::CallbackInfo& info, int minSide = 1) {
+  FrameArg f{};
+  f.depth = depthArg(info, 3);
+  f.width = intArg(info, 1, "width", minSide, kMaxSide);
+  f.height = intArg(info, 2, "height", minSide, kMaxSide);
+  f.data = pixelData(info, 0, f.depth, size_t(f.width) * size_t(f.height), std::to_string(f.width) + "x" + std::to_string(f.height));
+  return f;
+}
+
 // detect(pixels, width, height, stride, depth, threshold, maxCorners, border, threads, describe)
 DetectArgs parseDetect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -249,10 +264,7 @@ Napi::Float64Array float64s(const Napi::CallbackInfo& info, size_t i, const char
 Napi::Value StripeMean(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 7) throw Napi::TypeError::New(env, "stripeMean expects 7 arguments");
-  const int depth = depthArg(info, 3);
-  const int width = intArg(info, 1, "width", 1, kMaxSide);
-  const int height = intArg(info, 2, "height", 1, kMaxSide);
-  const void* data = pixelData(info, 0, depth, size_t(width) * size_t(height), std::to_string(width) + "x" + std::to_string(height));
+  const auto [data, width, height, depth] = frameArg(info);
   auto mapArr = float64s(info, 4, "map", 6);
   auto win = float64s(info, 5, "window", 4);
   for (size_t k = 2; k < 6; k++)
@@ -274,10 +286,7 @@ Napi::Value StripeMean(const Napi::CallbackInfo& info) {
 Napi::Value RectSums(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 9) throw Napi::TypeError::New(env, "rectSums expects 9 arguments");
-  const int depth = depthArg(info, 3);
-  const int width = intArg(info, 1, "width", 1, kMaxSide);
-  const int height = intArg(info, 2, "height", 1, kMaxSide);
-  const void* data = pixelData(info, 0, depth, size_t(width) * size_t(height), std::to_string(width) + "x" + std::to_string(height));
+  const auto [data, width, height, depth] = frameArg(info);
   const int x0 = intArg(info, 4, "x0", 0, width - 1);
   const int y0 = intArg(info, 5, "y0", 0, height - 1);
   const int x1 = intArg(info, 6, "x1", x0, width - 1);
@@ -304,11 +313,11 @@ CropArgs parseCrop(const Napi::CallbackInfo& info, size_t argc) {
   Napi::Env env = info.Env();
   if (info.Length() < argc) throw Napi::TypeError::New(env, "cropForModel expects " + std::to_string(argc) + " arguments");
   CropArgs c;
-  c.depth = depthArg(info, 3);
-  c.spec.width = intArg(info, 1, "width", 1, kMaxSide);
-  c.spec.height = intArg(info, 2, "height", 1, kMaxSide);
-  c.data = pixelData(info, 0, c.depth, size_t(c.spec.width) * size_t(c.spec.height),
-                     std::to_string(c.spec.width) + "x" + std::to_string(c.spec.height));
+  const FrameArg f = frameArg(info);
+  c.data = f.data;
+  c.depth = f.depth;
+  c.spec.width = f.width;
+  c.spec.height = f.height;
   auto affine = float64s(info, 4, "affine", 6);
   auto box = float64s(info, 5, "box", 4);
   for (size_t k = 2; k < 6; k++)
@@ -408,10 +417,7 @@ Napi::Value GreyRange(const Napi::CallbackInfo& info) {
 Napi::Value HalfSize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 4) throw Napi::TypeError::New(env, "halfSize expects 4 arguments");
-  const int depth = depthArg(info, 3);
-  const int width = intArg(info, 1, "width", 2, kMaxSide);
-  const int height = intArg(info, 2, "height", 2, kMaxSide);
-  const void* data = pixelData(info, 0, depth, size_t(width) * size_t(height), std::to_string(width) + "x" + std::to_string(height));
+  const auto [data, width, height, depth] = frameArg(info, 2);
   const size_t n = size_t(width / 2) * size_t(height / 2);
   if (depth == 8) {
     auto out = Napi::Uint8Array::New(env, n);

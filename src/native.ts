@@ -18,6 +18,19 @@ type DetectFn<R> = (
   describe: boolean,
 ) => R;
 
+/** The model crop's arguments: the frame, its canonical map and box, the output grid and samples per cell. */
+type CropArgs = [
+  pixels: Uint8Array | Uint16Array,
+  width: number,
+  height: number,
+  depth: 8 | 16,
+  affine: Float64Array,
+  box: Float64Array,
+  outW: number,
+  outH: number,
+  samples: number,
+];
+
 export interface NativeAddon {
   detect: DetectFn<Corners>;
   detectAsync: DetectFn<Promise<Corners>>;
@@ -27,30 +40,9 @@ export interface NativeAddon {
   /** The ROI stage's stripe score over a canonical window: map = [ox, oy, ax, ay, bx, by], window = [x0, x1, y0, y1]. */
   stripeMean(pixels: Uint8Array | Uint16Array, width: number, height: number, depth: 8 | 16, map: Float64Array, window: Float64Array, smooth: number): number;
   /** The model's input (z-scored crop) into out: affine = [ox, oy, exx, exy, eyx, eyy], box = canonical [bx, by, bw, bh]. */
-  cropForModel(
-    pixels: Uint8Array | Uint16Array,
-    width: number,
-    height: number,
-    depth: 8 | 16,
-    affine: Float64Array,
-    box: Float64Array,
-    outW: number,
-    outH: number,
-    samples: number,
-    out: Float32Array,
-  ): void;
+  cropForModel(...args: [...CropArgs, out: Float32Array]): void;
   /** cropForModel on the libuv pool, over a copy of the pixels it reads; a new Float32Array. */
-  cropForModelAsync(
-    pixels: Uint8Array | Uint16Array,
-    width: number,
-    height: number,
-    depth: 8 | 16,
-    affine: Float64Array,
-    box: Float64Array,
-    outW: number,
-    outH: number,
-    samples: number,
-  ): Promise<Float32Array>;
+  cropForModelAsync(...args: CropArgs): Promise<Float32Array>;
   /** Sums of the frame rectangle [x0, x1] x [y0, y1], per row (byRow) or per column. */
   rectSums(pixels: Uint8Array | Uint16Array, width: number, height: number, depth: 8 | 16, x0: number, y0: number, x1: number, y1: number, byRow: boolean): Float64Array;
   /** The 0.5th and 99.5th percentile of every step-th sample. */
