@@ -258,24 +258,28 @@ Napi::Float64Array float64s(const Napi::CallbackInfo& info, size_t i, const char
   return a;
 }
 
-// stripeMean(pixels, width, height, depth, map, window, smooth): xpole::stripeMean over a canonical
-// window; map = Float64Array [ox, oy, ax, ay, bx, by] (canonical -> frame, unit coefficients),
-// window = Float64Array [x0, x1, y0, y1]. Reads the pixels in place; a run leaving the frame is clamped.
+// The canonical -> frame map at info[i]: a Float64Array [ox, oy, exx, exy, eyx, eyy] with unit coefficients.
+xpole::Affine affineArg(const Napi::CallbackInfo& info, size_t i) {
+  auto a = float64s(info, i, "affine", 6);
+  for (size_t k = 2; k < 6; k++)
+    if (std::abs(a[k]) > 1 || a[k] != std::floor(a[k]))
+      throw Napi::RangeError::New(info.Env(), "affine's coefficients (exx, exy, eyx, eyy) must be -1, 0 or 1");
+  return {a[0], a[1], a[2], a[3], a[4], a[5]};
+}
+
+// stripeMean(pixels, width, height, depth, affine, window, smooth): xpole::stripeMean over a canonical
+// window; affine as affineArg, window = Float64Array [x0, x1, y0, y1]. Reads the pixels in place; a run leaving the frame is clamped.
 Napi::Value StripeMean(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 7) throw Napi::TypeError::New(env, "stripeMean expects 7 arguments");
   const auto [data, width, height, depth] = frameArg(info);
-  auto mapArr = float64s(info, 4, "map", 6);
+  const xpole::Affine m = affineArg(info, 4);
   auto win = float64s(info, 5, "window", 4);
-  for (size_t k = 2; k < 6; k++)
-    if (std::abs(mapArr[k]) > 1 || mapArr[k] != std::floor(mapArr[k]))
-      throw Napi::RangeError::New(env, "map's coefficients (ax, ay, bx, by) must be -1, 0 or 1");
   // The grid has at most 65 x 65 points for any window; a window wider than the largest frame is a caller's bug.
   for (size_t k = 0; k < 4; k++)
     if (std::abs(win[k]) > 4.0 * kMaxSide) throw Napi::RangeError::New(env, "window lies far outside any frame");
   const int smooth = intArg(info, 6, "smooth", 1, 255);
   if (smooth % 2 == 0) throw Napi::RangeError::New(env, "smooth must be odd, got " + std::to_string(smooth));
-  const xpole::CanonicalMap m{mapArr[0], mapArr[1], mapArr[2], mapArr[3], mapArr[4], mapArr[5]};
   double v = depth == 8 ? xpole::stripeMean8(static_cast<const uint8_t*>(data), width, height, m, win[0], win[1], win[2], win[3], smooth)
                         : xpole::stripeMean16(static_cast<const uint16_t*>(data), width, height, m, win[0], win[1], win[2], win[3], smooth);
   return Napi::Number::New(env, v);
@@ -318,13 +322,9 @@ CropArgs parseCrop(const Napi::CallbackInfo& info, size_t argc) {
   c.depth = f.depth;
   c.spec.width = f.width;
   c.spec.height = f.height;
-  auto affine = float64s(info, 4, "affine", 6);
+  c.spec.a = affineArg(info, 4);
   auto box = float64s(info, 5, "box", 4);
-  for (size_t k = 2; k < 6; k++)
-    if (std::abs(affine[k]) > 1 || affine[k] != std::floor(affine[k]))
-      throw Napi::RangeError::New(env, "affine's coefficients (exx, exy, eyx, eyy) must be -1, 0 or 1");
   if (!(box[2] > 0 && box[3] > 0)) throw Napi::RangeError::New(env, "box must have a positive width and height");
-  c.spec.a = {affine[0], affine[1], affine[2], affine[3], affine[4], affine[5]};
   for (size_t k = 0; k < 4; k++) c.spec.box[k] = box[k];
   c.spec.outW = intArg(info, 6, "outW", 1, 4096);
   c.spec.outH = intArg(info, 7, "outH", 1, 4096);

@@ -4,12 +4,9 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace xpole {
+#include "affine.h"
 
-// Canonical -> frame: f = (ox, oy) + xc * (exx, exy) + yc * (eyx, eyy).
-struct Affine {
-  double ox, oy, exx, exy, eyx, eyy;
-};
+namespace xpole {
 
 // The crop's geometry: the frame's size, the canonical box (bx, by, bw, bh), the output grid and
 // s x s samples per cell.

@@ -15,7 +15,7 @@ inline int64_t jsRound(double v) {
 }
 
 template <typename T>
-double stripeMean(const T* p, int W, int H, const CanonicalMap& m, double x0, double x1, double y0, double y1, int smooth) {
+double stripeMean(const T* p, int W, int H, const Affine& m, double x0, double x1, double y0, double y1, int smooth) {
   const double sx = std::max(1.0, (x1 - x0) / 64);
   const double sy = std::max(1.0, (y1 - y0) / 64);
   const double d = 2;
@@ -23,8 +23,8 @@ double stripeMean(const T* p, int W, int H, const CanonicalMap& m, double x0, do
   // The mean of `smooth` pixels centred on canonical (xc, yc), stepping (ux, uy) frame px per
   // canonical px; clamped to the frame where the run leaves it.
   auto run = [&](double xc, double yc, int64_t ux, int64_t uy) -> double {
-    const int64_t x = jsRound(m.ox + m.ax * xc + m.bx * yc);
-    const int64_t y = jsRound(m.oy + m.ay * xc + m.by * yc);
+    const int64_t x = jsRound(m.ox + m.exx * xc + m.eyx * yc);
+    const int64_t y = jsRound(m.oy + m.exy * xc + m.eyy * yc);
     const int64_t xa = x - half * ux, ya = y - half * uy, xb = x + half * ux, yb = y + half * uy;
     double s = 0;
     if (std::min(xa, xb) >= 0 && std::max(xa, xb) < W && std::min(ya, yb) >= 0 && std::max(ya, yb) < H) {
@@ -40,7 +40,7 @@ double stripeMean(const T* p, int W, int H, const CanonicalMap& m, double x0, do
     }
     return s / smooth;
   };
-  const int64_t ax = int64_t(m.ax), ay = int64_t(m.ay), bx = int64_t(m.bx), by = int64_t(m.by);
+  const int64_t ax = int64_t(m.exx), ay = int64_t(m.exy), bx = int64_t(m.eyx), by = int64_t(m.eyy);
   double sum = 0;
   double n = 0;
   for (double yc = y0; yc <= y1; yc += sy) {
@@ -103,10 +103,10 @@ void halfSize(const T* p, int W, int H, T* out) {
 
 }  // namespace
 
-double stripeMean8(const uint8_t* p, int w, int h, const CanonicalMap& m, double x0, double x1, double y0, double y1, int smooth) {
+double stripeMean8(const uint8_t* p, int w, int h, const Affine& m, double x0, double x1, double y0, double y1, int smooth) {
   return stripeMean(p, w, h, m, x0, x1, y0, y1, smooth);
 }
-double stripeMean16(const uint16_t* p, int w, int h, const CanonicalMap& m, double x0, double x1, double y0, double y1, int smooth) {
+double stripeMean16(const uint16_t* p, int w, int h, const Affine& m, double x0, double x1, double y0, double y1, int smooth) {
   return stripeMean(p, w, h, m, x0, x1, y0, y1, smooth);
 }
 void rectSums8(const uint8_t* p, int w, int x0, int y0, int x1, int y1, bool byRow, double* out) {

@@ -4,18 +4,15 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace xpole {
+#include "affine.h"
 
-// Canonical (xc, yc) -> frame pixel (ox + ax*xc + bx*yc, oy + ay*xc + by*yc); unit coefficients.
-struct CanonicalMap {
-  double ox, oy, ax, ay, bx, by;
-};
+namespace xpole {
 
 // Mean of |dI/dy| - |dI/dx| (over 4 px) in the canonical window [x0, x1] x [y0, y1], sampled on
 // an up to 64 x 64 grid, each derivative taken on the frame averaged over `smooth` (odd) px across
 // it. The same arithmetic, in the same order, as the TypeScript it replaced: equal to the bit.
-double stripeMean8(const uint8_t* p, int width, int height, const CanonicalMap& m, double x0, double x1, double y0, double y1, int smooth);
-double stripeMean16(const uint16_t* p, int width, int height, const CanonicalMap& m, double x0, double x1, double y0, double y1, int smooth);
+double stripeMean8(const uint8_t* p, int width, int height, const Affine& m, double x0, double x1, double y0, double y1, int smooth);
+double stripeMean16(const uint16_t* p, int width, int height, const Affine& m, double x0, double x1, double y0, double y1, int smooth);
 
 // Sums of the frame rectangle [x0, x1] x [y0, y1] (inside the frame): per row (byRow, out has
 // y1 - y0 + 1 entries) or per column (x1 - x0 + 1). Exact: integers far below 2^53.

@@ -37,8 +37,8 @@ export interface NativeAddon {
   /** Pixels of a non-interlaced grey PNG from its IDAT chunks ([offset, length] pairs in png).
    *  Only when the addon was built with libdeflate (Debian: libdeflate-dev); else sharp decodes. */
   decodeGreyPngAsync?: (png: Uint8Array, idat: Uint32Array, width: number, height: number, depth: 8 | 16) => Promise<Uint8Array | Uint16Array>;
-  /** The ROI stage's stripe score over a canonical window: map = [ox, oy, ax, ay, bx, by], window = [x0, x1, y0, y1]. */
-  stripeMean(pixels: Uint8Array | Uint16Array, width: number, height: number, depth: 8 | 16, map: Float64Array, window: Float64Array, smooth: number): number;
+  /** The ROI stage's stripe score over a canonical window: affine = [ox, oy, exx, exy, eyx, eyy], window = [x0, x1, y0, y1]. */
+  stripeMean(pixels: Uint8Array | Uint16Array, width: number, height: number, depth: 8 | 16, affine: Float64Array, window: Float64Array, smooth: number): number;
   /** The model's input (z-scored crop) into out: affine = [ox, oy, exx, exy, eyx, eyy], box = canonical [bx, by, bw, bh]. */
   cropForModel(...args: [...CropArgs, out: Float32Array]): void;
   /** cropForModel on the libuv pool, over a copy of the pixels it reads; a new Float32Array. */

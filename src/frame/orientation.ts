@@ -53,3 +53,26 @@ export function boxToCanonical(b: Box, width: number, height: number, o: Orienta
 export function boxFromCanonical(b: Box, width: number, height: number, o: Orientation): Box {
   return mapBox(b, (x, y) => fromCanonical(x, y, width, height, o));
 }
+
+/** Canonical -> frame as an affine map (the four orientations are all affine): f = o + xc * ex + yc * ey. */
+export interface CanonicalAffine {
+  ox: number;
+  oy: number;
+  exx: number;
+  exy: number;
+  eyx: number;
+  eyy: number;
+}
+
+export function canonicalAffine(width: number, height: number, o: Orientation): CanonicalAffine {
+  const [ox, oy] = fromCanonical(0, 0, width, height, o);
+  const [ax, ay] = fromCanonical(1, 0, width, height, o);
+  const [bx, by] = fromCanonical(0, 1, width, height, o);
+  return { ox, oy, exx: ax - ox, exy: ay - oy, eyx: bx - ox, eyy: by - oy };
+}
+
+/** The map as the addon takes it: Float64Array [ox, oy, exx, exy, eyx, eyy]. */
+export function canonicalAffineArray(width: number, height: number, o: Orientation): Float64Array {
+  const a = canonicalAffine(width, height, o);
+  return new Float64Array([a.ox, a.oy, a.exx, a.exy, a.eyx, a.eyy]);
+}

@@ -2,7 +2,7 @@
 // W x H grid by the mean of s x s bilinear samples per cell, then z-scored over the crop. Works
 // on the raw 8- or 16-bit values, so no precision is lost to an 8-bit detour, and applies the
 // orientation as a coordinate transform instead of copying the frame. The addon does the pixels.
-import { boxToCanonical, fromCanonical } from '../frame/orientation.ts';
+import { boxToCanonical, canonicalAffineArray } from '../frame/orientation.ts';
 import { native } from '../native.ts';
 import type { Box, Image, Orientation } from '../types.ts';
 import { checkImage } from './image-args.ts';
@@ -10,23 +10,6 @@ import { checkImage } from './image-args.ts';
 export interface InputSize {
   width: number;
   height: number;
-}
-
-/** Canonical -> frame as an affine map (the four orientations are all affine): f = o + xc * ex + yc * ey. */
-export interface CanonicalAffine {
-  ox: number;
-  oy: number;
-  exx: number;
-  exy: number;
-  eyx: number;
-  eyy: number;
-}
-
-export function canonicalAffine(width: number, height: number, o: Orientation): CanonicalAffine {
-  const [ox, oy] = fromCanonical(0, 0, width, height, o);
-  const [ax, ay] = fromCanonical(1, 0, width, height, o);
-  const [bx, by] = fromCanonical(0, 1, width, height, o);
-  return { ox, oy, exx: ax - ox, exy: ay - oy, eyx: bx - ox, eyy: by - oy };
 }
 
 /** Samples per cell side: anti-aliasing when the ROI is larger than the input. */
@@ -65,9 +48,7 @@ function cropArgs(img: Image, box: Box, o: Orientation, size: InputSize): CropAr
     throw new RangeError(`cropForModel: box must be finite with a positive size, got [${box.join(', ')}]`);
   }
   const cb = boxToCanonical(box, width, height, o);
-  const a = canonicalAffine(width, height, o);
-  const affine = new Float64Array([a.ox, a.oy, a.exx, a.exy, a.eyx, a.eyy]);
-  return [pixels, width, height, depth, affine, new Float64Array(cb), W, H, samplesPerCell(cb, size)];
+  return [pixels, width, height, depth, canonicalAffineArray(width, height, o), new Float64Array(cb), W, H, samplesPerCell(cb, size)];
 }
 
 /** The flip test's batch of two: the model input, then the same input mirrored top <-> bottom. */

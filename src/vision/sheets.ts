@@ -1,7 +1,7 @@
 // The ROI stage's pixel loops, run by the addon (native/sheets.cc): how much a canonical window
 // looks like horizontal sheets, the sums its row profile is made of, the frame's grey range its
 // thresholds scale with, and the frame at half size for the search's second scale.
-import { fromCanonical } from '../frame/orientation.ts';
+import { canonicalAffineArray } from '../frame/orientation.ts';
 import { native } from '../native.ts';
 import type { Image, Orientation } from '../types.ts';
 import { checkImage } from './image-args.ts';
@@ -29,12 +29,7 @@ export function stripeMean(img: Image, orientation: Orientation, w: CanonicalWin
   if (!Number.isInteger(smooth) || smooth < 1 || smooth > 255 || smooth % 2 === 0) {
     throw new RangeError(`smooth must be an odd integer from 1 to 255, got ${smooth}`);
   }
-  // Canonical -> frame is x = ox + ax*xc + bx*yc, y = oy + ay*xc + by*yc with unit coefficients.
-  const [ox, oy] = fromCanonical(0, 0, W, H, orientation);
-  const [px, py] = fromCanonical(1, 0, W, H, orientation);
-  const [qx, qy] = fromCanonical(0, 1, W, H, orientation);
-  const map = new Float64Array([ox, oy, px - ox, py - oy, qx - ox, qy - oy]);
-  return native.stripeMean(pixels, W, H, depth, map, new Float64Array([w.x0, w.x1, w.y0, w.y1]), smooth);
+  return native.stripeMean(pixels, W, H, depth, canonicalAffineArray(W, H, orientation), new Float64Array([w.x0, w.x1, w.y0, w.y1]), smooth);
 }
 
 /**
