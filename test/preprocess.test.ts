@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { boxToCanonical } from '../src/frame/orientation.ts';
-import { canonicalAffine, cropForModel, cropForModelAsync, samplesPerCell, withMirrored, type InputSize } from '../src/vision/preprocess.ts';
+import { boxToCanonical, canonicalAffine } from '../src/frame/orientation.ts';
+import { cropForModel, cropForModelAsync, samplesPerCell, withMirrored, type InputSize } from '../src/vision/preprocess.ts';
 import { ORIENTATIONS, type Box, type Image } from '../src/types.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -198,6 +198,12 @@ function cropReference(img: Image, box: Box, o: (typeof ORIENTATIONS)[number], s
   return dst;
 }
 
+/** Equal to the bit, value by value; the first difference is named. */
+function expectSameFloats(got: Float32Array, want: Float32Array, what: string): void {
+  expect(got.length).toBe(want.length);
+  for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) expect.fail(`${what}: value ${i} is ${got[i]}, not ${want[i]}`);
+}
+
 describe('cropForModel in the addon', () => {
   it('equals the TypeScript it replaced to the bit (both depths, every orientation, boxes across the edges, 1 to 5 samples a cell)', () => {
     const r = rng(99);
@@ -210,7 +216,7 @@ describe('cropForModel in the addon', () => {
           const box: Box = [-30 + r() * 250, -30 + r() * 200, 10 + r() * 150, 20 + r() * 300];
           const got = cropForModel(img, box, o, size);
           const want = cropReference(img, box, o, size);
-          for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) expect.fail(`${depth}-bit ${o} [${box.join(', ')}]: value ${i} is ${got[i]}, not ${want[i]}`);
+          expectSameFloats(got, want, `${depth}-bit ${o} [${box.join(', ')}]`);
           checked++;
         }
       }
@@ -242,7 +248,7 @@ describe('cropForModelAsync', () => {
           img.pixels.fill(0);
           const got = await pending;
           img.pixels.set(saved);
-          for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) expect.fail(`${depth}-bit ${o} [${box.join(', ')}]: value ${i} is ${got[i]}, not ${want[i]}`);
+          expectSameFloats(got, want, `${depth}-bit ${o} [${box.join(', ')}]`);
         }
       }
     }
