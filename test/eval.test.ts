@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { evaluate, run } from '../src/cli/eval.ts';
 import { readCocoDataset } from '../src/eval/coco.ts';
+import { keypointMetrics, type EvalSample } from '../src/eval/metrics.ts';
 import { encodePng } from '../src/frame/decode.ts';
 import { Pipeline } from '../src/inspect/pipeline.ts';
 import { DEFAULT_RECIPE } from '../src/inspect/recipe.ts';
@@ -83,9 +84,17 @@ describe('xpole eval', () => {
         { ...base, refine: false, decode: 'argmax' as const },
         { ...base, refine: true, decode: 'dark' as const, corners: 128 },
       ];
-      const together = await evaluate(pipeline, ds, variants, { limit: 3 });
+      const frames: { file: string; sample: EvalSample; judged: string }[] = [];
+      const together = await evaluate(pipeline, ds, variants, {
+        limit: 3,
+        onFrame: (img, sample, verdict) => frames.push({ file: img.fileName, sample, judged: verdict.judged }),
+      });
       const alone = await evaluate(pipeline, ds, [variants[1]!], { limit: 3 });
       expect(together[1]).toEqual(alone[0]);
+      // onFrame hands out the first variant's samples, which score as the whole run does.
+      expect(frames.map((f) => f.file)).toEqual(ds.images.slice(0, 3).map((im) => im.fileName));
+      expect(keypointMetrics(frames.map((f) => f.sample)).pcs['1.0'] ?? null).toBe(together[0]!.report['pcs@1.0']);
+      expect(frames.filter((f) => f.judged === 'ERROR').length).toBe(together[0]!.errors);
       expect(together[0]!.report.images).toBe(3);
       expect(together[0]!.errors).toBe(together[1]!.errors);
       expect(together[0]!.errors).toBeLessThan(3);

@@ -257,6 +257,24 @@ describe('renderFrame options', () => {
       }
     }
   });
+
+  it('reports what it drew: the options given, and the anode pitch its keypoints show', () => {
+    const f = renderFrame({ seed: 77, width: 600, height: 600, blurSigma: 1.25, snr: 60, rotationDeg: -2.5, depth: 16, jpegQuality: 0 });
+    expect(f.drawn).toMatchObject({ blurSigma: 1.25, snr: 60, depth: 16 });
+    expect(f.drawn.rotationDeg).toBeCloseTo(-2.5, 12);
+    // Drawn pitches, not options: consecutive anodes (even keypoints) sit one pitch apart.
+    for (const seed of [5, 6, 7, 8]) {
+      const g = renderFrame({ ...CLEAN, seed, width: 900, height: 900, defectRate: 0 });
+      expect(g.drawn.pitchPx).toBeGreaterThanOrEqual(8);
+      expect(g.drawn.pitchPx).toBeLessThanOrEqual(30);
+      const gaps: number[] = [];
+      for (let a = 0; a + 6 < g.keypoints.length; a += 6) {
+        gaps.push(Math.hypot(g.keypoints[a + 6]! - g.keypoints[a]!, g.keypoints[a + 7]! - g.keypoints[a + 1]!));
+      }
+      gaps.sort((p, q) => p - q);
+      expect(Math.abs(gaps[gaps.length >> 1]! - g.drawn.pitchPx)).toBeLessThan(1.5);
+    }
+  });
 });
 
 describe('detector noise', () => {

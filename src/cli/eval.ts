@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { decodeFrame } from '../frame/decode.ts';
 import { loadConfig } from '../config/index.ts';
 import { FrameError, UsageError } from '../errors.ts';
-import { readCocoDataset, type CocoDataset } from '../eval/coco.ts';
+import { readCocoDataset, type CocoDataset, type CocoImage } from '../eval/coco.ts';
 import { keypointMetrics, lineFigures, roiRecall, type EvalSample } from '../eval/metrics.ts';
 import type { Recipe } from '../inspect/recipe.ts';
 import { Pipeline, type PoleSet, type Variant } from '../inspect/pipeline.ts';
@@ -37,6 +37,8 @@ export interface VariantScore {
 export interface EvaluateOptions {
   limit?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Each image's sample and verdict under the first variant, as scored (bench/ranges.ts groups them). */
+  onFrame?: (image: CocoImage, sample: EvalSample, verdict: { expected: 'PASS' | 'FAIL' | null; judged: Verdict }) => void;
 }
 
 /** The recipe for one image: the dataset's keypoints, the image's pixel pitch. */
@@ -98,6 +100,7 @@ export async function evaluate(pipeline: Pipeline, dataset: CocoDataset, variant
       if (poles) acc.judged.push(sample);
       acc.rois.push({ roi: judged?.analysis?.roi ?? null, keypoints: img.keypoints });
       acc.verdicts.push({ expected: img.expectedVerdict, judged: verdict });
+      if (i === 0) opts.onFrame?.(img, sample, acc.verdicts[acc.verdicts.length - 1]!);
     });
     opts.onProgress?.(n + 1, images.length);
   }

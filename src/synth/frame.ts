@@ -46,6 +46,8 @@ export interface SynthFrame {
   cellId: string;
   /** Overhang of each cathode in mm as judge() computes it from the keypoints (null next to a missing pole). */
   overhangMm: (number | null)[];
+  /** What the frame was drawn with, for figures by SPEC's ranges (pitch, blur, noise, rotation). */
+  drawn: { pitchPx: number; blurSigma: number; snr: number; rotationDeg: number; depth: 8 | 16 };
 }
 
 /** PASS overhangs keep at least this distance (mm) inside the spec limits; FAIL ones as far outside. */
@@ -146,6 +148,7 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
     defects: judgement.reasons,
     cellId: `SYN-${(opts.seed >>> 0).toString(16).padStart(8, '0').toUpperCase()}`,
     overhangMm: judgement.overhangMm,
+    drawn: { pitchPx: stack.pitch, blurSigma: sigma, snr, rotationDeg: (theta * 180) / Math.PI, depth },
   };
 }
 

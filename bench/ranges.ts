@@ -1,0 +1,92 @@
+// Figures by SPEC's ranges: the pipeline's metrics and verdict errors on a dataset made by
+// `xpole synth`, grouped by what each frame was drawn with (anode pitch, blur, SNR, rotation,
+// bit depth, frame size). Each frame's parameters come from rendering it again from the seed
+// its annotation records; the re-render must reproduce the stored keypoints.
+// Usage: npx tsx bench/ranges.ts --dataset DIR [--defect-rate R (the dataset's, default 0.3)]
+//        [--model FILE] [--config FILE] [--limit N]
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../src/config/index.ts';
+import { pipelineOptionsFromConfig } from '../src/config/pipeline.ts';
+import { evaluate } from '../src/cli/eval.ts';
+import { readCocoDataset } from '../src/eval/coco.ts';
+import { keypointErrors, keypointMetrics, lineFigures, type EvalSample } from '../src/eval/metrics.ts';
+import { Pipeline } from '../src/inspect/pipeline.ts';
+import { renderFrame, type SynthFrame } from '../src/synth/frame.ts';
+import type { Verdict } from '../src/types.ts';
+
+const { values: opt } = parseArgs({
+  options: {
+    dataset: { type: 'string' },
+    'defect-rate': { type: 'string', default: '0.3' },
+    model: { type: 'string' },
+    config: { type: 'string' },
+    limit: { type: 'string' },
+  },
+});
+if (!opt.dataset) throw new Error('usage: npx tsx bench/ranges.ts --dataset DIR [--defect-rate R] [--model FILE] [--config FILE] [--limit N]');
+const defectRate = Number(opt['defect-rate']);
+
+// Seeds are in the annotations' xpole section (SPEC's reader does not need them).
+const raw = JSON.parse(readFileSync(path.join(opt.dataset, 'annotations.json'), 'utf8')) as { images: { file_name: string; xpole?: { seed?: number } }[] };
+const seedOf = new Map(raw.images.map((im) => [im.file_name, im.xpole?.seed]));
+
+interface Frame {
+  drawn: SynthFrame['drawn'];
+  side: number;
+  sample: EvalSample;
+  verdict: { expected: 'PASS' | 'FAIL' | null; judged: Verdict };
+}
+const frames: Frame[] = [];
+
+const config = opt.config ? loadConfig(opt.config) : undefined;
+const pipeline = await Pipeline.load({
+  ...(config ? pipelineOptionsFromConfig(config) : {}),
+  ...(opt.model ? { modelPath: opt.model } : {}),
+  providers: ['cpu'],
+});
+const dataset = readCocoDataset(opt.dataset);
+const t0 = performance.now();
+await evaluate(pipeline, dataset, [pipeline.variant()], {
+  limit: opt.limit ? Number(opt.limit) : undefined,
+  onFrame: (img, sample, verdict) => {
+    const seed = seedOf.get(img.fileName);
+    if (seed === undefined) throw new Error(`${img.fileName}: no xpole.seed in annotations.json (not made by xpole synth?)`);
+    const f = renderFrame({ seed, defectRate });
+    const same = f.keypoints.length === img.keypoints.length && f.keypoints.every((v, i) => Math.abs(v - img.keypoints[i]!) < 1e-3);
+    if (!same) throw new Error(`${img.fileName}: rendering seed ${seed} again gives other keypoints: pass the dataset's --defect-rate`);
+    frames.push({ drawn: f.drawn, side: Math.max(f.image.width, f.image.height), sample, verdict });
+  },
+  onProgress: (d, n) => {
+    if (d % 100 === 0 || d === n) process.stderr.write(`ranges ${d}/${n} ${((performance.now() - t0) / d).toFixed(0)} ms/frame\n`);
+  },
+});
+await pipeline.close();
+
+const f3 = (v: number | null) => (v === null ? 'n/a' : v.toFixed(3));
+const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(1)}%`);
+function table(name: string, key: (f: Frame) => number, edges: number[]): void {
+  console.log(`\n| ${name} | frames | PCK@0.5 | PCS@1.0 | worst pole, median (% of diag.) | overkill | escape |`);
+  console.log('|---|---|---|---|---|---|---|');
+  for (let i = 0; i + 1 < edges.length; i++) {
+    const lo = edges[i]!, hi = edges[i + 1]!;
+    const group = frames.filter((f) => key(f) >= lo && key(f) < hi);
+    if (group.length === 0) continue;
+    const m = keypointMetrics(group.map((f) => f.sample));
+    const line = lineFigures(group.map((f) => f.verdict));
+    const worst = group.map((f) => Math.max(...keypointErrors(f.sample))).sort((a, b) => a - b)[group.length >> 1]!;
+    const count = (want: 'PASS' | 'FAIL', got: (v: Verdict) => boolean) => group.filter((f) => f.verdict.expected === want && got(f.verdict.judged)).length;
+    const overkill = `${pct(line.overkill)} (${count('PASS', (v) => v !== 'PASS')})`;
+    const escape = `${pct(line.escape)} (${count('FAIL', (v) => v === 'PASS')})`;
+    console.log(`| ${lo}-${hi === Infinity ? '' : hi} | ${group.length} | ${f3(m.pck['0.5'] ?? null)} | ${f3(m.pcs['1.0'] ?? null)} | ${worst.toFixed(2)} | ${overkill} | ${escape} |`);
+  }
+}
+
+console.log(`# ${opt.dataset}: ${frames.length} frames, model ${pipeline.model.name} ${pipeline.model.sha256.slice(0, 12)}; overkill and escape as shares with frame counts`);
+table('anode pitch (px)', (f) => f.drawn.pitchPx, [8, 10, 12, 15, 20, 25, Infinity]);
+table('blur sigma (px)', (f) => f.drawn.blurSigma, [0.5, 1, 1.5, 2, Infinity]);
+table('SNR', (f) => f.drawn.snr, [5, 10, 20, 40, 100, Infinity]);
+table('rotation (abs, degrees)', (f) => Math.abs(f.drawn.rotationDeg), [0, 1, 2, 3, 4, Infinity]);
+table('bit depth', (f) => f.drawn.depth, [8, 9, Infinity]);
+table('frame side (px)', (f) => f.side, [0, 1001, 1601, Infinity]);
