@@ -53,6 +53,13 @@ def load_split(root, rois_path, variants, seed, cache_dir, log, second_pass=Fals
     return names, samples, images, points, sizes, diag
 
 
+def anode_pitch(kps):
+    """Anode-to-anode pitch in frame px: the median over labelled anode pairs (anodes are the even keypoints)."""
+    a = [(i // 2, kps[i, :2]) for i in range(0, len(kps), 2) if kps[i, 2] > 0]
+    d = [np.hypot(*(q - p)) / (j - i) for (i, p), (j, q) in zip(a, a[1:])]
+    return float(np.median(d)) if d else float('inf')
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--train', required=True, help='comma-separated dataset dirs, or a glob: new matches join at each epoch')
@@ -84,6 +91,9 @@ def main():
                    help='sampling weight of the other FAIL frames (an outlying overhang), against 1 for PASS frames')
     p.add_argument('--missing-boost', type=float, default=3.0,
                    help='sampling weight of frames with an absent pole (POLE_MISSING is rare otherwise)')
+    p.add_argument('--pitch-boost', type=float, default=1.0,
+                   help='sampling weight of frames whose anode pitch is below --pitch-below (fine stacks, where most errors are)')
+    p.add_argument('--pitch-below', type=float, default=13.0, help='anode-to-anode pitch in frame px for --pitch-boost')
     p.add_argument('--presence-weight', type=float, default=100.0,
                    help='weight of the presence loss: (heatmap peak - v)^2 per keypoint; 0 turns it off')
     p.add_argument('--absent-weight', type=float, default=10.0,
@@ -210,9 +220,10 @@ def main():
             for m in net.modules():
                 if isinstance(m, torch.nn.BatchNorm2d):
                     m.eval()
-        if a.missing_boost != 1.0 or a.defect_boost != 1.0:
+        if a.missing_boost != 1.0 or a.defect_boost != 1.0 or a.pitch_boost != 1.0:
             failing = np.array([s.get('expectedVerdict') == 'FAIL' for s in train_s])
             w = np.where((train_p[:, 0, :, 2] == 0).any(1), a.missing_boost, np.where(failing, a.defect_boost, 1.0))
+            w = w * np.where(np.array([anode_pitch(s['keypoints']) for s in train_s]) < a.pitch_below, a.pitch_boost, 1.0)
             perm = rng.choice(n, n, p=w / w.sum())
         else:
             perm = rng.permutation(n)
@@ -281,7 +292,7 @@ def main():
                                               + (f' + {a.presence_weight} * presence (peak - v)^2, absent x{a.absent_weight}'
                                                  if a.presence_weight else ''),
                                       'secondPassCrops': a.second_pass, 'frozenBn': a.freeze_bn,
-                                      'missingBoost': a.missing_boost, 'defectBoost': a.defect_boost, 'seed': a.seed, 'init': init_info,
+                                      'missingBoost': a.missing_boost, 'defectBoost': a.defect_boost, 'pitchBoost': a.pitch_boost, 'pitchBelow': a.pitch_below, 'seed': a.seed, 'init': init_info,
                                       'trainFrames': n, 'valFrames': len(val_s),
                                       'minutes': round((time.time() - t0) / 60, 1)},
                          'validation': m}}
