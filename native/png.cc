@@ -50,41 +50,45 @@ struct Decompressor {
 
 }  // namespace
 
-std::string decodeGreyPng(const uint8_t* z, size_t zBytes, int width, int height, int depth, void* out) {
+std::string decodeGreyPng(const uint8_t* z, size_t zBytes, int width, int height, int depth, uint8_t* buf) {
   const size_t bpp = size_t(depth / 8);
   const size_t rowBytes = size_t(width) * bpp;
   const size_t stride = rowBytes + 1;  // each row starts with its filter type
-  std::vector<uint8_t> raw(stride * size_t(height));
+  const size_t rawBytes = stride * size_t(height);
   // One decompressor per worker thread: allocated once, reused frame after frame.
   thread_local Decompressor dec;
   if (!dec.d) return "cannot allocate a decompressor";
   size_t inUsed = 0;
   size_t got = 0;
-  libdeflate_result r = libdeflate_zlib_decompress_ex(dec.d, z, zBytes, raw.data(), raw.size(), &inUsed, &got);
+  libdeflate_result r = libdeflate_zlib_decompress_ex(dec.d, z, zBytes, buf, rawBytes, &inUsed, &got);
   if (r == LIBDEFLATE_BAD_DATA) return "the compressed pixel data (IDAT) is corrupt";
-  if (r == LIBDEFLATE_INSUFFICIENT_SPACE) return "the pixel data (IDAT) holds more than " + std::to_string(raw.size()) + " bytes, the size its header gives";
+  if (r == LIBDEFLATE_INSUFFICIENT_SPACE) return "the pixel data (IDAT) holds more than " + std::to_string(rawBytes) + " bytes, the size its header gives";
   if (r != LIBDEFLATE_SUCCESS) return "the compressed pixel data (IDAT) cannot be inflated";
-  if (got != raw.size()) {
-    return "the pixel data (IDAT) ends after " + std::to_string(got) + " of " + std::to_string(raw.size()) + " bytes (truncated)";
+  if (got != rawBytes) {
+    return "the pixel data (IDAT) ends after " + std::to_string(got) + " of " + std::to_string(rawBytes) + " bytes (truncated)";
   }
+  // Every row is unfiltered before any moves: a row's filter reads the row above as it was decoded.
   std::vector<uint8_t> zeros(rowBytes, 0);
   const uint8_t* prev = zeros.data();
   for (int y = 0; y < height; y++) {
-    uint8_t* row = raw.data() + size_t(y) * stride;
+    uint8_t* row = buf + size_t(y) * stride;
     if (!unfilterRow(row[0], row + 1, prev, rowBytes, bpp)) {
       return "row " + std::to_string(y) + " has filter type " + std::to_string(row[0]) + " (PNG knows 0 to 4)";
     }
     prev = row + 1;
   }
-  if (depth == 8) {
-    auto* dst = static_cast<uint8_t*>(out);
-    for (int y = 0; y < height; y++) std::memcpy(dst + size_t(y) * rowBytes, raw.data() + size_t(y) * stride + 1, rowBytes);
-  } else {
-    auto* dst = static_cast<uint16_t*>(out);
-    for (int y = 0; y < height; y++) {
-      const uint8_t* src = raw.data() + size_t(y) * stride + 1;
-      uint16_t* d = dst + size_t(y) * size_t(width);
-      for (int x = 0; x < width; x++) d[x] = uint16_t((src[2 * x] << 8) | src[2 * x + 1]);
+  // Rows close up over their filter bytes: row y moves y + 1 bytes toward the start, so every byte
+  // is read before anything is written over it.
+  for (int y = 0; y < height; y++) {
+    const uint8_t* src = buf + size_t(y) * stride + 1;
+    uint8_t* dst = buf + size_t(y) * rowBytes;
+    if (depth == 8) {
+      std::memmove(dst, src, rowBytes);
+    } else {
+      for (int x = 0; x < width; x++) {
+        const uint16_t v = uint16_t((src[2 * x] << 8) | src[2 * x + 1]);  // big-endian in the file
+        std::memcpy(dst + 2 * x, &v, 2);
+      }
     }
   }
   return "";
