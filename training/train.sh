@@ -5,7 +5,8 @@
 # EPOCHS (default 30), TRAIN_FRAMES / VAL_FRAMES / TEST_FRAMES (3000 / 1000 / 1000), DEFECT_FRAMES
 # (default 0: more training frames, all FAIL; make_data.sh); fine-tuning:
 # INIT (a checkpoint to start from), LR (default 2e-3), WARMUP (steps, default 100), WORK (checkpoints),
-# DEFECT_BOOST (sampling weight of FAIL frames without a missing pole, default 1), SECOND_PASS=1 (train
+# DEFECT_BOOST (sampling weight of FAIL frames without a missing pole, default 1), PITCH_BOOST (sampling
+# weight of frames with an anode pitch under PITCH_BELOW px, default 1 and 13), SECOND_PASS=1 (train
 # on a third crop per frame, the pipeline's second-pass box, and validate on it), FREEZE_BN=1 (BatchNorm
 # in inference mode: needed for an INIT made by training/from_onnx.py from a shipped .onnx).
 set -euo pipefail
@@ -19,7 +20,7 @@ bash training/make_data.sh "$DATA" "$TRAIN" "$VAL" "$TEST"
 SEEDS="{\"train\": \"1001.. in chunks of 250 frames\", \"trainFrames\": $TRAIN, \"defectTrain\": \"1101.. in chunks of 250 frames, defect rate 1\", \"defectTrainFrames\": ${DEFECT_FRAMES:-0}, \"val\": 2, \"valFrames\": $VAL, \"test\": 3, \"testFrames\": $TEST, \"defectRate\": 0.3}"
 /usr/bin/python3 training/train.py --train "$DATA/train-*" --val "$DATA/val" \
   --rois-train '{dir}/rois.json' --rois-val "$DATA/val/rois.json" \
- --epochs "${EPOCHS:-30}" --lr "${LR:-2e-3}" --warmup "${WARMUP:-100}" --defect-boost "${DEFECT_BOOST:-1}" ${SECOND_PASS:+--second-pass} ${FREEZE_BN:+--freeze-bn} ${INIT:+--init "$INIT"} --work "${WORK:-$DATA/run}" --data-seeds "$SEEDS" --log training/logs/train-log.jsonl
+ --epochs "${EPOCHS:-30}" --lr "${LR:-2e-3}" --warmup "${WARMUP:-100}" --defect-boost "${DEFECT_BOOST:-1}" --pitch-boost "${PITCH_BOOST:-1}" --pitch-below "${PITCH_BELOW:-13}" ${SECOND_PASS:+--second-pass} ${FREEZE_BN:+--freeze-bn} ${INIT:+--init "$INIT"} --work "${WORK:-$DATA/run}" --data-seeds "$SEEDS" --log training/logs/train-log.jsonl
 ROIS=()
 [ -f "$DATA/test/rois.json" ] && ROIS=(--rois "$DATA/test/rois.json")
 /usr/bin/python3 training/evaluate.py --dataset "$DATA/test" --checkpoint "${WORK:-$DATA/run}/best.pt" "${ROIS[@]}"
