@@ -99,8 +99,9 @@ export async function evaluate(pipeline: Pipeline, dataset: CocoDataset, variant
       acc.samples.push(sample);
       if (poles) acc.judged.push(sample);
       acc.rois.push({ roi: judged?.analysis?.roi ?? null, keypoints: img.keypoints });
-      acc.verdicts.push({ expected: img.expectedVerdict, judged: verdict });
-      if (i === 0) opts.onFrame?.(img, sample, acc.verdicts[acc.verdicts.length - 1]!);
+      const line = { expected: img.expectedVerdict, judged: verdict };
+      acc.verdicts.push(line);
+      if (i === 0) opts.onFrame?.(img, sample, line);
     });
     opts.onProgress?.(n + 1, images.length);
   }

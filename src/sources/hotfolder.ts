@@ -221,10 +221,9 @@ export class HotFolder implements Source {
     for (const name of this.seen.keys()) if (!present.has(name)) this.seen.delete(name);
     found.sort((a, b) => a.mtimeMs - b.mtimeMs || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const f of found) this.seen.delete(f.name);
-    this.ready = found.slice(1).map(({ name, arrivedAt, refusal }) => ({ name, arrivedAt, refusal }));
+    this.ready = found.slice(1);
     this.readyAt = performance.now();
-    const first = found[0];
-    return first ? { name: first.name, arrivedAt: first.arrivedAt, refusal: first.refusal } : null;
+    return found[0] ?? null;
   }
 
   /** Renames the file into processing/; its name there, or null if someone else moved it first. */
