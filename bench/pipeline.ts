@@ -23,7 +23,7 @@ import sharp from 'sharp';
 import { decodeFrame, encodePng } from '../src/frame/decode.ts';
 import { DEFAULT_PIPELINE_OPTIONS, Pipeline } from '../src/inspect/pipeline.ts';
 import { renderFrame } from '../src/synth/frame.ts';
-import type { Result } from '../src/types.ts';
+import type { Image, Result } from '../src/types.ts';
 import { dropFrame, startDaemon, stopDaemon, Subscriber, tempDir, until, writeConfig } from '../test/faults/harness.ts';
 import { Mosquitto, mosquittoAvailable } from '../test/helpers/mosquitto.ts';
 
@@ -59,11 +59,14 @@ const ids = (seq: number) => ({ id: `b-${seq}`, seq, ts: new Date().toISOString(
 if (opt.container !== 'png' && opt.container !== 'tiff') throw new Error(`--container must be png or tiff, got ${opt.container}`);
 const EXT = opt.container === 'png' ? 'png' : 'tif';
 
+/** sharp over a 16-bit synthetic frame's samples, to write it in any container. */
+const grey16 = (img: Image) => sharp(img.pixels, { raw: { width: img.width, height: img.height, channels: 1 } }).toColourspace('grey16');
+
 async function frames(size: number, n: number): Promise<Buffer[]> {
   const out: Buffer[] = [];
   for (let i = 0; i < n; i++) {
     const img = renderFrame({ seed: 500 + i, width: size, height: size, depth: 16, orientation: 'tips-right' }).image;
-    out.push(EXT === 'png' ? await encodePng(img) : await sharp(img.pixels, { raw: { width: size, height: size, channels: 1 } }).toColourspace('grey16').tiff({ compression: 'none' }).toBuffer());
+    out.push(EXT === 'png' ? await encodePng(img) : await grey16(img).tiff({ compression: 'none' }).toBuffer());
   }
   return out;
 }
@@ -182,12 +185,11 @@ async function daemonRun(size: number, rateOpt: number | undefined): Promise<Dae
 /** Where decode's time goes: the same frame in the containers a detector may write. */
 async function decodeBreakdown(size: number): Promise<void> {
   const img = renderFrame({ seed: 500, width: size, height: size, depth: 16, orientation: 'tips-right' }).image;
-  const raw = () => sharp(img.pixels, { raw: { width: size, height: size, channels: 1 } }).toColourspace('grey16');
   const containers: [string, Buffer][] = [
     ['PNG, zlib level 3 (encodePng)', await encodePng(img)],
-    ['PNG, zlib level 0 (stored)', await raw().png({ compressionLevel: 0 }).toBuffer()],
-    ['TIFF, uncompressed', await raw().tiff({ compression: 'none' }).toBuffer()],
-    ['TIFF, LZW', await raw().tiff({ compression: 'lzw' }).toBuffer()],
+    ['PNG, zlib level 0 (stored)', await grey16(img).png({ compressionLevel: 0 }).toBuffer()],
+    ['TIFF, uncompressed', await grey16(img).tiff({ compression: 'none' }).toBuffer()],
+    ['TIFF, LZW', await grey16(img).tiff({ compression: 'lzw' }).toBuffer()],
   ];
   console.log(`\n## decodeFrame at ${size}² by container (ms, median / min of 15)\n`);
   console.log('| container | bytes | median | min |');
