@@ -115,17 +115,20 @@ describe('heatmap <-> frame mapping (model contract)', () => {
     expect(canonicalToHeatmap(101, 52, cb, { width: W, height: H })).toEqual([0, 0]);
   });
 
-  it('round-trips a frame point through every orientation', () => {
+  it('round-trips a frame point through every orientation, for the default and a taller heatmap', () => {
     const frame = { width: 1000, height: 700 };
     const box: Box = [310.5, 120.25, 180, 400];
-    for (const o of ORIENTATIONS) {
-      const cb = boxToCanonical(box, frame.width, frame.height, o);
-      const p: [number, number] = [350.3, 300.7];
-      const [xc, yc] = toCanonical(p[0], p[1], frame.width, frame.height, o);
-      const [hx, hy] = canonicalToHeatmap(xc, yc, cb, { width: W, height: H });
-      const back = heatmapToFrame(hx, hy, box, o, frame, { width: W, height: H });
-      expect(back[0]).toBeCloseTo(p[0], 9);
-      expect(back[1]).toBeCloseTo(p[1], 9);
+    for (const size of [{ width: W, height: H }, { width: W, height: 96 }]) {
+      for (const o of ORIENTATIONS) {
+        const cb = boxToCanonical(box, frame.width, frame.height, o);
+        const p: [number, number] = [350.3, 300.7];
+        const [xc, yc] = toCanonical(p[0], p[1], frame.width, frame.height, o);
+        const [hx, hy] = canonicalToHeatmap(xc, yc, cb, size);
+        expect(heatmapToCanonical(hx, hy, cb, size)[1]).toBeCloseTo(cb[1] + ((hy + 0.5) * cb[3]) / size.height, 9);
+        const back = heatmapToFrame(hx, hy, box, o, frame, size);
+        expect(back[0]).toBeCloseTo(p[0], 9);
+        expect(back[1]).toBeCloseTo(p[1], 9);
+      }
     }
   });
 });

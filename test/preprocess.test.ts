@@ -33,7 +33,8 @@ function frame(width: number, height: number, depth: 8 | 16, seed: number): Imag
   return { width, height, depth, pixels };
 }
 
-function peerCrop(img: Image, box: Box, o: string, name: string): Float32Array {
+/** The training code's crop; `height` is a taller model's input (XPOLE_INPUT_HEIGHT, as training sets it). */
+function peerCrop(img: Image, box: Box, o: string, name: string, height = 256): Float32Array {
   const raw = path.join(tmp, `${name}.bin`);
   const out = path.join(tmp, `${name}.f32`);
   const bytes = img.depth === 8 ? img.pixels : new Uint8Array(img.pixels.buffer, img.pixels.byteOffset, img.pixels.byteLength);
@@ -42,7 +43,7 @@ function peerCrop(img: Image, box: Box, o: string, name: string): Float32Array {
     PEER,
     '--frame', raw, '--width', String(img.width), '--height', String(img.height), '--depth', String(img.depth),
     `--box=${box.join(',')}`, '--orientation', o, '--out', out,
-  ]);
+  ], { env: { ...process.env, XPOLE_INPUT_HEIGHT: String(height) } });
   const b = readFileSync(out);
   return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
 }
@@ -69,6 +70,19 @@ describe('cropForModel against training/xpole_crop.py', () => {
         expect(maxAbsDiff(ours, theirs)).toBeLessThan(1e-3);
       });
     }
+  }
+});
+
+describe('cropForModel for a taller model input (128 x 384) against training/xpole_crop.py', () => {
+  const tall = { width: 128, height: 384 };
+  for (const o of ['tips-right', 'tips-up'] as const) {
+    it(`16-bit, ${o}`, () => {
+      const img = frame(300, 420, 16, 40 + o.length);
+      const box: Box = [-20.5, 30.25, 310.4, 390.6];
+      const ours = cropForModel(img, box, o, tall);
+      expect(ours.length).toBe(128 * 384);
+      expect(maxAbsDiff(ours, peerCrop(img, box, o, `tall-${o}`, 384))).toBeLessThan(1e-3);
+    });
   }
 });
 

@@ -2,7 +2,7 @@
 
 Each frame is cropped once at load time (the contract's mapping, training/xpole_crop.py) around
 an ROI box grown by CTX on every side, at the model's scale, so per-epoch augmentation (an affine
-warp back to 128 x 256, flip, intensity, noise, blur) has room and stays cheap.
+warp back to the model's input size, flip, intensity, noise, blur) has room and stays cheap.
 """
 import json
 import math
@@ -14,8 +14,8 @@ import numpy as np
 import xpole_crop as xc
 
 IN_W, IN_H = xc.INPUT_W, xc.INPUT_H
-HM_W, HM_H = 32, 64
 STRIDE = 4
+HM_W, HM_H = IN_W // STRIDE, IN_H // STRIDE
 # The context crop is the ROI box grown by 1/8 of its size on every side: 160 x 320 at model scale.
 CTX = 0.125
 CTX_W, CTX_H = round(IN_W * (1 + 2 * CTX)), round(IN_H * (1 + 2 * CTX))

@@ -40,25 +40,26 @@ def sha256(path):
 
 def export(ckpt, onnx_path, card_path, extra=None):
     net = build(ckpt)
+    in_w, in_h = ckpt.get('input', [128, 256])
     tmp = onnx_path + '.tmp'
-    torch.onnx.export(net, torch.zeros(1, 1, 256, 128), tmp, opset_version=13,
+    torch.onnx.export(net, torch.zeros(1, 1, in_h, in_w), tmp, opset_version=13,
                       input_names=['input'], output_names=['heatmaps'],
                       dynamic_axes={'input': {0: 'N'}, 'heatmaps': {0: 'N'}}, do_constant_folding=True)
     onnx.checker.check_model(onnx.load(tmp))
     os.replace(tmp, onnx_path)
-    macs = count_macs(net)
+    macs = count_macs(net, (1, 1, in_h, in_w))
     arch = dict(net.config)
     arch.update(type='HRNet', params=count_params(net), macs=macs, flops=2 * macs,
-                flopsNote='2 x multiply-accumulates of all convolutions for one 256x128 input')
+                flopsNote=f'2 x multiply-accumulates of all convolutions for one {in_h}x{in_w} input')
     card = {
         'name': 'xpole-hrnet',
         'file': os.path.basename(onnx_path),
         'sha256': sha256(onnx_path),
         'architecture': arch,
-        'input': {'name': 'input', 'width': 128, 'height': 256, 'channels': 1,
+        'input': {'name': 'input', 'width': in_w, 'height': in_h, 'channels': 1,
                   'normalization': 'zscore-per-crop', 'crop': 'training/xpole_crop.py (model contract)'},
         'output': {'name': 'heatmaps'},
-        'heatmap': {'width': 32, 'height': 64, 'stride': 4, 'sigma': ckpt['sigma']},
+        'heatmap': {'width': in_w // 4, 'height': in_h // 4, 'stride': 4, 'sigma': ckpt['sigma']},
         'recipe': RECIPE,
         'keypoints': keypoint_names(),
         'opset': 13,

@@ -37,7 +37,7 @@ def load_split(root, rois_path, variants, seed, cache_dir, log, second_pass=Fals
         from rois import load_rois
         rois = load_rois(rois_path)
     key = (f'{os.path.basename(os.path.normpath(root))}-v{variants}-s{seed}-r{1 if rois else 0}-n{len(samples)}'
-           + ('-p2' if second_pass else ''))
+           + ('-p2' if second_pass else '') + (f'-h{ds.IN_H}' if ds.IN_H != 256 else ''))
     cache = os.path.join(cache_dir, key + '.npz') if cache_dir else None
     diag = np.array([math.hypot(s['bbox'][2], s['bbox'][3]) for s in samples], np.float32)
     if cache and os.path.exists(cache):
@@ -285,6 +285,7 @@ def main():
             'lr': lr_at(step), 'epochSeconds': round(train_time), 'elapsedMinutes': round((time.time() - t0) / 60, 1),
         }
         ckpt = {'model': net.state_dict(), 'config': config, 'sigma': a.sigma, 'epoch': epoch, 'metrics': m,
+                'input': [ds.IN_W, ds.IN_H],
                 'card': {'dataSeeds': json.loads(a.data_seeds),
                          'training': {'epochs': a.epochs if not a.minutes else None, 'minutesBudget': a.minutes or None,
                                       'epochsDone': epoch + 1, 'steps': step, 'batch': a.batch, 'lr': a.lr,
