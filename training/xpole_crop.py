@@ -147,7 +147,7 @@ def _self_test():
         bx_, by_ = from_canonical(cx, cy, w, h, o)
         assert np.allclose(bx_, x) and np.allclose(by_, y), o
     # A box of exactly W x H pixels with cells on pixel centres reproduces the frame.
-    big = rng.integers(0, 256, size=(300, 200)).astype(np.uint8)
+    big = rng.integers(0, 256, size=(INPUT_H + 44, 200)).astype(np.uint8)
     raw = crop_raw(big, [10.5, 20.5, INPUT_W, INPUT_H], 'tips-right')
     assert np.allclose(raw, big[21:21 + INPUT_H, 11:11 + INPUT_W]), 'identity crop'
     # tips-left is the mirror image of tips-right of the mirrored frame.
@@ -175,7 +175,7 @@ def _self_test():
     n16 = crop(big.astype(np.uint16) * 257, [5.0, 5.0, 100.0, 200.0], 'tips-down')
     assert np.allclose(n8, n16, atol=1e-5) and abs(n8.mean()) < 1e-4 and abs(n8.std() - 1) < 1e-3
     flat = crop(np.full((10, 10), 7, np.uint8), [0, 0, 5, 5], 'tips-right')
-    assert np.all(flat == 0), 'flat crop'
+    assert np.allclose(flat, 0, atol=1e-6), 'flat crop'  # bilinear weights may leave ~1e-16 of the flat value
     print('xpole_crop self-test: ok')
 
 
