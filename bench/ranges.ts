@@ -35,6 +35,8 @@ const seedOf = new Map(raw.images.map((im) => [im.file_name, im.xpole?.seed]));
 interface Frame {
   drawn: SynthFrame['drawn'];
   side: number;
+  /** Tips left or right: the sheets run along x, so x is the overhang's axis. */
+  alongX: boolean;
   sample: EvalSample;
   verdict: { expected: 'PASS' | 'FAIL' | null; judged: Verdict };
 }
@@ -56,7 +58,8 @@ await evaluate(pipeline, dataset, [pipeline.variant()], {
     const f = renderFrame({ seed, defectRate });
     const same = f.keypoints.length === img.keypoints.length && f.keypoints.every((v, i) => Math.abs(v - img.keypoints[i]!) < 1e-3);
     if (!same) throw new Error(`${img.fileName}: rendering seed ${seed} again gives other keypoints: pass the dataset's --defect-rate`);
-    frames.push({ drawn: f.drawn, side: Math.max(f.image.width, f.image.height), sample, verdict });
+    const alongX = img.orientation === 'tips-right' || img.orientation === 'tips-left';
+    frames.push({ drawn: f.drawn, side: Math.max(f.image.width, f.image.height), alongX, sample, verdict });
   },
   onProgress: (d, n) => {
     if (d % 100 === 0 || d === n) process.stderr.write(`ranges ${d}/${n} ${((performance.now() - t0) / d).toFixed(0)} ms/frame\n`);
@@ -64,21 +67,24 @@ await evaluate(pipeline, dataset, [pipeline.variant()], {
 });
 await pipeline.close();
 
-/** Distances of the labelled, predicted poles from their truth, in frame pixels. */
-function poleErrorsPx(f: Frame): number[] {
+/** Errors of the labelled, predicted poles in frame pixels: distance, along the sheets, across them. */
+function poleErrorsPx(f: Frame): { dist: number; along: number; across: number }[] {
   const { keypoints: gt, predicted } = f.sample;
-  const out: number[] = [];
+  const out: { dist: number; along: number; across: number }[] = [];
   for (let k = 0; 3 * k + 2 < gt.length; k++) {
     const px = predicted[2 * k], py = predicted[2 * k + 1];
-    if (gt[3 * k + 2] === 2 && Number.isFinite(px) && Number.isFinite(py)) out.push(Math.hypot(px! - gt[3 * k]!, py! - gt[3 * k + 1]!));
+    if (gt[3 * k + 2] !== 2 || !Number.isFinite(px) || !Number.isFinite(py)) continue;
+    const dx = Math.abs(px! - gt[3 * k]!), dy = Math.abs(py! - gt[3 * k + 1]!);
+    out.push({ dist: Math.hypot(dx, dy), along: f.alongX ? dx : dy, across: f.alongX ? dy : dx });
   }
   return out;
 }
+const median = (v: number[]) => (v.length ? v.sort((a, b) => a - b)[v.length >> 1]!.toFixed(2) : 'n/a');
 
 const f3 = (v: number | null) => (v === null ? 'n/a' : v.toFixed(3));
 const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(1)}%`);
 function table(name: string, key: (f: Frame) => number, edges: number[]): void {
-  console.log(`\n| ${name} | frames | PCK@0.5 | PCS@1.0 | worst pole, median (% of diag.) | pole error, median px | PCS@1.0 misses: 1 / 2-4 / 5+ poles over 1% | overkill | escape |`);
+  console.log(`\n| ${name} | frames | PCK@0.5 | PCS@1.0 | worst pole, median (% of diag.) | pole error, median px: all / along / across the sheets | PCS@1.0 misses: 1 / 2-4 / 5+ poles over 1% | overkill | escape |`);
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (let i = 0; i + 1 < edges.length; i++) {
     const lo = edges[i]!, hi = edges[i + 1]!;
@@ -89,13 +95,14 @@ function table(name: string, key: (f: Frame) => number, edges: number[]): void {
     const worst = group.map((f) => Math.max(...keypointErrors(f.sample))).sort((a, b) => a - b)[group.length >> 1]!;
     // Precision in frame pixels (1% of the diagonal is ~1.7 px on the finest stacks), and whether a
     // PCS miss is one pole or the whole frame.
-    const px = group.flatMap(poleErrorsPx).sort((a, b) => a - b);
+    const px = group.flatMap(poleErrorsPx);
+    const pxErr = `${median(px.map((e) => e.dist))} / ${median(px.map((e) => e.along))} / ${median(px.map((e) => e.across))}`;
     const over = group.map((f) => keypointErrors(f.sample).filter((e) => e > 1).length);
     const misses = `${over.filter((n) => n === 1).length} / ${over.filter((n) => n >= 2 && n <= 4).length} / ${over.filter((n) => n >= 5).length}`;
     const count = (want: 'PASS' | 'FAIL', got: (v: Verdict) => boolean) => group.filter((f) => f.verdict.expected === want && got(f.verdict.judged)).length;
     const overkill = `${pct(line.overkill)} (${count('PASS', (v) => v !== 'PASS')})`;
     const escape = `${pct(line.escape)} (${count('FAIL', (v) => v === 'PASS')})`;
-    console.log(`| ${lo}-${hi === Infinity ? '' : hi} | ${group.length} | ${f3(m.pck['0.5'] ?? null)} | ${f3(m.pcs['1.0'] ?? null)} | ${worst.toFixed(2)} | ${px.length ? px[px.length >> 1]!.toFixed(2) : 'n/a'} | ${misses} | ${overkill} | ${escape} |`);
+    console.log(`| ${lo}-${hi === Infinity ? '' : hi} | ${group.length} | ${f3(m.pck['0.5'] ?? null)} | ${f3(m.pcs['1.0'] ?? null)} | ${worst.toFixed(2)} | ${pxErr} | ${misses} | ${overkill} | ${escape} |`);
   }
 }
 

@@ -9,6 +9,7 @@
 # weight of frames with an anode pitch under PITCH_BELOW px, default 1 and 13), SECOND_PASS=1 (train
 # on a third crop per frame, the pipeline's second-pass box, and validate on it), FREEZE_BN=1 (BatchNorm
 # in inference mode: needed for an INIT made by training/from_onnx.py from a shipped .onnx).
+# XPOLE_INPUT_HEIGHT (model input rows, default 256; the card records it, inference follows the card).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${XPOLE_DATA:-/work/data/xpole}
