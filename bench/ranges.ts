@@ -93,7 +93,7 @@ function table(name: string, key: (f: Frame) => number, edges: number[]): void {
     const m = keypointMetrics(group.map((f) => f.sample));
     const line = lineFigures(group.map((f) => f.verdict));
     const worst = group.map((f) => Math.max(...keypointErrors(f.sample))).sort((a, b) => a - b)[group.length >> 1]!;
-    // Precision in frame pixels (1% of the diagonal is ~1.7 px on the finest stacks), and whether a
+    // Precision in frame pixels (1% of the diagonal is ~1.9 px on the finest stacks), and whether a
     // PCS miss is one pole or the whole frame.
     const px = group.flatMap(poleErrorsPx);
     const pxErr = `${median(px.map((e) => e.dist))} / ${median(px.map((e) => e.along))} / ${median(px.map((e) => e.across))}`;

@@ -16,7 +16,8 @@ import xpole_crop as xc
 IN_W, IN_H = xc.INPUT_W, xc.INPUT_H
 STRIDE = 4
 HM_W, HM_H = IN_W // STRIDE, IN_H // STRIDE
-# The context crop is the ROI box grown by 1/8 of its size on every side: 160 x 320 at model scale.
+# The context crop is the ROI box grown by 1/8 of its size on every side: 160 x 320 at model scale
+# for a 128 x 256 input.
 CTX = 0.125
 CTX_W, CTX_H = round(IN_W * (1 + 2 * CTX)), round(IN_H * (1 + 2 * CTX))
 OFF_X, OFF_Y = IN_W * CTX, IN_H * CTX  # context pixel -> input pixel is a shift by these

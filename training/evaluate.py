@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -113,6 +114,10 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     ckpt = torch.load(a.checkpoint)
+    want = ckpt.get('input', [128, 256])
+    if list(want) != [xc.INPUT_W, xc.INPUT_H]:
+        sys.exit(f'{a.checkpoint} takes {want[0]} x {want[1]} inputs, the crop makes {xc.INPUT_W} x {xc.INPUT_H}: '
+                 f'set XPOLE_INPUT_HEIGHT={want[1]}')
     net = build(ckpt)
     _, samples = ds.load_coco(a.dataset)
     if a.limit:

@@ -28,9 +28,10 @@ import numpy as np
 INPUT_W = 128
 # The input height is the one size a model may choose (XPOLE_INPUT_HEIGHT, a multiple of 32 for
 # HRNet's 1/32 branch): more rows per sheet for fine stacks. The card records what a model uses.
-INPUT_H = int(os.environ.get('XPOLE_INPUT_HEIGHT', '256'))
-if INPUT_H % 32 or not 128 <= INPUT_H <= 1024:
-    sys.exit(f'XPOLE_INPUT_HEIGHT={INPUT_H}: must be a multiple of 32 in 128..1024')
+_HEIGHT = os.environ.get('XPOLE_INPUT_HEIGHT', '256')
+if not _HEIGHT.isdigit() or int(_HEIGHT) % 32 or not 128 <= int(_HEIGHT) <= 1024:
+    sys.exit(f'XPOLE_INPUT_HEIGHT={_HEIGHT!r}: must be a multiple of 32 from 128 to 1024')
+INPUT_H = int(_HEIGHT)
 ORIENTATIONS = ('tips-right', 'tips-left', 'tips-up', 'tips-down')
 
 
