@@ -92,17 +92,18 @@ function table(name: string, key: (f: Frame) => number, edges: number[]): void {
     if (group.length === 0) continue;
     const m = keypointMetrics(group.map((f) => f.sample));
     const line = lineFigures(group.map((f) => f.verdict));
-    const worst = group.map((f) => Math.max(...keypointErrors(f.sample))).sort((a, b) => a - b)[group.length >> 1]!;
+    const errors = group.map((f) => keypointErrors(f.sample));
+    const worst = median(errors.map((e) => Math.max(...e)));
     // Precision in frame pixels (1% of the diagonal is ~1.9 px on the finest stacks), and whether a
     // PCS miss is one pole or the whole frame.
     const px = group.flatMap(poleErrorsPx);
     const pxErr = `${median(px.map((e) => e.dist))} / ${median(px.map((e) => e.along))} / ${median(px.map((e) => e.across))}`;
-    const over = group.map((f) => keypointErrors(f.sample).filter((e) => e > 1).length);
+    const over = errors.map((e) => e.filter((v) => v > 1).length);
     const misses = `${over.filter((n) => n === 1).length} / ${over.filter((n) => n >= 2 && n <= 4).length} / ${over.filter((n) => n >= 5).length}`;
     const count = (want: 'PASS' | 'FAIL', got: (v: Verdict) => boolean) => group.filter((f) => f.verdict.expected === want && got(f.verdict.judged)).length;
     const overkill = `${pct(line.overkill)} (${count('PASS', (v) => v !== 'PASS')})`;
     const escape = `${pct(line.escape)} (${count('FAIL', (v) => v === 'PASS')})`;
-    console.log(`| ${lo}-${hi === Infinity ? '' : hi} | ${group.length} | ${f3(m.pck['0.5'] ?? null)} | ${f3(m.pcs['1.0'] ?? null)} | ${worst.toFixed(2)} | ${pxErr} | ${misses} | ${overkill} | ${escape} |`);
+    console.log(`| ${lo}-${hi === Infinity ? '' : hi} | ${group.length} | ${f3(m.pck['0.5'] ?? null)} | ${f3(m.pcs['1.0'] ?? null)} | ${worst} | ${pxErr} | ${misses} | ${overkill} | ${escape} |`);
   }
 }
 

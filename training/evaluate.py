@@ -18,7 +18,7 @@ import torch
 
 import dataset as ds
 import xpole_crop as xc
-from export import build
+from export import build, input_size
 from metrics import decode, heatmap_to_canonical, summary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -114,8 +114,8 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     ckpt = torch.load(a.checkpoint)
-    want = ckpt.get('input', [128, 256])
-    if list(want) != [xc.INPUT_W, xc.INPUT_H]:
+    want = input_size(ckpt)
+    if want != [xc.INPUT_W, xc.INPUT_H]:
         sys.exit(f'{a.checkpoint} takes {want[0]} x {want[1]} inputs, the crop makes {xc.INPUT_W} x {xc.INPUT_H}: '
                  f'set XPOLE_INPUT_HEIGHT={want[1]}')
     net = build(ckpt)

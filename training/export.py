@@ -38,9 +38,14 @@ def sha256(path):
     return h.hexdigest()
 
 
+def input_size(ckpt):
+    """[width, height] of the model input; checkpoints that do not say are 128 x 256."""
+    return list(ckpt.get('input', [128, 256]))
+
+
 def export(ckpt, onnx_path, card_path, extra=None):
     net = build(ckpt)
-    in_w, in_h = ckpt.get('input', [128, 256])
+    in_w, in_h = input_size(ckpt)
     tmp = onnx_path + '.tmp'
     torch.onnx.export(net, torch.zeros(1, 1, in_h, in_w), tmp, opset_version=13,
                       input_names=['input'], output_names=['heatmaps'],
