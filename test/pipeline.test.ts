@@ -295,6 +295,30 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
     }
   });
 
+  it('drops a cathode the model put where the image shows no cathode ending: POLE_MISSING, not an escape', async () => {
+    // Frame 24 of the seed-3 test set: C12 recessed 1.88 mm; the model puts it 53 px away, on the
+    // row of gaps between the anodes at 0.84, and its overhang reads 0.84 mm (in spec).
+    const f = renderFrame({ seed: frameSeed(3, 24), defectRate: 0.3 });
+    expect([f.expectedVerdict, f.defects]).toEqual(['FAIL', ['OVERHANG_HIGH']]);
+    const input = { frame: 'test-24', cellId: f.cellId, image: f.image, orientation: f.orientation };
+    const r = await pipeline.judge(input, ids(24));
+    expect([r.verdict, r.reasons]).toEqual(['FAIL', ['POLE_MISSING']]);
+    const min = DEFAULT_PIPELINE_OPTIONS.recipe.minConfidence;
+    expect(r.poles.filter((p) => p.conf < min).map((p) => p.name)).toEqual(['C12']);
+    expect(r.timingsMs.tips).toBeGreaterThanOrEqual(0);
+    const without = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, tipCheck: false });
+    try {
+      const w = await without.judge(input, ids(24));
+      expect(w.verdict).toBe('PASS');
+      expect(w.timingsMs.tips).toBeUndefined();
+      // Same positions; only C12's confidence differs.
+      expect(w.poles.map((p) => [p.x, p.y])).toEqual(r.poles.map((p) => [p.x, p.y]));
+      expect(w.poles.filter((p, i) => p.conf !== r.poles[i]!.conf).map((p) => p.name)).toEqual(['C12']);
+    } finally {
+      await without.close();
+    }
+  });
+
   it('looks at the ROI stage\'s next candidate region when the model sees no stack in the best one', async () => {
     // Frame 545 of the seed-3 test set (PASS): a small stack beside a dark fixture whose edge
     // outscores the tips, so the best corner group's box holds no pole.

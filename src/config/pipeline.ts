@@ -22,6 +22,7 @@ export function pipelineOptionsFromConfig(config: Config, log?: Logger): Omit<Pi
     secondPass: p.secondPass,
     secondPassBackReach: p.secondPassBackReach,
     deepLook: p.deepLook,
+    tipCheck: p.tipCheck,
     flipTest: p.flipTest,
     roiCandidates: p.roiCandidates,
     maxFrameSide: p.maxFrameSide,

@@ -13,6 +13,7 @@ import { decodeHeatmaps, heatmapToCanonical, mergeMirrored, type DecodeMethod } 
 import { HeatmapModel, ModelLoadError, type Logger } from '../vision/model.ts';
 import { cropForModelAsync, withMirrored } from '../vision/preprocess.ts';
 import { DEFAULT_REFINE_PARAMS, refinePoles, type RefineParams } from '../vision/refine.ts';
+import { checkCathodeTips } from '../vision/tip-evidence.ts';
 import { backReachPx, DEFAULT_ROI_PARAMS, greyRange, roiBox, roiGroupsAsync, scaledThreshold, type RoiParams } from '../vision/roi.ts';
 import { DEFAULT_RECIPE, type Recipe, type Sheet } from './recipe.ts';
 import { judge as judgeOverhangs } from './verdict.ts';
@@ -54,6 +55,9 @@ export interface PipelineOptions {
   /** Where a cathode is below minConfidence after the second pass, look once more at a box
    *  reaching twice as far behind the tips, and take a cathode found there recessed past the limit. */
   deepLook: boolean;
+  /** Scale each cathode's confidence by the image's evidence that a sheet ends at its tip
+   *  (vision/tip-evidence.ts): a cathode placed where no cathode ends becomes POLE_MISSING. */
+  tipCheck: boolean;
   /** How many of the ROI stage's candidate regions (best first) the model may look at before the
    *  frame is ROI_NOT_FOUND: the next one is tried when the model sees no stack in a box. */
   roiCandidates: number;
@@ -79,6 +83,7 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   secondPassBackReach: 1.25,
   flipTest: false,
   deepLook: true,
+  tipCheck: true,
   roiCandidates: 3,
   maxFrameSide: SPEC_LIMITS.maxSide,
 };
@@ -227,7 +232,7 @@ export class Pipeline {
   /** The decode / refinement settings in effect (eval varies them per run). */
   variant(): Variant {
     const o = this.options;
-    return { decode: o.decode, refine: o.refine, corners: o.corners, refineParams: o.refineParams };
+    return { decode: o.decode, refine: o.refine, corners: o.corners, refineParams: o.refineParams, tipCheck: o.tipCheck };
   }
 
   /** CNN poles and, when the variant refines, the corrected poles. */
@@ -236,8 +241,13 @@ export class Pipeline {
     const cnn = this.decodePoles(a, v.decode);
     timingsMs.heatmap = ms(t);
     t = now();
-    const poles = v.refine ? this.refine(a, cnn, v.corners, v.refineParams) : cnn;
+    const located = v.refine ? this.refine(a, cnn, v.corners, v.refineParams) : cnn;
     timingsMs.refine = ms(t);
+    if (!v.tipCheck) return { cnn, poles: located };
+    t = now();
+    const { recipe } = this.options;
+    const poles = { ...located, conf: checkCathodeTips(a.image, a.orientation, located, recipe.sheets, recipe.minConfidence) };
+    timingsMs.tips = ms(t);
     return { cnn, poles };
   }
 
@@ -487,6 +497,8 @@ export interface Variant {
   /** Refinement looks at the first `corners` (strongest) corners only. */
   corners: number;
   refineParams: RefineParams;
+  /** The tip evidence check (PipelineOptions.tipCheck). */
+  tipCheck: boolean;
   recipe?: Recipe;
 }
 

@@ -1,0 +1,126 @@
+// Image evidence for each cathode tip the model placed: does a sheet end there?
+// Behind a cathode's apex (toward the stack) the cathode lies between its two anodes; ahead of it
+// there is only the gap between those anodes. So the mean intensity along the sheet's line
+// changes across a true tip, by about the same step at every cathode of a frame. The model
+// sometimes fills in the regular pattern where the image has no tip: a cathode recessed far
+// behind the others put on the row of gaps (test frame 000024: escape). There the step is about
+// zero or reversed. Anodes are not checked: their tips face the fixtures and the tray, which
+// change what lies ahead of them from frame to frame.
+// Measured relative to the median of the frame's own cathodes, so polarity, bit depth and
+// contrast drop out.
+import { fromCanonical } from '../frame/orientation.ts';
+import type { Sheet } from '../inspect/recipe.ts';
+import type { Image, Orientation } from '../types.ts';
+
+export interface TipStepParams {
+  /** The windows on either side of the tip start this far from it, along the sheet (frame px). */
+  near: number;
+  /** ...and end this far (frame px). */
+  far: number;
+  /** Half width of the windows across the sheet (frame px). */
+  halfWidth: number;
+  /** A cathode's confidence is scaled by min(1, ratio / fullAt); ratio <= 0 gives 0. */
+  fullAt: number;
+}
+
+export const DEFAULT_TIP_STEP_PARAMS: TipStepParams = { near: 3, far: 8, halfWidth: 0.7, fullAt: 0.2 };
+
+/** Samples per window: along x across. */
+const ALONG = 6;
+const ACROSS = 3;
+
+/** Bilinear sample with edges clamped. */
+function sample(img: Image, x: number, y: number): number {
+  const { width, height, pixels } = img;
+  const cx = Math.min(Math.max(x, 0), width - 1);
+  const cy = Math.min(Math.max(y, 0), height - 1);
+  const x0 = Math.floor(cx);
+  const y0 = Math.floor(cy);
+  const x1 = Math.min(x0 + 1, width - 1);
+  const y1 = Math.min(y0 + 1, height - 1);
+  const fx = cx - x0;
+  const fy = cy - y0;
+  const r0 = y0 * width;
+  const r1 = y1 * width;
+  const top = pixels[r0 + x0]! * (1 - fx) + pixels[r0 + x1]! * fx;
+  const bottom = pixels[r1 + x0]! * (1 - fx) + pixels[r1 + x1]! * fx;
+  return top * (1 - fy) + bottom * fy;
+}
+
+/** Mean intensity behind minus ahead of (x, y); `ux, uy` is the unit vector the tips point along. */
+export function tipStep(img: Image, x: number, y: number, ux: number, uy: number, p: TipStepParams = DEFAULT_TIP_STEP_PARAMS): number {
+  const vx = -uy;
+  const vy = ux;
+  let behind = 0;
+  let ahead = 0;
+  for (let i = 0; i < ALONG; i++) {
+    const t = p.near + ((p.far - p.near) * i) / (ALONG - 1);
+    for (let j = 0; j < ACROSS; j++) {
+      const c = -p.halfWidth + (2 * p.halfWidth * j) / (ACROSS - 1);
+      behind += sample(img, x - t * ux + c * vx, y - t * uy + c * vy);
+      ahead += sample(img, x + t * ux + c * vx, y + t * uy + c * vy);
+    }
+  }
+  return (behind - ahead) / (ALONG * ACROSS);
+}
+
+/**
+ * Each cathode's tip step divided by the median step of the frame's cathodes (NaN for anodes and
+ * for poles given as NaN). All NaN when fewer than 3 cathodes are given or their median step is 0:
+ * then the frame gives no reference to judge against.
+ */
+export function cathodeStepRatios(
+  img: Image,
+  x: ArrayLike<number>,
+  y: ArrayLike<number>,
+  sheets: readonly Sheet[],
+  tipDirection: readonly [number, number],
+  p: TipStepParams = DEFAULT_TIP_STEP_PARAMS,
+): Float64Array {
+  const [ux, uy] = tipDirection;
+  const ratios = new Float64Array(sheets.length).fill(Number.NaN);
+  const steps: number[] = [];
+  for (let i = 0; i < sheets.length; i++) {
+    if (sheets[i] !== 'C' || !Number.isFinite(x[i]!) || !Number.isFinite(y[i]!)) continue;
+    ratios[i] = tipStep(img, x[i]!, y[i]!, ux, uy, p);
+    steps.push(ratios[i]!);
+  }
+  const ref = median(steps);
+  if (steps.length < 3 || !(Math.abs(ref) > 0)) return ratios.fill(Number.NaN);
+  for (let i = 0; i < ratios.length; i++) ratios[i] = ratios[i]! / ref;
+  return ratios;
+}
+
+/** The factor a pole's confidence is scaled by: 1 without evidence either way (NaN). */
+export function tipEvidenceFactor(ratio: number, p: TipStepParams = DEFAULT_TIP_STEP_PARAMS): number {
+  if (Number.isNaN(ratio)) return 1;
+  return Math.min(1, Math.max(0, ratio / p.fullAt));
+}
+
+/**
+ * The poles' confidences with each confident cathode's scaled by the evidence of a tip where it
+ * was placed. Poles below `minConfidence` are missing already: they neither get checked nor set
+ * the frame's reference step.
+ */
+export function checkCathodeTips(
+  img: Image,
+  orientation: Orientation,
+  poles: { x: Float64Array; y: Float64Array; conf: Float64Array },
+  sheets: readonly Sheet[],
+  minConfidence: number,
+  p: TipStepParams = DEFAULT_TIP_STEP_PARAMS,
+): Float64Array {
+  const { width, height } = img;
+  const [ox, oy] = fromCanonical(0, 0, width, height, orientation);
+  const [tx, ty] = fromCanonical(1, 0, width, height, orientation);
+  const x = poles.x.map((v, i) => (poles.conf[i]! >= minConfidence ? v : Number.NaN));
+  const ratios = cathodeStepRatios(img, x, poles.y, sheets, [tx - ox, ty - oy], p);
+  return poles.conf.map((c, i) => c * tipEvidenceFactor(ratios[i]!, p));
+}
+
+function median(v: number[]): number {
+  if (v.length === 0) return Number.NaN;
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
