@@ -60,6 +60,18 @@ def anode_pitch(kps):
     return float(np.median(d)) if d else float('inf')
 
 
+def save_atomic(obj, path):
+    """A run stopped while saving (a session's end) leaves the previous checkpoint whole."""
+    torch.save(obj, path + '.part')
+    os.replace(path + '.part', path)
+
+
+# Arguments a resumed run may give differently from the run it continues.
+RESUME_MAY_CHANGE = {'resume', 'deadline', 'threads', 'log', 'val_every'}
+# What last.pt holds beyond a model checkpoint, for --resume.
+RESUME_STATE = ('optimizer', 'step', 'best', 'rng', 'torchRng', 'args')
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--train', required=True, help='comma-separated dataset dirs, or a glob: new matches join at each epoch')
@@ -86,6 +98,8 @@ def main():
                         '(not reproducible; for a shared, loaded machine)')
     p.add_argument('--val-every', type=float, default=150, help='seconds between validations (at least one per epoch beyond)')
     p.add_argument('--init', help='start from this checkpoint (fine-tuning)')
+    p.add_argument('--resume', help="continue a stopped run from its last.pt (model, optimizer, step, RNG state); "
+                                    "the run's other arguments must be given again unchanged")
     p.add_argument('--warmup', type=int, default=100)
     p.add_argument('--defect-boost', type=float, default=1.0,
                    help='sampling weight of the other FAIL frames (an outlying overhang), against 1 for PASS frames')
@@ -205,6 +219,24 @@ def main():
     t0 = time.time()
     epoch = -1
     last_val = 0.0
+    if a.resume:
+        # A run that spans sessions: everything the loop carries from epoch to epoch comes back, so
+        # the run goes on as if it had not stopped (the learning-rate schedule follows `step`).
+        state = torch.load(a.resume)
+        if 'optimizer' not in state:
+            raise SystemExit(f'{a.resume} has no optimizer state: only a last.pt from this version of train.py can be resumed')
+        changed = {key: (state['args'].get(key), val) for key, val in vars(a).items()
+                   if key not in RESUME_MAY_CHANGE and state['args'].get(key) != val}
+        if changed:
+            raise SystemExit(f'--resume {a.resume}: give the run its own arguments again; these differ (was, now): {changed}')
+        net.load_state_dict(state['model'])
+        opt.load_state_dict(state['optimizer'])
+        step, epoch, best = state['step'], state['epoch'], state['best']
+        rng.bit_generator.state = state['rng']
+        torch.set_rng_state(state['torchRng'])
+        init_info = state['card']['training']['init']
+        t0 -= state['card']['training']['minutes'] * 60
+        log('resumed', checkpoint=a.resume, epoch=epoch, step=step, best=best)
     while True:
         epoch += 1
         if a.minutes:
@@ -284,7 +316,10 @@ def main():
             'valLabelledBelowMinConf': float((conf[vis] < 0.3).mean()),
             'lr': lr_at(step), 'epochSeconds': round(train_time), 'elapsedMinutes': round((time.time() - t0) / 60, 1),
         }
+        best_after = min(best, m['valNme'])
         ckpt = {'model': net.state_dict(), 'config': config, 'sigma': a.sigma, 'epoch': epoch, 'metrics': m,
+                'optimizer': opt.state_dict(), 'step': step, 'best': best_after, 'rng': rng.bit_generator.state,
+                'torchRng': torch.get_rng_state(), 'args': vars(a),
                 'input': [ds.IN_W, ds.IN_H],
                 'card': {'dataSeeds': json.loads(a.data_seeds),
                          'training': {'epochs': a.epochs if not a.minutes else None, 'minutesBudget': a.minutes or None,
@@ -297,10 +332,11 @@ def main():
                                       'trainFrames': n, 'valFrames': len(val_s),
                                       'minutes': round((time.time() - t0) / 60, 1)},
                          'validation': m}}
-        torch.save(ckpt, os.path.join(a.work, 'last.pt'))
+        save_atomic(ckpt, os.path.join(a.work, 'last.pt'))
         if m['valNme'] < best:
             best = m['valNme']
-            torch.save(ckpt, os.path.join(a.work, 'best.pt'))
+            # The best checkpoint is what gets kept (training/init/): without the loop's state, a third of the size.
+            save_atomic({key: v for key, v in ckpt.items() if key not in RESUME_STATE}, os.path.join(a.work, 'best.pt'))
             export(ckpt, os.path.join(a.models, 'xpole-hrnet.onnx'), os.path.join(a.models, 'xpole-hrnet.json'))
             m['exported'] = True
         log('epoch', **m)
