@@ -229,6 +229,9 @@ def main():
                    if key not in RESUME_MAY_CHANGE and state['args'].get(key) != val}
         if changed:
             raise SystemExit(f'--resume {a.resume}: give the run its own arguments again; these differ (was, now): {changed}')
+        if state['input'] != [ds.IN_W, ds.IN_H]:
+            raise SystemExit(f"--resume {a.resume}: the run's input is {state['input'][0]}x{state['input'][1]}, this one "
+                             f'{ds.IN_W}x{ds.IN_H}: set XPOLE_INPUT_HEIGHT={state["input"][1]}')
         net.load_state_dict(state['model'])
         opt.load_state_dict(state['optimizer'])
         step, epoch, best = state['step'], state['epoch'], state['best']
