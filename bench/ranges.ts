@@ -79,13 +79,19 @@ function poleErrorsPx(f: Frame): { dist: number; along: number; across: number }
   }
   return out;
 }
+/** The frame's largest pole error in frame pixels; Infinity when a labelled pole was not predicted. */
+function worstPx(f: Frame): number {
+  const labelled = Array.from({ length: f.sample.keypoints.length / 3 }, (_, k) => f.sample.keypoints[3 * k + 2] === 2).filter(Boolean).length;
+  const px = poleErrorsPx(f);
+  return px.length < labelled ? Infinity : Math.max(0, ...px.map((e) => e.dist));
+}
 const median = (v: number[]) => (v.length ? v.sort((a, b) => a - b)[v.length >> 1]!.toFixed(2) : 'n/a');
 
 const f3 = (v: number | null) => (v === null ? 'n/a' : v.toFixed(3));
 const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(1)}%`);
 function table(name: string, key: (f: Frame) => number, edges: number[]): void {
-  console.log(`\n| ${name} | frames | PCK@0.5 | PCS@1.0 | worst pole, median (% of diag.) | pole error, median px: all / along / across the sheets | PCS@1.0 misses: 1 / 2-4 / 5+ poles over 1% | overkill | escape |`);
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log(`\n| ${name} | frames | PCK@0.5 | PCS@1.0 | worst pole, median (% of diag.) | pole error, median px: all / along / across the sheets | PCS@1.0 misses: 1 / 2-4 / 5+ poles over 1% | frames with every pole within 2 / 3 px | overkill | escape |`);
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (let i = 0; i + 1 < edges.length; i++) {
     const lo = edges[i]!, hi = edges[i + 1]!;
     const group = frames.filter((f) => key(f) >= lo && key(f) < hi);
@@ -100,14 +106,17 @@ function table(name: string, key: (f: Frame) => number, edges: number[]): void {
     const pxErr = `${median(px.map((e) => e.dist))} / ${median(px.map((e) => e.along))} / ${median(px.map((e) => e.across))}`;
     const over = errors.map((e) => e.filter((v) => v > 1).length);
     const misses = `${over.filter((n) => n === 1).length} / ${over.filter((n) => n >= 2 && n <= 4).length} / ${over.filter((n) => n >= 5).length}`;
+    // A goal in pixels instead of percent of the diagonal (a contract question: 1% is 1.9 px on the finest stacks, 5 px on the coarsest).
+    const within = (t: number) => f3(group.filter((f) => worstPx(f) <= t).length / group.length);
     const count = (want: 'PASS' | 'FAIL', got: (v: Verdict) => boolean) => group.filter((f) => f.verdict.expected === want && got(f.verdict.judged)).length;
     const overkill = `${pct(line.overkill)} (${count('PASS', (v) => v !== 'PASS')})`;
     const escape = `${pct(line.escape)} (${count('FAIL', (v) => v === 'PASS')})`;
-    console.log(`| ${lo}-${hi === Infinity ? '' : hi} | ${group.length} | ${f3(m.pck['0.5'] ?? null)} | ${f3(m.pcs['1.0'] ?? null)} | ${worst} | ${pxErr} | ${misses} | ${overkill} | ${escape} |`);
+    console.log(`| ${lo}-${hi === Infinity ? '' : hi} | ${group.length} | ${f3(m.pck['0.5'] ?? null)} | ${f3(m.pcs['1.0'] ?? null)} | ${worst} | ${pxErr} | ${misses} | ${within(2)} / ${within(3)} | ${overkill} | ${escape} |`);
   }
 }
 
 console.log(`# ${opt.dataset}: ${frames.length} frames, model ${pipeline.model.name} ${pipeline.model.sha256.slice(0, 12)}; overkill and escape as shares with frame counts`);
+table('all frames', () => 0, [0, Infinity]);
 table('anode pitch (px)', (f) => f.drawn.pitchPx, [8, 10, 12, 15, 20, 25, Infinity]);
 table('blur sigma (px)', (f) => f.drawn.blurSigma, [0.5, 1, 1.5, 2, Infinity]);
 table('SNR', (f) => f.drawn.snr, [5, 10, 20, 40, 100, Infinity]);
