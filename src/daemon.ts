@@ -228,6 +228,9 @@ export class Daemon {
       // The pipeline promises ERROR results for bad frames; anything thrown is our bug, still one ERROR.
       this.p.log.err(`daemon: pipeline threw on ${JSON.stringify(f.frame)}: ${(err as Error).stack ?? err}`);
       return this.errorResult(f, ids, err instanceof FrameError ? err : new FrameError('INTERNAL', (err as Error).message));
+    } finally {
+      // Every stage has finished with the frame's bytes (the result holds none of them).
+      f.release?.();
     }
   }
 

@@ -75,6 +75,41 @@ describe('hot folder', () => {
     expect(ls('done')).toHaveLength(19);
   });
 
+  it('reads each frame into a reused buffer once the daemon releases the last one, and the bytes are the file\'s', async () => {
+    const sizes = [300_000, 120_000, 900_000, 50_000];
+    const files = sizes.map((n, i) => Buffer.from(Array.from({ length: n }, (_, j) => (j * 7 + i * 13) & 255)));
+    files.forEach((b, i) => fs.writeFileSync(path.join(dir, `g${i}.tif`), b));
+    const hf = folder();
+    await hf.open();
+    const buffers = new Set<ArrayBufferLike>();
+    for (let i = 0; i < files.length; i++) {
+      const f = (await hf.next())!;
+      const { bytes } = f.input as { bytes: Uint8Array };
+      expect(Buffer.compare(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), files[Number(f.frame[1])]!)).toBe(0);
+      buffers.add(bytes.buffer);
+      f.release?.();
+      await f.ack('PASS');
+    }
+    // One buffer served every frame (all fit in its first allocation, rounded up to 1 MiB).
+    expect(buffers.size).toBe(1);
+    expect(ls('done')).toHaveLength(4);
+  });
+
+  it('reads a file that grew after its size was taken whole', async () => {
+    const file = path.join(dir, 'grown.tif');
+    const content = Buffer.from(Array.from({ length: 5000 }, (_, j) => j & 255));
+    fs.writeFileSync(file, content);
+    const handle = await fs.promises.open(file, 'r');
+    try {
+      const readAll = (folder() as unknown as { readAll(h: fs.promises.FileHandle, size: number): Promise<Uint8Array> }).readAll;
+      const hf = open[open.length - 1]!;
+      const bytes = await readAll.call(hf, handle, 3000);
+      expect(Buffer.compare(Buffer.from(bytes), content)).toBe(0);
+    } finally {
+      await handle.close();
+    }
+  });
+
   it('never reads a file while it is being written, nor temp names before their rename', async () => {
     // A wide margin over the 100 ms between chunks: timers run late on a loaded machine.
     const hf = folder({ stableMs: 1000 });

@@ -16,8 +16,9 @@ import { FrameError, UsageError } from '../errors.ts';
 import { PNG_END } from '../frame/png-format.ts';
 import type { Logger } from '../log.ts';
 import type { Verdict } from '../types.ts';
-import type { FrameInput, Source, SourceFrame } from './source.ts';
+import { FrameBufferPool } from './frame-buffers.ts';
 import { Nap } from './nap.ts';
+import type { FrameInput, Source, SourceFrame } from './source.ts';
 
 export interface HotFolderOptions {
   dir: string;
@@ -82,6 +83,7 @@ export class HotFolder implements Source {
   private readonly match: RegExp;
   private readonly cellId: RegExp | null;
   private readonly seen = new Map<string, Seen>();
+  private readonly buffers = new FrameBufferPool();
   /** Names in processing/ to hand out before anything new (crash leftovers). */
   private leftovers: string[] = [];
   /** The rest of the last scan's files that were ready, oldest first: handed out before the next
@@ -265,6 +267,9 @@ export class HotFolder implements Source {
       recovered,
       writtenAt: st?.mtimeMs,
       ack: (verdict) => this.finish(name, verdict),
+      release: () => {
+        if ('bytes' in input) this.buffers.give(input.bytes);
+      },
     };
   }
 
@@ -284,12 +289,29 @@ export class HotFolder implements Source {
       if (st.size > this.opts.maxFileMb * 1024 * 1024) {
         return { error: new FrameError('FRAME_TOO_LARGE', `the file has ${st.size} bytes, more than source.hotfolder.maxFileMb (${this.opts.maxFileMb} MB)`) };
       }
-      return { bytes: new Uint8Array(await handle.readFile()) };
+      return { bytes: await this.readAll(handle, st.size) };
     } catch (err) {
       return { error: new FrameError('DECODE_ERROR', `the file cannot be read: ${(err as Error).message}`) };
     } finally {
       await handle.close();
     }
+  }
+
+  /** The whole file in a pooled buffer: one read where the size holds, readFile where it grew. */
+  private async readAll(handle: fsp.FileHandle, size: number): Promise<Uint8Array> {
+    const bytes = this.buffers.take(size + 1);
+    let got = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(bytes, got, bytes.length - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+      if (got === bytes.length) {
+        // Longer than its stat: still being written after all (the settle check passed). Read what is there.
+        this.buffers.give(bytes);
+        return new Uint8Array(await handle.readFile());
+      }
+    }
+    return bytes.subarray(0, got);
   }
 
   /** From the sidecar when configured and present, else from the name, else null. */

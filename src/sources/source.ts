@@ -23,6 +23,8 @@ export interface SourceFrame {
   writtenAt?: number;
   /** Called once, after the frame's result is in the history: the source may now let it go. */
   ack(verdict: Verdict): Promise<void>;
+  /** Called once the pipeline is done with `input` (before ack): its bytes may be reused. */
+  release?(): void;
 }
 
 export interface Source {
