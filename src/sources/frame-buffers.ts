@@ -1,7 +1,8 @@
-// Frame file buffers reused from frame to frame. Every frame read into a fresh 5-8 MB buffer
-// adds that much external memory, and V8 answers external memory with major collections (0.45
-// a frame in process); a buffer that comes back after the pipeline is done with it adds none.
-// A buffer goes back only through give(), after the last stage that reads it.
+// Frame file buffers reused from frame to frame. A fresh 5-8 MB buffer for every frame costs
+// twice: the kernel maps and zero-fills its pages on first touch, and V8 answers the external
+// memory with major collections (0.45 a frame in process). Reusing them took a third off the
+// daemon's CPU a frame on 2048² TIFF (docs/robustness.md, tenth session). A buffer goes back
+// only through give(), after the last stage that reads it.
 
 const GRAIN = 1 << 20;
 
