@@ -17,6 +17,7 @@
 //          --container png|tiff (the frames' file format, default png; tiff = uncompressed, as raw detector exports)
 // Env XPOLE_BENCH_NODE_ARGS: node options for the daemon, e.g. '--cpu-prof --cpu-prof-dir=DIR' (profiles of its threads).
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
@@ -110,7 +111,7 @@ async function inProcess(pipeline: Pipeline, size: number): Promise<SizeFigures>
 }
 
 interface DaemonFigures {
-  flood: { frames: number; fps: number; seconds: number };
+  flood: { frames: number; fps: number; seconds: number; /** The daemon's CPU (all threads) per flooded frame. */ cpuMsPerFrame: number };
   paced: { frames: number; rate: number; p50: number; p90: number; p99: number; max: number; keptUp: boolean };
   stats: Record<string, unknown> | null;
   /** Stage medians as the daemon's results report them while flooded (two frames in flight). */
@@ -145,8 +146,10 @@ async function daemonRun(size: number, rateOpt: number | undefined): Promise<Dae
     // Flood: every frame is there at once; the daemon pulls them as fast as it can.
     const floodNames = Array.from({ length: DAEMON_FRAMES }, (_, i) => `flood-${String(i).padStart(4, '0')}.${EXT}`);
     const t0 = performance.now();
+    const cpu0 = cpuSeconds(d.child.pid!);
     floodNames.forEach((n, i) => dropFrame(cfg.hot, n, pngs[i % 2]!));
     await until('flood judged', () => floodNames.every((n) => received.has(n)), 600_000);
+    const cpuMsPerFrame = ((cpuSeconds(d.child.pid!) - cpu0) * 1000) / DAEMON_FRAMES;
     // Steady state: between the 10th and the last result (start-up of the queue excluded).
     const times = floodNames.map((n) => received.get(n)!).sort((a, b) => a - b);
     const fps = (times.length - 10) / ((times.at(-1)! - times[9]!) / 1000);
@@ -169,7 +172,7 @@ async function daemonRun(size: number, rateOpt: number | undefined): Promise<Dae
     // Let the daemon publish one stats window over the paced phase.
     const statsLine = d.out.filter((l) => l.includes('stats:')).at(-1) ?? null;
     return {
-      flood: { frames: DAEMON_FRAMES, fps, seconds: (times.at(-1)! - t0) / 1000 },
+      flood: { frames: DAEMON_FRAMES, fps, seconds: (times.at(-1)! - t0) / 1000, cpuMsPerFrame },
       paced: { frames: n, rate, p50: pct(lat, 50), p90: pct(lat, 90), p99: pct(lat, 99), max: Math.max(...lat), keptUp: lastLag < 5 * pct(lat, 50) },
       stats: statsLine ? { line: statsLine } : null,
       stages: Object.fromEntries(Object.entries(stageTimes).map(([k, v]) => [k, pct(v, 50)])),
@@ -179,6 +182,22 @@ async function daemonRun(size: number, rateOpt: number | undefined): Promise<Dae
     await sub.close();
     await broker.close();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * CPU seconds (user + system, all threads) a process has used, from /proc (Linux). Less sensitive
+ * than frames/s to the speed of a shared VM, which drifts up to 2x within an hour.
+ */
+const CLOCK_TICKS = 100; // USER_HZ: 100 on Linux on x86 and ARM (getconf CLK_TCK)
+function cpuSeconds(pid: number): number {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
   }
 }
 
@@ -207,8 +226,8 @@ async function decodeBreakdown(size: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const loadavg = (await import('node:os')).loadavg().map((v) => v.toFixed(1)).join(' ');
-  console.log(`# xpole pipeline bench: CPU provider, ${(await import('node:os')).cpus().length} cores, load average ${loadavg}`);
+  const loadavg = os.loadavg().map((v) => v.toFixed(1)).join(' ');
+  console.log(`# xpole pipeline bench: CPU provider, ${os.cpus().length} cores, load average ${loadavg}`);
   console.log(`# model ${path.relative(process.cwd(), MODEL)}; ${FRAMES} judgements per size from ${EXT === "png" ? "PNG" : "uncompressed TIFF"} bytes (16-bit synthetic frames)`);
   const pipeline = await Pipeline.load({ modelPath: MODEL, providers: ['cpu'], intraOpNumThreads: Number(opt['intra-op']), spinning: opt.spinning, flipTest: opt['flip-test'] });
   console.log(`# intra-op threads ${opt.spinning ? 'spin' : 'do not spin'} while idle; flip test ${opt['flip-test'] ? 'on' : 'off'}`);
@@ -248,6 +267,8 @@ async function main(): Promise<void> {
   if (d.stats) console.log(`daemon's own last stats line: ${String(d.stats.line)}`);
   console.log(`stage medians inside the flooded daemon (2 in flight) vs one at a time in process, ms:`);
   for (const s of STAGES) if (d.stages[s] !== undefined && f.stages[s]) console.log(`  ${s.padEnd(10)} ${f1(d.stages[s]!).padStart(6)} vs ${f1(f.stages[s]!.p50)}`);
+  const cores = os.cpus().length || 1;
+  console.log(`daemon CPU a flooded frame (user + system, all its threads): ${f1(d.flood.cpuMsPerFrame)} ms; ${cores} cores allow at most ${((cores * 1000) / d.flood.cpuMsPerFrame).toFixed(1)} frames/s`);
   console.log(`goals: >= 20 frames/s sustained at 2048²: ${d.flood.fps >= 20 ? 'met' : 'NOT met'}; p99 <= 150 ms: ${d.paced.p99 <= 150 ? 'met' : 'NOT met'}`);
 }
 
