@@ -175,31 +175,42 @@ Napi::Value DetectAsync(const Napi::CallbackInfo& info) {
 }
 
 #ifdef XPOLE_HAVE_LIBDEFLATE
-// decodeGreyPngAsync(png, idat, width, height, depth): the pixels of a non-interlaced grey PNG
-// whose IDAT chunks lie at idat = [offset, length, ...] in `png`; resolves to a Uint8Array
+// decodeGreyPngAsync(png, idat, width, height, depth[, out]): the pixels of a non-interlaced grey
+// PNG whose IDAT chunks lie at idat = [offset, length, ...] in `png`; resolves to a Uint8Array
 // (depth 8) or Uint16Array (depth 16) of width * height samples, rejects naming what is corrupt.
+// With `out` (an ArrayBuffer of at least (width * depth / 8 + 1) * height bytes, which JavaScript
+// leaves alone until the promise settles) the frame is decoded into it: a buffer reused from frame
+// to frame costs no fresh pages and no external memory.
 class PngWorker : public Napi::AsyncWorker {
  public:
-  PngWorker(Napi::Env env, std::vector<uint8_t> z, int width, int height, int depth)
+  PngWorker(Napi::Env env, std::vector<uint8_t> z, int width, int height, int depth, Napi::ArrayBuffer out)
       : Napi::AsyncWorker(env, "xpole:png"), deferred_(Napi::Promise::Deferred::New(env)), z_(std::move(z)),
-        width_(width), height_(height), depth_(depth), bytes_(xpole::greyPngWorkBytes(width, height, depth)) {}
-  ~PngWorker() override { std::free(buf_); }
+        width_(width), height_(height), depth_(depth), bytes_(xpole::greyPngWorkBytes(width, height, depth)) {
+    if (!out.IsEmpty()) {
+      out_ = Napi::Persistent(out);
+      buf_ = static_cast<uint8_t*>(out.Data());
+    }
+  }
+  ~PngWorker() override {
+    if (out_.IsEmpty()) std::free(buf_);
+  }
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
   // The frame is decoded in place in one buffer that becomes the pixels' ArrayBuffer: no staging
   // copy, and no zero-fill of 8 MB on the JavaScript thread (Napi::ArrayBuffer::New would do one).
   void Execute() override {
-    buf_ = static_cast<uint8_t*>(std::malloc(bytes_));
+    if (!buf_) buf_ = static_cast<uint8_t*>(std::malloc(bytes_));
     if (!buf_) return SetError("cannot allocate " + std::to_string(bytes_) + " bytes for the pixels");
     std::string err = xpole::decodeGreyPng(z_.data(), z_.size(), width_, height_, depth_, buf_);
     if (!err.empty()) SetError(err);
   }
   void OnOK() override {
     Napi::Env env = Env();
-    // The ArrayBuffer owns the memory from here; it is `bytes_` long, the pixels its first part.
-    auto ab = Napi::ArrayBuffer::New(env, buf_, bytes_, [](Napi::Env, void* data) { std::free(data); });
-    buf_ = nullptr;
+    // The ArrayBuffer owns the memory from here (or already did: `out`); the pixels are its first part.
+    Napi::ArrayBuffer ab = out_.IsEmpty() ? Napi::ArrayBuffer::New(env, buf_, bytes_, [](Napi::Env, void* data) { std::free(data); })
+                                          : out_.Value();
+    if (out_.IsEmpty()) buf_ = nullptr;
     size_t n = size_t(width_) * size_t(height_);
     if (depth_ == 8) deferred_.Resolve(Napi::Uint8Array::New(env, n, ab, 0));
     else deferred_.Resolve(Napi::Uint16Array::New(env, n, ab, 0));
@@ -212,6 +223,7 @@ class PngWorker : public Napi::AsyncWorker {
   int width_, height_, depth_;
   size_t bytes_;
   uint8_t* buf_ = nullptr;
+  Napi::Reference<Napi::ArrayBuffer> out_;
 };
 
 Napi::Value DecodeGreyPngAsync(const Napi::CallbackInfo& info) {
@@ -229,6 +241,15 @@ Napi::Value DecodeGreyPngAsync(const Napi::CallbackInfo& info) {
   int depth = intArg(info, 4, "depth", 8, 16);
   if (depth != 8 && depth != 16) throw Napi::RangeError::New(env, "depth must be 8 or 16, got " + std::to_string(depth));
   if (idat.ElementLength() % 2 != 0) throw Napi::RangeError::New(env, "idat must hold [offset, length] pairs");
+  Napi::ArrayBuffer out;
+  if (info.Length() > 5 && !info[5].IsUndefined()) {
+    if (!info[5].IsArrayBuffer()) throw Napi::TypeError::New(env, "out must be an ArrayBuffer");
+    out = info[5].As<Napi::ArrayBuffer>();
+    if (out.IsDetached()) throw Napi::TypeError::New(env, "out: the buffer is detached (transferred or freed)");
+    size_t need = xpole::greyPngWorkBytes(width, height, depth);
+    if (out.ByteLength() < need)
+      throw Napi::RangeError::New(env, "out holds " + std::to_string(out.ByteLength()) + " bytes, the decode needs " + std::to_string(need));
+  }
   // The IDAT chunks, copied into one stream: JavaScript may reuse `png` while the pool works.
   size_t total = 0;
   for (size_t i = 0; i < idat.ElementLength(); i += 2) {
@@ -241,7 +262,7 @@ Napi::Value DecodeGreyPngAsync(const Napi::CallbackInfo& info) {
   std::vector<uint8_t> z;
   z.reserve(total);
   for (size_t i = 0; i < idat.ElementLength(); i += 2) z.insert(z.end(), png.Data() + idat[i], png.Data() + idat[i] + idat[i + 1]);
-  auto* w = new PngWorker(env, std::move(z), width, height, depth);
+  auto* w = new PngWorker(env, std::move(z), width, height, depth, out);
   auto p = w->Promise();
   w->Queue();
   return p;

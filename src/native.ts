@@ -34,9 +34,10 @@ type CropArgs = [
 export interface NativeAddon {
   detect: DetectFn<Corners>;
   detectAsync: DetectFn<Promise<Corners>>;
-  /** Pixels of a non-interlaced grey PNG from its IDAT chunks ([offset, length] pairs in png).
+  /** Pixels of a non-interlaced grey PNG from its IDAT chunks ([offset, length] pairs in png),
+   *  decoded into `out` when given (at least greyPngWorkBytes long, untouched until it settles).
    *  Only when the addon was built with libdeflate (Debian: libdeflate-dev); else sharp decodes. */
-  decodeGreyPngAsync?: (png: Uint8Array, idat: Uint32Array, width: number, height: number, depth: 8 | 16) => Promise<Uint8Array | Uint16Array>;
+  decodeGreyPngAsync?: (png: Uint8Array, idat: Uint32Array, width: number, height: number, depth: 8 | 16, out?: ArrayBuffer) => Promise<Uint8Array | Uint16Array>;
   /** The ROI stage's stripe score over a canonical window: affine = [ox, oy, exx, exy, eyx, eyy], window = [x0, x1, y0, y1]. */
   stripeMean(pixels: Uint8Array | Uint16Array, width: number, height: number, depth: 8 | 16, affine: Float64Array, window: Float64Array, smooth: number): number;
   /** The model's input (z-scored crop) into out: affine = [ox, oy, exx, exy, eyx, eyy], box = canonical [bx, by, bw, bh]. */

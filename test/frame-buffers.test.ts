@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FrameBufferPool } from '../src/sources/frame-buffers.ts';
+import { FrameBufferPool } from '../src/frame/frame-buffers.ts';
 
 describe('FrameBufferPool', () => {
   it('gives a view of the size asked for and reuses a returned buffer that is large enough', () => {

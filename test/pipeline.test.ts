@@ -54,6 +54,17 @@ describe('Pipeline on the test fixture model (shapes, errors, concurrency)', () 
   });
   afterAll(() => pipeline?.close());
 
+  it('judge() decodes PNG frames into a reused buffer and gives what judgeDetailed gives', async () => {
+    const pngs = await Promise.all(frames.map((f) => encodePng(f.image)));
+    const strip = (r: Result) => ({ ...r, timingsMs: {}, id: '', seq: 0 });
+    const expected = [];
+    for (const [i, png] of pngs.entries()) expected.push(strip((await pipeline.judgeDetailed({ frame: `p${i}`, cellId: null, bytes: png }, ids(i))).result));
+    for (const i of [0, 1, 0, 1]) {
+      const r = await pipeline.judge({ frame: `p${i}`, cellId: null, bytes: pngs[i]! }, ids(i));
+      expect(strip(r)).toEqual(expected[i]);
+    }
+  });
+
   it('judges a frame into SPEC result with 31 poles in frame pixels and per-stage timings', async () => {
     const f = frames[0]!;
     const r = await pipeline.judge({ frame: 'a.png', cellId: 'c1', image: f.image, orientation: f.orientation }, ids(1));

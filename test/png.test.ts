@@ -4,7 +4,7 @@ import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { FrameError } from '../src/errors.ts';
 import { decodeFrame, encodePng } from '../src/frame/decode.ts';
-import { nativePng } from '../src/frame/png.ts';
+import { greyPngWorkBytes, nativePng } from '../src/frame/png.ts';
 import { greyPngLayout } from '../src/frame/png-format.ts';
 import { native } from '../src/native.ts';
 import { renderFrame } from '../src/synth/frame.ts';
@@ -119,8 +119,25 @@ describe.skipIf(!nativePng)('grey PNG through the addon (built with libdeflate)'
     expect(e.reason).toBe('FRAME_TOO_LARGE');
   });
 
+  it('decodes into a lent buffer, again and again: the same samples as a fresh one, viewing the lent memory', async () => {
+    const frames = [11, 12].map((seed) => renderFrame({ seed, width: 400, height: 300, depth: 16 }).image);
+    const pngs = await Promise.all(frames.map((f) => encodePng(f)));
+    const lent = new ArrayBuffer(greyPngWorkBytes({ width: 400, height: 300, depth: 16 }));
+    for (const i of [0, 1, 0]) {
+      const out = await decodeFrame(pngs[i]!, undefined, (n) => {
+        expect(n).toBe(lent.byteLength);
+        return lent;
+      });
+      expect(out.pixels.buffer).toBe(lent);
+      expect(out.pixels).toEqual(frames[i]!.pixels);
+    }
+  });
+
   it('the addon checks its own arguments', () => {
     const png = writePng(testImage(256, 256, 8, 5), () => 0);
+    const layout = greyPngLayout(png)!;
+    expect(() => native.decodeGreyPngAsync!(png, layout.idat, 256, 256, 8, new ArrayBuffer(256 * 257 - 1))).toThrow(/out holds 65791 bytes, the decode needs 65792/);
+    expect(() => native.decodeGreyPngAsync!(png, layout.idat, 256, 256, 8, new Uint8Array(70000) as unknown as ArrayBuffer)).toThrow(/out must be an ArrayBuffer/);
     expect(() => native.decodeGreyPngAsync!(png, Uint32Array.of(0, png.length + 1), 256, 256, 8)).toThrow(/outside the/);
     expect(() => native.decodeGreyPngAsync!(png, Uint32Array.of(0), 256, 256, 8)).toThrow(/pairs/);
     expect(() => native.decodeGreyPngAsync!(png, Uint32Array.of(0, 1), 256, 256, 12 as 8)).toThrow(/depth/);

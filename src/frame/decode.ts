@@ -3,7 +3,7 @@
 // (sharp has no BMP reader) into one grayscale channel of 8 or 16 bits.
 // 16-bit frames stay 16-bit: X-ray detectors deliver them so.
 import sharp from 'sharp';
-import { decodeGreyPng, nativePng } from './png.ts';
+import { decodeGreyPng, greyPngWorkBytes, nativePng } from './png.ts';
 import { greyPngLayout, isPng } from './png-format.ts';
 import { greyTiffLayout, readGreyTiff } from './tiff.ts';
 import { FrameError } from '../errors.ts';
@@ -21,14 +21,19 @@ export const SPEC_LIMITS: DecodeLimits = { minSide: 256, maxSide: 8192 };
 /** Colour frames are accepted when they are grey stored as RGB (some exports are): mean |R-G|+|G-B| below this. */
 const GREY_CHROMA_TOLERANCE = 2;
 
-export async function decodeFrame(bytes: Uint8Array, limits: DecodeLimits = SPEC_LIMITS): Promise<Image> {
+/**
+ * `pixelBuffer`, when given, lends the buffer a grey PNG is decoded into (the addon's path): a
+ * caller judging frame after frame reuses one instead of a fresh 8 MB each time.
+ */
+export async function decodeFrame(bytes: Uint8Array, limits: DecodeLimits = SPEC_LIMITS, pixelBuffer?: (bytes: number) => ArrayBuffer): Promise<Image> {
   if (bytes.length === 0) throw new FrameError('DECODE_ERROR', 'the file is empty (0 bytes)');
   if (isBmp(bytes)) return checkSize(decodeBmp(bytes, limits), limits);
   if (nativePng && isPng(bytes)) {
     const layout = greyPngLayout(bytes);
     if (layout) {
       checkHeader(layout.width, layout.height, limits);
-      return { width: layout.width, height: layout.height, depth: layout.depth, pixels: await decodeGreyPng(bytes, layout) };
+      const out = pixelBuffer?.(greyPngWorkBytes(layout));
+      return { width: layout.width, height: layout.height, depth: layout.depth, pixels: await decodeGreyPng(bytes, layout, out) };
     }
   }
   const tiff = greyTiffLayout(bytes);

@@ -9,10 +9,18 @@ import type { GreyPngLayout } from './png-format.ts';
 /** True when the addon has the fast grey PNG path (built with libdeflate). */
 export const nativePng = typeof native.decodeGreyPngAsync === 'function';
 
-/** The samples of a grey PNG laid out by greyPngLayout; FrameError('DECODE_ERROR') when its data is corrupt. */
-export async function decodeGreyPng(b: Uint8Array, layout: GreyPngLayout): Promise<Uint8Array | Uint16Array> {
+/** Bytes the addon decodes a grey PNG in: every row with its filter byte (the pixels end up first). */
+export function greyPngWorkBytes(layout: Pick<GreyPngLayout, 'width' | 'height' | 'depth'>): number {
+  return (layout.width * (layout.depth / 8) + 1) * layout.height;
+}
+
+/**
+ * The samples of a grey PNG laid out by greyPngLayout; FrameError('DECODE_ERROR') when its data is
+ * corrupt. With `out` (greyPngWorkBytes long at least) they are decoded into it and view it.
+ */
+export async function decodeGreyPng(b: Uint8Array, layout: GreyPngLayout, out?: ArrayBuffer): Promise<Uint8Array | Uint16Array> {
   try {
-    return await native.decodeGreyPngAsync!(b, layout.idat, layout.width, layout.height, layout.depth);
+    return await native.decodeGreyPngAsync!(b, layout.idat, layout.width, layout.height, layout.depth, out);
   } catch (err) {
     throw new FrameError('DECODE_ERROR', `PNG: ${(err as Error).message}`);
   }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { FrameError } from '../errors.ts';
 import { iou } from '../eval/metrics.ts';
 import { decodeFrame, SPEC_LIMITS } from '../frame/decode.ts';
+import { FrameBufferPool } from '../frame/frame-buffers.ts';
 import { boxFromCanonical, boxToCanonical, fromCanonical, toCanonical } from '../frame/orientation.ts';
 import type { Box, Corners, ErrorReason, Image, Orientation, Pole, Result } from '../types.ts';
 import { detectCornersAsync } from '../vision/corners.ts';
@@ -136,6 +137,9 @@ const now = () => performance.now();
 const ms = (t: number) => Math.round((performance.now() - t) * 100) / 100;
 
 export class Pipeline {
+  /** Buffers grey PNG frames are decoded into by judge(), reused from frame to frame. */
+  private readonly pixels = new FrameBufferPool();
+
   private constructor(
     readonly options: PipelineOptions,
     private readonly net: HeatmapModel,
@@ -182,13 +186,23 @@ export class Pipeline {
     await this.net.close();
   }
 
-  /** Judges one frame: SPEC's result, an ERROR result for a frame that cannot be judged. */
+  /**
+   * Judges one frame: SPEC's result, an ERROR result for a frame that cannot be judged. The frame
+   * is decoded into a buffer reused from frame to frame (nothing of it outlives the call, unlike
+   * judgeDetailed's image).
+   */
   async judge(input: FrameInput, ids: FrameIds): Promise<Result> {
-    return (await this.judgeDetailed(input, ids)).result;
+    let lent: ArrayBuffer | undefined;
+    const pixelBuffer = (n: number) => (lent = this.pixels.take(n).buffer as ArrayBuffer);
+    try {
+      return (await this.judgeDetailed(input, ids, {}, pixelBuffer)).result;
+    } finally {
+      if (lent) this.pixels.give(new Uint8Array(lent));
+    }
   }
 
   /** judge() plus the intermediate findings (ROI, corners, CNN poles) for overlays and eval. */
-  async judgeDetailed(input: FrameInput, ids: FrameIds, variant: Partial<Variant> = {}): Promise<Judged> {
+  async judgeDetailed(input: FrameInput, ids: FrameIds, variant: Partial<Variant> = {}, pixelBuffer?: (bytes: number) => ArrayBuffer): Promise<Judged> {
     const t0 = now();
     const timingsMs: Record<string, number> = {};
     const base = {
@@ -205,7 +219,7 @@ export class Pipeline {
     try {
       if ('bytes' in input) {
         const t = now();
-        image = await decodeFrame(input.bytes, { minSide: SPEC_LIMITS.minSide, maxSide: this.options.maxFrameSide });
+        image = await decodeFrame(input.bytes, { minSide: SPEC_LIMITS.minSide, maxSide: this.options.maxFrameSide }, pixelBuffer);
         timingsMs.decode = ms(t);
       } else {
         image = checkImage(input.image, this.options.maxFrameSide);

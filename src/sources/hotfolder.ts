@@ -16,7 +16,7 @@ import { FrameError, UsageError } from '../errors.ts';
 import { PNG_END } from '../frame/png-format.ts';
 import type { Logger } from '../log.ts';
 import type { Verdict } from '../types.ts';
-import { FrameBufferPool } from './frame-buffers.ts';
+import { FrameBufferPool } from '../frame/frame-buffers.ts';
 import { Nap } from './nap.ts';
 import type { FrameInput, Source, SourceFrame } from './source.ts';
 

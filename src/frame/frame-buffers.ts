@@ -1,8 +1,9 @@
-// Frame file buffers reused from frame to frame. A fresh 5-8 MB buffer for every frame costs
-// twice: the kernel maps and zero-fills its pages on first touch, and V8 answers the external
-// memory with major collections (0.45 a frame in process). Reusing them took a third off the
-// daemon's CPU a frame on 2048² TIFF (docs/robustness.md, tenth session). A buffer goes back
-// only through give(), after the last stage that reads it.
+// Frame buffers reused from frame to frame: the hot folder reads files into them and the pipeline
+// decodes grey PNG frames into them. A fresh 5-8 MB buffer for every frame costs twice: the
+// kernel maps and zero-fills its pages on first touch, and V8 answers the external memory with
+// major collections (0.45 a frame in process). Reusing the file buffers took a third off the
+// daemon's CPU a frame on 2048² TIFF, the pixel buffers another 7% on PNG (docs/robustness.md,
+// tenth session). A buffer goes back only through give(), after the last stage that reads it.
 
 const GRAIN = 1 << 20;
 
