@@ -111,7 +111,7 @@ function table(name: string, key: (f: Frame) => number, edges: number[]): void {
     const count = (want: 'PASS' | 'FAIL', got: (v: Verdict) => boolean) => group.filter((f) => f.verdict.expected === want && got(f.verdict.judged)).length;
     const overkill = `${pct(line.overkill)} (${count('PASS', (v) => v !== 'PASS')})`;
     const escape = `${pct(line.escape)} (${count('FAIL', (v) => v === 'PASS')})`;
-    console.log(`| ${lo}-${hi === Infinity ? '' : hi} | ${group.length} | ${f3(m.pck['0.5'] ?? null)} | ${f3(m.pcs['1.0'] ?? null)} | ${worst} | ${pxErr} | ${misses} | ${within(2)} / ${within(3)} | ${overkill} | ${escape} |`);
+    console.log(`| ${lo === 0 && hi === Infinity ? 'all' : `${lo}-${hi === Infinity ? '' : hi}`} | ${group.length} | ${f3(m.pck['0.5'] ?? null)} | ${f3(m.pcs['1.0'] ?? null)} | ${worst} | ${pxErr} | ${misses} | ${within(2)} / ${within(3)} | ${overkill} | ${escape} |`);
   }
 }
 
