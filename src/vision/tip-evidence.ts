@@ -8,7 +8,7 @@
 // change what lies ahead of them from frame to frame.
 // Measured relative to the median of the frame's own cathodes, so polarity, bit depth and
 // contrast drop out.
-import { fromCanonical } from '../frame/orientation.ts';
+import { canonicalAffine } from '../frame/orientation.ts';
 import type { Sheet } from '../inspect/recipe.ts';
 import type { Image, Orientation } from '../types.ts';
 
@@ -110,11 +110,10 @@ export function checkCathodeTips(
   minConfidence: number,
   p: TipStepParams = DEFAULT_TIP_STEP_PARAMS,
 ): Float64Array {
-  const { width, height } = img;
-  const [ox, oy] = fromCanonical(0, 0, width, height, orientation);
-  const [tx, ty] = fromCanonical(1, 0, width, height, orientation);
+  // Canonical +x (where tips point) in frame pixels.
+  const { exx, exy } = canonicalAffine(img.width, img.height, orientation);
   const x = poles.x.map((v, i) => (poles.conf[i]! >= minConfidence ? v : Number.NaN));
-  const ratios = cathodeStepRatios(img, x, poles.y, sheets, [tx - ox, ty - oy], p);
+  const ratios = cathodeStepRatios(img, x, poles.y, sheets, [exx, exy], p);
   return poles.conf.map((c, i) => c * tipEvidenceFactor(ratios[i]!, p));
 }
 
