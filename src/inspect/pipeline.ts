@@ -192,12 +192,12 @@ export class Pipeline {
    * judgeDetailed's image).
    */
   async judge(input: FrameInput, ids: FrameIds): Promise<Result> {
-    let lent: ArrayBuffer | undefined;
-    const pixelBuffer = (n: number) => (lent = this.pixels.take(n).buffer as ArrayBuffer);
+    let lent: Uint8Array | undefined;
+    const pixelBuffer = (n: number) => (lent = this.pixels.take(n)).buffer as ArrayBuffer;
     try {
       return (await this.judgeDetailed(input, ids, {}, pixelBuffer)).result;
     } finally {
-      if (lent) this.pixels.give(new Uint8Array(lent));
+      if (lent) this.pixels.give(lent);
     }
   }
 
