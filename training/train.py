@@ -72,6 +72,22 @@ RESUME_MAY_CHANGE = {'resume', 'deadline', 'threads', 'log', 'val_every'}
 RESUME_STATE = ('optimizer', 'step', 'best', 'rng', 'torchRng', 'args')
 
 
+def load_resume(a):
+    """The state of the run --resume continues, checked before any data is loaded: the same
+    arguments (but RESUME_MAY_CHANGE) and the same input size."""
+    state = torch.load(a.resume)
+    if 'optimizer' not in state:
+        raise SystemExit(f'{a.resume} has no optimizer state: only a last.pt from this version of train.py can be resumed')
+    changed = {key: (state['args'].get(key), val) for key, val in vars(a).items()
+               if key not in RESUME_MAY_CHANGE and state['args'].get(key) != val}
+    if changed:
+        raise SystemExit(f'--resume {a.resume}: give the run its own arguments again; these differ (was, now): {changed}')
+    if state['input'] != [ds.IN_W, ds.IN_H]:
+        raise SystemExit(f"--resume {a.resume}: the run's input is {state['input'][0]}x{state['input'][1]}, this one "
+                         f'{ds.IN_W}x{ds.IN_H}: set XPOLE_INPUT_HEIGHT={state["input"][1]}')
+    return state
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--train', required=True, help='comma-separated dataset dirs, or a glob: new matches join at each epoch')
@@ -119,6 +135,7 @@ def main():
     p.add_argument('--data-seeds', default='{}', help='JSON recorded in the model card')
     a = p.parse_args()
 
+    resumed = load_resume(a) if a.resume else None
     torch.set_num_threads(a.threads)
     cv2.setNumThreads(1)
     seed_everything(a.seed)
@@ -219,19 +236,10 @@ def main():
     t0 = time.time()
     epoch = -1
     last_val = 0.0
-    if a.resume:
+    if resumed:
         # A run that spans sessions: everything the loop carries from epoch to epoch comes back, so
         # the run goes on as if it had not stopped (the learning-rate schedule follows `step`).
-        state = torch.load(a.resume)
-        if 'optimizer' not in state:
-            raise SystemExit(f'{a.resume} has no optimizer state: only a last.pt from this version of train.py can be resumed')
-        changed = {key: (state['args'].get(key), val) for key, val in vars(a).items()
-                   if key not in RESUME_MAY_CHANGE and state['args'].get(key) != val}
-        if changed:
-            raise SystemExit(f'--resume {a.resume}: give the run its own arguments again; these differ (was, now): {changed}')
-        if state['input'] != [ds.IN_W, ds.IN_H]:
-            raise SystemExit(f"--resume {a.resume}: the run's input is {state['input'][0]}x{state['input'][1]}, this one "
-                             f'{ds.IN_W}x{ds.IN_H}: set XPOLE_INPUT_HEIGHT={state["input"][1]}')
+        state = resumed
         net.load_state_dict(state['model'])
         opt.load_state_dict(state['optimizer'])
         step, epoch, best = state['step'], state['epoch'], state['best']
@@ -319,9 +327,10 @@ def main():
             'valLabelledBelowMinConf': float((conf[vis] < 0.3).mean()),
             'lr': lr_at(step), 'epochSeconds': round(train_time), 'elapsedMinutes': round((time.time() - t0) / 60, 1),
         }
-        best_after = min(best, m['valNme'])
+        improved = m['valNme'] < best
+        best = min(best, m['valNme'])
         ckpt = {'model': net.state_dict(), 'config': config, 'sigma': a.sigma, 'epoch': epoch, 'metrics': m,
-                'optimizer': opt.state_dict(), 'step': step, 'best': best_after, 'rng': rng.bit_generator.state,
+                'optimizer': opt.state_dict(), 'step': step, 'best': best, 'rng': rng.bit_generator.state,
                 'torchRng': torch.get_rng_state(), 'args': vars(a),
                 'input': [ds.IN_W, ds.IN_H],
                 'card': {'dataSeeds': json.loads(a.data_seeds),
@@ -336,8 +345,7 @@ def main():
                                       'minutes': round((time.time() - t0) / 60, 1)},
                          'validation': m}}
         save_atomic(ckpt, os.path.join(a.work, 'last.pt'))
-        if m['valNme'] < best:
-            best = m['valNme']
+        if improved:
             # The best checkpoint is what gets kept (training/init/): without the loop's state, a third of the size.
             save_atomic({key: v for key, v in ckpt.items() if key not in RESUME_STATE}, os.path.join(a.work, 'best.pt'))
             export(ckpt, os.path.join(a.models, 'xpole-hrnet.onnx'), os.path.join(a.models, 'xpole-hrnet.json'))
