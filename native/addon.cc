@@ -24,7 +24,6 @@ constexpr int kMaxSide = 1 << 16;
 
 struct DetectArgs {
   const void* data = nullptr;
-  size_t bytes = 0;
   int width = 0, height = 0, depth = 8;
   size_t stride = 0;
   xpole::CornerParams params;
@@ -104,7 +103,6 @@ DetectArgs parseDetect(const Napi::CallbackInfo& info) {
   a.params.threads = intArg(info, 8, "threads", 1, 64);
   if (!info[9].IsBoolean()) throw Napi::TypeError::New(env, "describe must be a boolean");
   a.params.describe = info[9].As<Napi::Boolean>().Value();
-  a.bytes = need * (a.depth / 8);
   return a;
 }
 
@@ -140,18 +138,21 @@ Napi::Value Detect(const Napi::CallbackInfo& info) {
   return toJs(info.Env(), out);
 }
 
-// Off the event loop. The pixels are copied: JavaScript may transfer or reuse the buffer meanwhile.
+// Off the event loop, reading the caller's pixels in place: copying an 8 MB frame on the event
+// loop cost more than the detection's share of the main thread (bench/pipeline.ts). The reference
+// keeps the typed array from being collected; the caller leaves its pixels alone until the
+// promise settles, as with sharp's input buffers.
 class DetectWorker : public Napi::AsyncWorker {
  public:
-  DetectWorker(Napi::Env env, const DetectArgs& a)
+  DetectWorker(Napi::Env env, const DetectArgs& a, Napi::Object pixels)
       : Napi::AsyncWorker(env, "xpole:corners"), args_(a), deferred_(Napi::Promise::Deferred::New(env)),
-        pixels_(static_cast<const uint8_t*>(a.data), static_cast<const uint8_t*>(a.data) + a.bytes) {}
+        pixels_(Napi::Persistent(pixels)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
   void Execute() override {
     try {
-      run(args_, pixels_.data(), out_);
+      run(args_, args_.data, out_);
     } catch (const std::exception& e) {
       SetError(std::string("corner detection failed: ") + e.what());
     }
@@ -162,13 +163,13 @@ class DetectWorker : public Napi::AsyncWorker {
  private:
   DetectArgs args_;
   Napi::Promise::Deferred deferred_;
-  std::vector<uint8_t> pixels_;
+  Napi::ObjectReference pixels_;
   xpole::CornerSet out_;
 };
 
 Napi::Value DetectAsync(const Napi::CallbackInfo& info) {
   DetectArgs a = parseDetect(info);
-  auto* w = new DetectWorker(info.Env(), a);
+  auto* w = new DetectWorker(info.Env(), a, info[0].As<Napi::Object>());
   auto p = w->Promise();
   w->Queue();
   return p;
@@ -178,14 +179,16 @@ Napi::Value DetectAsync(const Napi::CallbackInfo& info) {
 // decodeGreyPngAsync(png, idat, width, height, depth[, out]): the pixels of a non-interlaced grey
 // PNG whose IDAT chunks lie at idat = [offset, length, ...] in `png`; resolves to a Uint8Array
 // (depth 8) or Uint16Array (depth 16) of width * height samples, rejects naming what is corrupt.
-// With `out` (an ArrayBuffer of at least (width * depth / 8 + 1) * height bytes, which JavaScript
+// `png` is read in place (JavaScript leaves it unchanged until the promise settles). With `out` (an ArrayBuffer of at least (width * depth / 8 + 1) * height bytes, which JavaScript
 // leaves alone until the promise settles) the frame is decoded into it: a buffer reused from frame
 // to frame costs no fresh pages and no external memory.
 class PngWorker : public Napi::AsyncWorker {
  public:
-  PngWorker(Napi::Env env, std::vector<uint8_t> z, int width, int height, int depth, Napi::ArrayBuffer out)
-      : Napi::AsyncWorker(env, "xpole:png"), deferred_(Napi::Promise::Deferred::New(env)), z_(std::move(z)),
-        width_(width), height_(height), depth_(depth), bytes_(xpole::greyPngWorkBytes(width, height, depth)) {
+  PngWorker(Napi::Env env, Napi::Uint8Array png, std::vector<std::pair<size_t, size_t>> idat, size_t zBytes, int width, int height,
+            int depth, Napi::ArrayBuffer out)
+      : Napi::AsyncWorker(env, "xpole:png"), deferred_(Napi::Promise::Deferred::New(env)), png_(Napi::Persistent(png)),
+        data_(png.Data()), idat_(std::move(idat)), zBytes_(zBytes), width_(width), height_(height), depth_(depth),
+        bytes_(xpole::greyPngWorkBytes(width, height, depth)) {
     if (!out.IsEmpty()) {
       out_ = Napi::Persistent(out);
       buf_ = static_cast<uint8_t*>(out.Data());
@@ -202,7 +205,15 @@ class PngWorker : public Napi::AsyncWorker {
   void Execute() override {
     if (!buf_) buf_ = static_cast<uint8_t*>(std::malloc(bytes_));
     if (!buf_) return SetError("cannot allocate " + std::to_string(bytes_) + " bytes for the pixels");
-    std::string err = xpole::decodeGreyPng(z_.data(), z_.size(), width_, height_, depth_, buf_);
+    // The IDAT chunks joined into one stream, in this pool thread's buffer, reused frame after frame.
+    thread_local std::vector<uint8_t> z;
+    z.resize(zBytes_);
+    size_t at = 0;
+    for (const auto& [off, len] : idat_) {
+      std::memcpy(z.data() + at, data_ + off, len);
+      at += len;
+    }
+    std::string err = xpole::decodeGreyPng(z.data(), zBytes_, width_, height_, depth_, buf_);
     if (!err.empty()) SetError(err);
   }
   void OnOK() override {
@@ -219,7 +230,10 @@ class PngWorker : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
-  std::vector<uint8_t> z_;
+  Napi::Reference<Napi::Uint8Array> png_;  // read in place: keeps the file's bytes from being collected
+  const uint8_t* data_;
+  std::vector<std::pair<size_t, size_t>> idat_;  // [offset, length] of each IDAT chunk in the png
+  size_t zBytes_;
   int width_, height_, depth_;
   size_t bytes_;
   uint8_t* buf_ = nullptr;
@@ -250,19 +264,19 @@ Napi::Value DecodeGreyPngAsync(const Napi::CallbackInfo& info) {
     if (out.ByteLength() < need)
       throw Napi::RangeError::New(env, "out holds " + std::to_string(out.ByteLength()) + " bytes, the decode needs " + std::to_string(need));
   }
-  // The IDAT chunks, copied into one stream: JavaScript may reuse `png` while the pool works.
+  // The IDAT chunks are read in place by the pool thread: JavaScript leaves `png` alone until the promise settles.
+  std::vector<std::pair<size_t, size_t>> ranges;
+  ranges.reserve(idat.ElementLength() / 2);
   size_t total = 0;
   for (size_t i = 0; i < idat.ElementLength(); i += 2) {
     size_t off = idat[i], len = idat[i + 1];
     if (off > png.ElementLength() || len > png.ElementLength() - off)
       throw Napi::RangeError::New(env, "idat range " + std::to_string(off) + "+" + std::to_string(len) + " lies outside the " +
                                            std::to_string(png.ElementLength()) + "-byte png");
+    ranges.emplace_back(off, len);
     total += len;
   }
-  std::vector<uint8_t> z;
-  z.reserve(total);
-  for (size_t i = 0; i < idat.ElementLength(); i += 2) z.insert(z.end(), png.Data() + idat[i], png.Data() + idat[i] + idat[i + 1]);
-  auto* w = new PngWorker(env, std::move(z), width, height, depth, out);
+  auto* w = new PngWorker(env, png, std::move(ranges), total, width, height, depth, out);
   auto p = w->Promise();
   w->Queue();
   return p;

@@ -147,13 +147,30 @@ describe('ranking, threads and async', () => {
     expect(nearEdge).toBeGreaterThan(0);
   });
 
-  it('runs off the event loop with the same result, also when the caller reuses the buffer at once', async () => {
-    const copy: Image = { ...img, pixels: img.pixels.slice() };
-    const pending = detectCornersAsync(copy, { threshold: 10, maxCorners: 100 });
-    copy.pixels.fill(0); // the addon works on its own copy
+  it('runs off the event loop with the same result', async () => {
+    const pending = detectCornersAsync(img, { threshold: 10, maxCorners: 100 });
     expect(arrays(await pending)).toEqual(arrays(detectCorners(img, { threshold: 10, maxCorners: 100 })));
     const many = await Promise.all([1, 2, 3, 4].map((t) => detectCornersAsync(img, { threshold: t * 10 })));
     many.forEach((c, i) => expect(c.count).toBe(detectCorners(img, { threshold: (i + 1) * 10 }).count));
+  });
+
+  it('keeps the pixels it reads in place alive when the caller drops them during the detection', () => {
+    // Without the addon's reference, the collected frame's memory would be reused by the garbage
+    // allocated below while the pool still reads it.
+    const file = path.join(tmp, 'held.bin');
+    writeFileSync(file, scene(600, 400, 5).pixels);
+    const addon = process.env.XPOLE_NATIVE ?? path.join(ROOT, 'build/Release/xpole_native.node');
+    const script = `const m = require(${JSON.stringify(addon)}); const px = require('fs').readFileSync(${JSON.stringify(file)});
+      const want = m.detect(new Uint8Array(px), 600, 400, 600, 8, 10, 0, 0, 1, true).count;
+      const runs = [];
+      for (let i = 0; i < 8; i++) runs.push(m.detectAsync(new Uint8Array(px), 600, 400, 600, 8, 10, 0, 0, 1, true));
+      for (let i = 0; i < 8; i++) { globalThis.gc(); new Uint8Array(600 * 400).fill(255); }
+      Promise.all(runs).then((r) => console.log(JSON.stringify({ want, got: r.map((c) => c.count) })));`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const { want, got } = JSON.parse(r.stdout) as { want: number; got: number[] };
+    expect(want).toBeGreaterThan(100);
+    expect(got).toEqual(Array(8).fill(want));
   });
 
   it('gives the same corners with every SIMD copy (XPOLE_SIMD=sse2, generic as on ARM)', () => {

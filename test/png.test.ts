@@ -1,5 +1,9 @@
 // The addon's grey PNG path (src/frame/png.ts, native/png.cc): every PNG row filter at 8 and 16
 // bits, chunking, and damaged files, against PNGs written here byte by byte.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { FrameError } from '../src/errors.ts';
@@ -131,6 +135,27 @@ describe.skipIf(!nativePng)('grey PNG through the addon (built with libdeflate)'
       expect(out.pixels.buffer).toBe(lent);
       expect(out.pixels).toEqual(frames[i]!.pixels);
     }
+  });
+
+  it('keeps the file it reads in place alive when the caller drops it during the decode', async () => {
+    // Without the addon's reference, the collected file's memory would be reused by the garbage
+    // allocated below while the pool still inflates from it.
+    const img = testImage(1600, 1200, 16, 9);
+    const png = writePng(img, (y) => y % 5, 40);
+    const layout = greyPngLayout(png)!;
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'xpole-png-')), 'held.png');
+    writeFileSync(file, png);
+    const addon = process.env.XPOLE_NATIVE ?? path.resolve(import.meta.dirname, '../build/Release/xpole_native.node');
+    const script = `const m = require(${JSON.stringify(addon)}); const bytes = require('fs').readFileSync(${JSON.stringify(file)});
+      const idat = Uint32Array.from(${JSON.stringify([...layout.idat])}), sum = (p) => p.reduce((a, v) => a + v, 0);
+      const runs = [];
+      for (let i = 0; i < 8; i++) runs.push(m.decodeGreyPngAsync(new Uint8Array(bytes), idat, 1600, 1200, 16).then(sum));
+      for (let i = 0; i < 8; i++) { globalThis.gc(); new Uint8Array(bytes.length).fill(255); }
+      Promise.all(runs).then((r) => console.log(JSON.stringify(r)), (e) => console.log(JSON.stringify(e.message)));`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const want = img.pixels.reduce((a, v) => a + v, 0);
+    expect(JSON.parse(r.stdout)).toEqual(Array(8).fill(want));
   });
 
   it('the addon checks its own arguments', () => {

@@ -30,7 +30,7 @@ export function detectCorners(img: Image, opts: CornerOptions): Corners {
   return native.detect(...nativeArgs(img, opts));
 }
 
-/** As detectCorners, off the event loop (the addon copies the pixels first). */
+/** As detectCorners, off the event loop. The addon reads the pixels in place: leave them unchanged until the promise settles. */
 export async function detectCornersAsync(img: Image, opts: CornerOptions): Promise<Corners> {
   return native.detectAsync(...nativeArgs(img, opts));
 }
