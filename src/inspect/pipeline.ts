@@ -7,7 +7,7 @@ import { FrameError } from '../errors.ts';
 import { iou } from '../eval/metrics.ts';
 import { decodeFrame, SPEC_LIMITS } from '../frame/decode.ts';
 import { FrameBufferPool } from '../frame/frame-buffers.ts';
-import { boxFromCanonical, boxToCanonical, fromCanonical, toCanonical } from '../frame/orientation.ts';
+import { boxFromCanonical, boxToCanonical, canonicalAffine, fromCanonical, toCanonical } from '../frame/orientation.ts';
 import type { Box, Corners, ErrorReason, Image, Orientation, Pole, Result } from '../types.ts';
 import { detectCornersAsync } from '../vision/corners.ts';
 import { decodeHeatmaps, heatmapToCanonical, mergeMirrored, type DecodeMethod } from '../vision/heatmap.ts';
@@ -532,11 +532,8 @@ function withScoreAtLeast(c: Corners, threshold: number): Corners {
 
 /** Canonical offset vectors as frame-pixel vectors (orientations are rotations and mirrors). */
 function frameOffsets(o: Record<Sheet, [number, number]>, img: Image, orientation: Orientation): Record<Sheet, [number, number]> {
-  const [ox, oy] = fromCanonical(0, 0, img.width, img.height, orientation);
-  const vec = ([dx, dy]: [number, number]): [number, number] => {
-    const [x, y] = fromCanonical(dx, dy, img.width, img.height, orientation);
-    return [x - ox, y - oy];
-  };
+  const { exx, exy, eyx, eyy } = canonicalAffine(img.width, img.height, orientation);
+  const vec = ([dx, dy]: [number, number]): [number, number] => [dx * exx + dy * eyx, dx * exy + dy * eyy];
   return { A: vec(o.A), C: vec(o.C) };
 }
 

@@ -11,6 +11,7 @@ import { boxFromCanonical, canonicalSize, toCanonical } from '../frame/orientati
 import type { Box, Corners, Image, Orientation } from '../types.ts';
 import { detectCorners, detectCornersAsync } from './corners.ts';
 import { halfSize, rectSums, sampledRange, stripeMean } from './sheets.ts';
+import { median } from './stats.ts';
 
 /** How the centre is taken from the corners (the paper: 'mean'). */
 export type CentreStrategy = 'mean' | 'median' | 'cluster' | 'tips';
@@ -327,7 +328,7 @@ export function cornerGroups(img: Image, corners: Corners, orientation: Orientat
     case 'mean':
       return [point(mean(xs, all), mean(ys, all))];
     case 'median':
-      return [point(median(xs, all), median(ys, all))];
+      return [point(median(all.map((i) => xs[i]!)), median(all.map((i) => ys[i]!)))];
     case 'cluster':
       return [{ ...extent(xs, ys, clustersByDensity(xs, ys, all, radius, 1)[0]), negative: false }];
     case 'tips': {
@@ -463,12 +464,6 @@ function mean(v: Float64Array, idx: number[]): number {
   let s = 0;
   for (const i of idx) s += v[i];
   return s / idx.length;
-}
-
-function median(v: Float64Array, idx: number[]): number {
-  const s = idx.map((i) => v[i]).sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /**

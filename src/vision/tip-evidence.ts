@@ -11,6 +11,7 @@
 import { canonicalAffine } from '../frame/orientation.ts';
 import type { Sheet } from '../inspect/recipe.ts';
 import type { Image, Orientation } from '../types.ts';
+import { median } from './stats.ts';
 
 export interface TipStepParams {
   /** The windows on either side of the tip start this far from it, along the sheet (frame px). */
@@ -115,11 +116,4 @@ export function checkCathodeTips(
   const x = poles.x.map((v, i) => (poles.conf[i]! >= minConfidence ? v : Number.NaN));
   const ratios = cathodeStepRatios(img, x, poles.y, sheets, [exx, exy], p);
   return poles.conf.map((c, i) => c * tipEvidenceFactor(ratios[i]!, p));
-}
-
-function median(v: number[]): number {
-  if (v.length === 0) return Number.NaN;
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
