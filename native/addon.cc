@@ -179,9 +179,13 @@ Napi::Value DetectAsync(const Napi::CallbackInfo& info) {
 // decodeGreyPngAsync(png, idat, width, height, depth[, out]): the pixels of a non-interlaced grey
 // PNG whose IDAT chunks lie at idat = [offset, length, ...] in `png`; resolves to a Uint8Array
 // (depth 8) or Uint16Array (depth 16) of width * height samples, rejects naming what is corrupt.
-// `png` is read in place (JavaScript leaves it unchanged until the promise settles). With `out` (an ArrayBuffer of at least (width * depth / 8 + 1) * height bytes, which JavaScript
-// leaves alone until the promise settles) the frame is decoded into it: a buffer reused from frame
-// to frame costs no fresh pages and no external memory.
+// `png` is read in place: JavaScript leaves it unchanged until the promise settles. With `out` (an
+// ArrayBuffer of at least (width * depth / 8 + 1) * height bytes, which JavaScript also leaves
+// alone until then) the frame is decoded into it: a buffer reused from frame to frame costs no
+// fresh pages and no external memory.
+// The joined IDAT stream a pool thread keeps between frames: a 16-bit 3072² frame's, with room.
+constexpr size_t kKeptIdatBytes = size_t(32) << 20;
+
 class PngWorker : public Napi::AsyncWorker {
  public:
   PngWorker(Napi::Env env, Napi::Uint8Array png, std::vector<std::pair<size_t, size_t>> idat, size_t zBytes, int width, int height,
@@ -214,6 +218,8 @@ class PngWorker : public Napi::AsyncWorker {
       at += len;
     }
     std::string err = xpole::decodeGreyPng(z.data(), zBytes_, width_, height_, depth_, buf_);
+    // A frame far larger than the usual (up to 8192² is accepted) does not stay pinned in every pool thread.
+    if (z.capacity() > kKeptIdatBytes) std::vector<uint8_t>().swap(z);
     if (!err.empty()) SetError(err);
   }
   void OnOK() override {
