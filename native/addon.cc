@@ -375,9 +375,9 @@ CropArgs parseCrop(const Napi::CallbackInfo& info, size_t argc) {
   return c;
 }
 
-void runCrop(const void* p, int depth, size_t stride, const xpole::PixelRect& r, const xpole::CropSpec& c, float* out) {
-  if (depth == 8) xpole::cropForModel8(static_cast<const uint8_t*>(p), stride, r, c, out);
-  else xpole::cropForModel16(static_cast<const uint16_t*>(p), stride, r, c, out);
+void runCrop(const void* p, int depth, const xpole::CropSpec& c, float* out) {
+  if (depth == 8) xpole::cropForModel8(static_cast<const uint8_t*>(p), c, out);
+  else xpole::cropForModel16(static_cast<const uint16_t*>(p), c, out);
 }
 
 // Synchronous, reading the caller's pixels in place; writes into the Float32Array `out`.
@@ -390,31 +390,27 @@ Napi::Value CropForModel(const Napi::CallbackInfo& info) {
   const size_t n = size_t(c.spec.outW) * size_t(c.spec.outH);
   if (out.ElementLength() < n)
     throw Napi::RangeError::New(env, "out holds " + std::to_string(out.ElementLength()) + " values, needs " + std::to_string(n));
-  runCrop(c.data, c.depth, size_t(c.spec.width), xpole::PixelRect{0, 0, c.spec.width - 1, c.spec.height - 1}, c.spec, out.Data());
+  runCrop(c.data, c.depth, c.spec, out.Data());
   return env.Undefined();
 }
 
-// Off the event loop: the pixels the crop reads (its footprint, about the ROI) are copied first,
-// since JavaScript may transfer or reuse the frame meanwhile; resolves to a new Float32Array.
+// Off the event loop, reading the caller's pixels in place (held by a reference; JavaScript leaves
+// them unchanged until the promise settles, as for the corners); resolves to a new Float32Array.
 class CropWorker : public Napi::AsyncWorker {
  public:
-  CropWorker(Napi::Env env, const CropArgs& c)
-      : Napi::AsyncWorker(env, "xpole:crop"), deferred_(Napi::Promise::Deferred::New(env)), spec_(c.spec), depth_(c.depth) {
-    rect_ = xpole::cropFootprint(spec_);
-    const size_t bpp = size_t(depth_ / 8);
-    const size_t w = size_t(rect_.x1 - rect_.x0 + 1), h = size_t(rect_.y1 - rect_.y0 + 1);
-    pixels_.resize(w * h * bpp);
-    const auto* src = static_cast<const uint8_t*>(c.data);
-    for (size_t y = 0; y < h; y++)
-      std::memcpy(pixels_.data() + y * w * bpp, src + ((size_t(rect_.y0) + y) * size_t(spec_.width) + size_t(rect_.x0)) * bpp, w * bpp);
+  CropWorker(Napi::Env env, const CropArgs& c, Napi::Object pixels)
+      : Napi::AsyncWorker(env, "xpole:crop"), deferred_(Napi::Promise::Deferred::New(env)), spec_(c.spec), depth_(c.depth),
+        data_(c.data), pixels_(Napi::Persistent(pixels)) {
     auto ab = Napi::ArrayBuffer::New(env, size_t(spec_.outW) * size_t(spec_.outH) * sizeof(float));
     out_ = Napi::Persistent(ab);
-    data_ = static_cast<float*>(ab.Data());
+    outData_ = static_cast<float*>(ab.Data());
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
-  void Execute() override { runCrop(pixels_.data(), depth_, size_t(rect_.x1 - rect_.x0 + 1), rect_, spec_, data_); }
+  void Execute() override {
+    runCrop(data_, depth_, spec_, outData_);
+  }
   void OnOK() override {
     deferred_.Resolve(Napi::Float32Array::New(Env(), size_t(spec_.outW) * size_t(spec_.outH), out_.Value(), 0));
   }
@@ -424,16 +420,16 @@ class CropWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   xpole::CropSpec spec_;
   int depth_;
-  xpole::PixelRect rect_{};
-  std::vector<uint8_t> pixels_;
+  const void* data_;
+  Napi::ObjectReference pixels_;
   Napi::Reference<Napi::ArrayBuffer> out_;
-  float* data_ = nullptr;
+  float* outData_ = nullptr;
 };
 
 // cropForModelAsync(pixels, width, height, depth, affine, box, outW, outH, samples)
 Napi::Value CropForModelAsync(const Napi::CallbackInfo& info) {
   CropArgs c = parseCrop(info, 9);
-  auto* w = new CropWorker(info.Env(), c);
+  auto* w = new CropWorker(info.Env(), c, info[0].As<Napi::Object>());
   auto p = w->Promise();
   w->Queue();
   return p;

@@ -31,7 +31,8 @@ struct Terms {
 };
 
 template <typename T>
-void crop(const T* base, size_t stride, const PixelRect& r, const CropSpec& c, float* dst) {
+void crop(const T* base, const CropSpec& c, float* dst) {
+  const size_t stride = size_t(c.width);
   const Terms t(c);
   const int W = c.outW, H = c.outH, s = c.s;
   const double maxX = c.width - 1, maxY = c.height - 1;
@@ -51,7 +52,7 @@ void crop(const T* base, size_t stride, const PixelRect& r, const CropSpec& c, f
           y = y < 0 ? 0 : y > maxY ? maxY : y;
           const double fx0 = std::floor(x), fy0 = std::floor(y);
           const double fx = x - fx0, fy = y - fy0;
-          const size_t x0 = size_t(fx0) - size_t(r.x0), y0 = size_t(fy0) - size_t(r.y0);
+          const size_t x0 = size_t(fx0), y0 = size_t(fy0);
           const size_t x1 = fx0 < maxX ? x0 + 1 : x0;
           const size_t r0 = y0 * stride;
           const size_t r1 = (fy0 < maxY ? y0 + 1 : y0) * stride;
@@ -80,31 +81,7 @@ void crop(const T* base, size_t stride, const PixelRect& r, const CropSpec& c, f
 
 }  // namespace
 
-PixelRect cropFootprint(const CropSpec& c) {
-  const Terms t(c);
-  const double maxX = c.width - 1, maxY = c.height - 1;
-  // The positions are affine in the grid: their extremes lie at the first and last column and row terms.
-  double lx = INFINITY, hx = -INFINITY, ly = INFINITY, hy = -INFINITY;
-  for (double cx : {t.colX.front(), t.colX.back()})
-    for (double rx : {t.rowX.front(), t.rowX.back()}) {
-      lx = std::min(lx, cx + rx);
-      hx = std::max(hx, cx + rx);
-    }
-  for (double cy : {t.colY.front(), t.colY.back()})
-    for (double ry : {t.rowY.front(), t.rowY.back()}) {
-      ly = std::min(ly, cy + ry);
-      hy = std::max(hy, cy + ry);
-    }
-  auto clampTo = [](double v, double hi) { return v < 0 ? 0.0 : v > hi ? hi : v; };
-  PixelRect r;
-  r.x0 = int(std::floor(clampTo(lx, maxX)));
-  r.y0 = int(std::floor(clampTo(ly, maxY)));
-  r.x1 = std::min(c.width - 1, int(std::floor(clampTo(hx, maxX))) + 1);
-  r.y1 = std::min(c.height - 1, int(std::floor(clampTo(hy, maxY))) + 1);
-  return r;
-}
-
-void cropForModel8(const uint8_t* p, size_t stride, const PixelRect& r, const CropSpec& c, float* out) { crop(p, stride, r, c, out); }
-void cropForModel16(const uint16_t* p, size_t stride, const PixelRect& r, const CropSpec& c, float* out) { crop(p, stride, r, c, out); }
+void cropForModel8(const uint8_t* p, const CropSpec& c, float* out) { crop(p, c, out); }
+void cropForModel16(const uint16_t* p, const CropSpec& c, float* out) { crop(p, c, out); }
 
 }  // namespace xpole

@@ -31,7 +31,7 @@ export function cropForModel(img: Image, box: Box, o: Orientation, size: InputSi
   return dst;
 }
 
-/** cropForModel off the event loop (the addon copies the pixels the crop reads, then resamples on the libuv pool). */
+/** cropForModel off the event loop, on the libuv pool. The addon reads the pixels in place: leave them unchanged until the promise settles. */
 export function cropForModelAsync(img: Image, box: Box, o: Orientation, size: InputSize): Promise<Float32Array> {
   return native.cropForModelAsync(...cropArgs(img, box, o, size));
 }
