@@ -1,8 +1,8 @@
 // The daemon: source -> pipeline -> history + outbox -> MQTT, and its lifecycle.
 //
 // Frames are pulled from the source into a bounded queue (full: the hot folder waits, the
-// simulator drops), up to `pipeline.inFlight` frames are judged at once so that the stages of
-// consecutive frames overlap, and results are recorded strictly in seq order: one SQLite
+// simulator drops), up to `inFlight` frames are judged at once so that the stages of consecutive
+// frames overlap (pipeline.inFlight analysed, pipeline.decodeAhead more decoding), and results are recorded strictly in seq order: one SQLite
 // transaction writes the history row and its outbox row, then the source may let the frame go
 // and the MQTT sink publishes from the outbox. A history that cannot be written (disk full,
 // read-only) makes the daemon "degraded": the result is kept and retried, nothing new is
@@ -46,6 +46,7 @@ export interface DaemonParts {
   publisher: Publisher;
   /** sd_notify: false when not under systemd. */
   notify: (state: string) => boolean;
+  /** Frames handed to the pipeline at once. */
   inFlight: number;
   queueDepth: number;
   stopTimeoutSec: number;

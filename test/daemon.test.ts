@@ -354,7 +354,7 @@ describe.skipIf(!mosquittoAvailable() || !prlimit)('xpole run when the history c
         `model: { path: ${MODEL}, providers: [cpu] }`,
         `source: { type: hotfolder, hotfolder: { dir: ${hot}, stableMs: 0, pollMs: 20 } }`,
         'queue: { depth: 1 }',
-        'pipeline: { inFlight: 1 }',
+        'pipeline: { inFlight: 1, decodeAhead: 0 }',
         `mqtt: { url: "${broker.url}" }`,
         `history: { path: ${historyPath} }`,
         'stopTimeoutSec: 10',

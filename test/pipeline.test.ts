@@ -97,6 +97,31 @@ describe('Pipeline on the test fixture model (shapes, errors, concurrency)', () 
     expect(one[0]!.timingsMs.decode).toBeGreaterThan(0);
   });
 
+  it('with one analysis slot, decodes frames ahead and still gives each frame its own result', async () => {
+    const gated = await Pipeline.load({ modelPath: TINY, providers: ['cpu'], intraOpNumThreads: 1, recipe: TINY_RECIPE, analysisSlots: 1 });
+    try {
+      const inputs = await Promise.all(
+        [...frames, ...frames].map(async (f, i) => ({ frame: `${i}.png`, cellId: null, bytes: new Uint8Array(await encodePng(f.image)), orientation: f.orientation })),
+      );
+      const free = await Promise.all(inputs.map((inp, i) => pipeline.judge(inp, ids(i))));
+      const oneAtATime = await Promise.all(inputs.map((inp, i) => gated.judge(inp, ids(i))));
+      const strip = (r: Result) => ({ ...r, timingsMs: {} });
+      expect(oneAtATime.map(strip)).toEqual(free.map(strip));
+      // A frame that cannot be decoded never takes a slot, and does not hold up the others.
+      const bad = { frame: 'bad.png', cellId: null, bytes: new Uint8Array([1, 2, 3]) };
+      const mixed = await Promise.all([gated.judge(bad, ids(9)), gated.judge(inputs[0]!, ids(0))]);
+      expect(mixed[0]!.verdict).toBe('ERROR');
+      expect(strip(mixed[1]!)).toEqual(strip(free[0]!));
+      // One that fails inside the analysis (no stack: ROI_NOT_FOUND) gives its slot back.
+      const open = await gated.judge({ frame: 'open', cellId: null, image: emptyFrame(512, 512, 'open-field') }, ids(6));
+      expect(open.reasons).toEqual(['ROI_NOT_FOUND']);
+      expect(strip(await gated.judge(inputs[1]!, ids(1)))).toEqual(strip(free[1]!));
+    } finally {
+      await gated.close();
+    }
+    await expect(Pipeline.load({ modelPath: TINY, analysisSlots: 0 })).rejects.toThrow(/analysisSlots must be an integer >= 1/);
+  });
+
   it('turns an undecodable frame into an ERROR result with DECODE_ERROR, never a throw', async () => {
     const r = await pipeline.judge({ frame: 'junk.png', cellId: null, bytes: new TextEncoder().encode('not an image at all') }, ids(3));
     checkSchema(r);

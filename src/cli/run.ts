@@ -105,7 +105,8 @@ export async function run(argv: string[]): Promise<number> {
       history: h,
       publisher: sink,
       notify,
-      inFlight: config.pipeline.inFlight,
+      // The pipeline analyses pipeline.inFlight of them at once (analysisSlots); the others decode meanwhile.
+      inFlight: config.pipeline.inFlight + config.pipeline.decodeAhead,
       queueDepth: config.queue.depth,
       stopTimeoutSec: config.stopTimeoutSec,
       retention: () => enforceRetention(h, log),

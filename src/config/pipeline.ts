@@ -26,6 +26,7 @@ export function pipelineOptionsFromConfig(config: Config, log?: Logger): Omit<Pi
     flipTest: p.flipTest,
     roiCandidates: p.roiCandidates,
     maxFrameSide: p.maxFrameSide,
+    analysisSlots: p.inFlight,
     log,
   };
 }

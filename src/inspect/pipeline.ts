@@ -17,6 +17,7 @@ import { DEFAULT_REFINE_PARAMS, refinePoles, type RefineParams } from '../vision
 import { checkCathodeTips } from '../vision/tip-evidence.ts';
 import { backReachPx, DEFAULT_ROI_PARAMS, greyRange, roiBox, roiGroupsAsync, scaledThreshold, type RoiParams } from '../vision/roi.ts';
 import { DEFAULT_RECIPE, type Recipe, type Sheet } from './recipe.ts';
+import { Slots } from './slots.ts';
 import { judge as judgeOverhangs } from './verdict.ts';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -64,6 +65,9 @@ export interface PipelineOptions {
   roiCandidates: number;
   /** Largest accepted frame side (FRAME_TOO_LARGE above). */
   maxFrameSide: number;
+  /** Frames analysed at once (everything after the decode); more may be decoding meanwhile. The
+   *  daemon sets it to pipeline.inFlight and hands over pipeline.decodeAhead more frames. */
+  analysisSlots: number;
   /** Warnings (provider fallback) and info; nothing is printed by the pipeline itself. */
   log?: Logger;
 }
@@ -87,6 +91,7 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   tipCheck: true,
   roiCandidates: 3,
   maxFrameSide: SPEC_LIMITS.maxSide,
+  analysisSlots: Number.POSITIVE_INFINITY,
 };
 
 export type FrameInput =
@@ -139,11 +144,15 @@ const ms = (t: number) => Math.round((performance.now() - t) * 100) / 100;
 export class Pipeline {
   /** Buffers grey PNG frames are decoded into by judge(), reused from frame to frame. */
   private readonly pixels = new FrameBufferPool();
+  /** Frames past the decode wait here for one of options.analysisSlots. */
+  private readonly analysisSlots: Slots;
 
   private constructor(
     readonly options: PipelineOptions,
     private readonly net: HeatmapModel,
-  ) {}
+  ) {
+    this.analysisSlots = new Slots(options.analysisSlots);
+  }
 
   static async load(opts: Partial<PipelineOptions> = {}): Promise<Pipeline> {
     const merged = { ...DEFAULT_PIPELINE_OPTIONS, ...opts };
@@ -156,6 +165,9 @@ export class Pipeline {
     const options = { ...merged, roi };
     if (!(Number.isInteger(options.roiCandidates) && options.roiCandidates >= 1)) {
       throw new RangeError(`roiCandidates must be an integer >= 1, got ${options.roiCandidates}`);
+    }
+    if (!((Number.isInteger(options.analysisSlots) && options.analysisSlots >= 1) || options.analysisSlots === Number.POSITIVE_INFINITY)) {
+      throw new RangeError(`analysisSlots must be an integer >= 1 (or Infinity: no limit), got ${options.analysisSlots}`);
     }
     if (!(options.secondPassBackReach >= 0 && options.secondPassBackReach <= 10)) {
       throw new RangeError(`secondPassBackReach must be from 0 to 10 (times overhangMaxMm), got ${options.secondPassBackReach}`);
@@ -224,14 +236,19 @@ export class Pipeline {
       } else {
         image = checkImage(input.image, this.options.maxFrameSide);
       }
-      const analysis = await this.analyze(image, input.orientation ?? this.options.orientation, timingsMs);
-      roi = analysis.crop;
-      const { cnn, poles } = this.locatePoles(analysis, { ...this.variant(), ...variant }, timingsMs);
-      const t = now();
-      const result = this.verdict(analysis, poles, base, timingsMs, variant.recipe);
-      timingsMs.verdict = ms(t);
-      timingsMs.total = ms(t0);
-      return { result, image, analysis, cnn, poles };
+      await this.analysisSlots.take();
+      try {
+        const analysis = await this.analyze(image, input.orientation ?? this.options.orientation, timingsMs);
+        roi = analysis.crop;
+        const { cnn, poles } = this.locatePoles(analysis, { ...this.variant(), ...variant }, timingsMs);
+        const t = now();
+        const result = this.verdict(analysis, poles, base, timingsMs, variant.recipe);
+        timingsMs.verdict = ms(t);
+        timingsMs.total = ms(t0);
+        return { result, image, analysis, cnn, poles };
+      } finally {
+        this.analysisSlots.give();
+      }
     } catch (err) {
       const reason: ErrorReason = err instanceof FrameError ? err.reason : 'INTERNAL';
       const message = err instanceof Error ? err.message : String(err);
