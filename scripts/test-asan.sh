@@ -17,7 +17,7 @@ flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fPIC -shared -fexceptions
 [ "$(uname -m)" = x86_64 ] && flags+=(-march=x86-64-v2)
 
 echo "== building the addon with -fsanitize=address,undefined"
-sources=(native/addon.cc native/fast.cc native/notify.cc)
+sources=(native/addon.cc native/fast.cc native/notify.cc native/crop.cc native/sheets.cc)
 libs=()
 if [ "$(sh native/probe-libdeflate.sh)" = 1 ]; then
   sources+=(native/png.cc); libs+=(-ldeflate); flags+=(-DXPOLE_HAVE_LIBDEFLATE)
@@ -31,10 +31,10 @@ LD_PRELOAD="$(g++ -print-file-name=libasan.so):$(g++ -print-file-name=libubsan.s
 ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 XPOLE_NATIVE="$work/asan.node" \
-  ./node_modules/.bin/vitest run test/corners.test.ts test/corners.opencv.test.ts test/corners.orb.test.ts test/notify.test.ts test/png.test.ts \
+  ./node_modules/.bin/vitest run test/corners.test.ts test/corners.opencv.test.ts test/corners.orb.test.ts test/notify.test.ts test/png.test.ts test/preprocess.test.ts test/sheets.test.ts \
   --reporter=default --outputFile.json=/dev/null
 
-echo "== leak check: valgrind over every entry point (sync, async, errors, notify)"
+echo "== leak check: valgrind over every entry point (sync, async, crop, errors, notify)"
 g++ "${flags[@]}" "${sources[@]}" -o "$work/plain.node" "${libs[@]}"
 cat > "$work/drive.cjs" <<'JS'
 const m = require(process.argv[2]);
@@ -59,6 +59,12 @@ const bad = [
       await m.detectAsync(px16, w, h, w, 16, t * 256, 0, 0, 1, false);
     }
     for (const f of bad) { try { f(); throw new Error('expected a throw'); } catch (e) { if (e.message === 'expected a throw') throw e; } }
+    // The model crop, in place and off the event loop, over a box that reaches past the frame.
+    const affine = Float64Array.of(0, 0, 1, 0, 0, 1), box = Float64Array.of(-20, 10, 300, 250), out = new Float32Array(64 * 128);
+    m.cropForModel(px16, w, h, 16, affine, box, 64, 128, 3, out);
+    await m.cropForModelAsync(px, w, h, 8, affine, box, 64, 128, 3);
+    await m.cropForModelAsync(px16, w, h, 16, affine, box, 64, 128, 3);
+    m.halfSize(px16, w, h, 16);
     if (m.decodeGreyPngAsync) {
       // A 16-bit grey PNG's IDAT (rows with filter 1), then the same data cut short.
       const rows = Buffer.alloc(h * (2 * w + 1));
@@ -74,9 +80,9 @@ JS
 valgrind --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --num-callers=30 \
   --log-file="$work/valgrind.log" node "$work/drive.cjs" "$work/plain.node"
 # V8 and node have their own at-exit noise; only records whose stack passes through the addon count.
-if awk -v RS='==[0-9]+== \n' '/xpole_native|plain\.node|fast\.cc|addon\.cc|notify\.cc|png\.cc/ && /(definitely lost|Invalid (read|write)|uninitialised|Mismatched)/' "$work/valgrind.log" | grep -q .; then
+if awk -v RS='==[0-9]+== \n' '/xpole_native|plain\.node|fast\.cc|addon\.cc|notify\.cc|png\.cc|crop\.cc|sheets\.cc/ && /(definitely lost|Invalid (read|write)|uninitialised|Mismatched)/' "$work/valgrind.log" | grep -q .; then
   echo "test-asan: valgrind found problems in the addon:" >&2
-  awk -v RS='==[0-9]+== \n' '/xpole_native|plain\.node|fast\.cc|addon\.cc|notify\.cc|png\.cc/ && /(definitely lost|Invalid (read|write)|uninitialised|Mismatched)/' "$work/valgrind.log" >&2
+  awk -v RS='==[0-9]+== \n' '/xpole_native|plain\.node|fast\.cc|addon\.cc|notify\.cc|png\.cc|crop\.cc|sheets\.cc/ && /(definitely lost|Invalid (read|write)|uninitialised|Mismatched)/' "$work/valgrind.log" >&2
   exit 1
 fi
 grep -E "definitely lost|ERROR SUMMARY" "$work/valgrind.log" | sed 's/^==[0-9]*== /valgrind (whole process): /'
