@@ -2,11 +2,12 @@
 //
 // Frames are pulled from the source into a bounded queue (full: the hot folder waits, the
 // simulator drops), up to `inFlight` frames are judged at once so that the stages of consecutive
-// frames overlap (pipeline.inFlight analysed, pipeline.decodeAhead more decoding), and results are recorded strictly in seq order: one SQLite
-// transaction writes the history row and its outbox row, then the source may let the frame go
-// and the MQTT sink publishes from the outbox. A history that cannot be written (disk full,
-// read-only) makes the daemon "degraded": the result is kept and retried, nothing new is
-// taken, the frames stay in the hot folder, and it recovers on its own.
+// frames overlap (pipeline.inFlight analysed, pipeline.decodeAhead more decoding), and results
+// are recorded strictly in seq order: one SQLite transaction writes the history row and its
+// outbox row, then the source may let the frame go and the MQTT sink publishes from the outbox.
+// A history that cannot be written (disk full, read-only) makes the daemon "degraded": the
+// result is kept and retried, nothing new is taken, the frames stay in the hot folder, and it
+// recovers on its own.
 import net from 'node:net';
 import { FrameError } from './errors.ts';
 import type { Logger } from './log.ts';
