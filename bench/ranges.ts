@@ -1,7 +1,7 @@
 // Figures by SPEC's ranges: the pipeline's metrics and verdict errors on a dataset made by
 // `xpole synth`, grouped by what each frame was drawn with (anode pitch, blur, SNR, rotation,
-// bit depth, frame size). Each frame's parameters come from rendering it again from the seed
-// its annotation records; the re-render must reproduce the stored keypoints.
+// bit depth, tip cap length, frame size). Each frame's parameters come from rendering it again
+// from the seed its annotation records; the re-render must reproduce the stored keypoints.
 // Usage: npx tsx bench/ranges.ts --dataset DIR [--defect-rate R (the dataset's, default 0.3)]
 //        [--model FILE] [--config FILE] [--limit N]
 import { readFileSync } from 'node:fs';
@@ -125,4 +125,6 @@ table('blur sigma (px)', (f) => f.drawn.blurSigma, [0.5, 1, 1.5, 2, Infinity]);
 table('SNR', (f) => f.drawn.snr, [5, 10, 20, 40, 100, Infinity]);
 table('rotation (abs, degrees)', (f) => Math.abs(f.drawn.rotationDeg), [0, 1, 2, 3, 4, Infinity]);
 table('bit depth', (f) => f.drawn.depth, [8, 9, Infinity]);
+// Long tapered ends finish in needles too faint to see under blur: the model stops short of them.
+table('tip cap length, median (px)', (f) => f.drawn.capPx, [0, 5, 10, 20, 40, Infinity]);
 table('frame side (px)', (f) => f.side, [0, 1001, 1601, Infinity]);

@@ -262,6 +262,9 @@ describe('renderFrame options', () => {
     const f = renderFrame({ seed: 77, width: 600, height: 600, blurSigma: 1.25, snr: 60, rotationDeg: -2.5, depth: 16, jpegQuality: 0 });
     expect(f.drawn).toMatchObject({ blurSigma: 1.25, snr: 60, depth: 16 });
     expect(f.drawn.rotationDeg).toBeCloseTo(-2.5, 12);
+    // The tapered ends: from half a pixel (blunt) up to needles several pitches long.
+    expect(f.drawn.capPx).toBeGreaterThanOrEqual(0.5);
+    expect(f.drawn.capPx).toBeLessThan(200);
     // Drawn pitches, not options: consecutive anodes (even keypoints) sit one pitch apart.
     for (const seed of [5, 6, 7, 8]) {
       const g = renderFrame({ ...CLEAN, seed, width: 900, height: 900, defectRate: 0 });

@@ -4,6 +4,7 @@ import { DEFAULT_RECIPE, type Recipe } from '../inspect/recipe.ts';
 import { judge } from '../inspect/verdict.ts';
 import { canonicalSize, fromCanonical, toCanonical } from '../frame/orientation.ts';
 import { ORIENTATIONS, type FailReason, type Image, type Orientation } from '../types.ts';
+import { median } from '../vision/stats.ts';
 import { addBody, addSeparators, apexOf, layoutStack, type Stack } from './cell.ts';
 import { addNoise, applyField, digitize, gaussianBlur, smear, type Export, type Field } from './detector.ts';
 import { Rng } from './prng.ts';
@@ -46,8 +47,9 @@ export interface SynthFrame {
   cellId: string;
   /** Overhang of each cathode in mm as judge() computes it from the keypoints (null next to a missing pole). */
   overhangMm: (number | null)[];
-  /** What the frame was drawn with, for figures by SPEC's ranges (pitch, blur, noise, rotation). */
-  drawn: { pitchPx: number; blurSigma: number; snr: number; rotationDeg: number; depth: 8 | 16 };
+  /** What the frame was drawn with, for figures by SPEC's ranges (pitch, blur, noise, rotation),
+   *  and the median length of the sheets' tapered ends (capPx: long caps end in faint needles). */
+  drawn: { pitchPx: number; blurSigma: number; snr: number; rotationDeg: number; depth: 8 | 16; capPx: number };
 }
 
 /** PASS overhangs keep at least this distance (mm) inside the spec limits; FAIL ones as far outside. */
@@ -148,7 +150,7 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
     defects: judgement.reasons,
     cellId: `SYN-${(opts.seed >>> 0).toString(16).padStart(8, '0').toUpperCase()}`,
     overhangMm: judgement.overhangMm,
-    drawn: { pitchPx: stack.pitch, blurSigma: sigma, snr, rotationDeg: (theta * 180) / Math.PI, depth },
+    drawn: { pitchPx: stack.pitch, blurSigma: sigma, snr, rotationDeg: (theta * 180) / Math.PI, depth, capPx: median(stack.sheets.map((s) => s.capLen)) },
   };
 }
 
