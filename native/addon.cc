@@ -24,6 +24,7 @@ constexpr int kMaxSide = 1 << 16;
 
 struct DetectArgs {
   const void* data = nullptr;
+  size_t bytes = 0;
   int width = 0, height = 0, depth = 8;
   size_t stride = 0;
   xpole::CornerParams params;
@@ -103,6 +104,7 @@ DetectArgs parseDetect(const Napi::CallbackInfo& info) {
   a.params.threads = intArg(info, 8, "threads", 1, 64);
   if (!info[9].IsBoolean()) throw Napi::TypeError::New(env, "describe must be a boolean");
   a.params.describe = info[9].As<Napi::Boolean>().Value();
+  a.bytes = need * (a.depth / 8);
   return a;
 }
 
@@ -138,15 +140,22 @@ Napi::Value Detect(const Napi::CallbackInfo& info) {
   return toJs(info.Env(), out);
 }
 
-// Off the event loop, reading the caller's pixels in place: copying an 8 MB frame on the event
-// loop cost more than the detection's share of the main thread (bench/pipeline.ts). The reference
-// keeps the typed array from being collected; the caller leaves its pixels alone until the
-// promise settles, as with sharp's input buffers.
+// Off the event loop. By default the pixels are copied first: JavaScript may transfer or reuse the
+// buffer meanwhile. With inPlace (the pipeline, which awaits every stage before it touches a frame
+// again) they are read where they are, held by a reference: copying an 8 MB frame on the event
+// loop cost more than the detection's share of the main thread (bench/pipeline.ts).
 class DetectWorker : public Napi::AsyncWorker {
  public:
-  DetectWorker(Napi::Env env, const DetectArgs& a, Napi::Object pixels)
-      : Napi::AsyncWorker(env, "xpole:corners"), args_(a), deferred_(Napi::Promise::Deferred::New(env)),
-        pixels_(Napi::Persistent(pixels)) {}
+  DetectWorker(Napi::Env env, const DetectArgs& a, Napi::Object pixels, bool inPlace)
+      : Napi::AsyncWorker(env, "xpole:corners"), args_(a), deferred_(Napi::Promise::Deferred::New(env)) {
+    if (inPlace) {
+      held_ = Napi::Persistent(pixels);
+    } else {
+      const auto* p = static_cast<const uint8_t*>(a.data);
+      copy_.assign(p, p + a.bytes);
+      args_.data = copy_.data();
+    }
+  }
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
@@ -163,36 +172,55 @@ class DetectWorker : public Napi::AsyncWorker {
  private:
   DetectArgs args_;
   Napi::Promise::Deferred deferred_;
-  Napi::ObjectReference pixels_;
+  std::vector<uint8_t> copy_;
+  Napi::ObjectReference held_;
   xpole::CornerSet out_;
 };
 
+// The optional inPlace flag at info[i]: read the caller's bytes where they are (see DetectWorker).
+bool inPlaceArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || info[i].IsUndefined()) return false;
+  if (!info[i].IsBoolean()) throw Napi::TypeError::New(info.Env(), "inPlace must be a boolean");
+  return info[i].As<Napi::Boolean>().Value();
+}
+
 Napi::Value DetectAsync(const Napi::CallbackInfo& info) {
   DetectArgs a = parseDetect(info);
-  auto* w = new DetectWorker(info.Env(), a, info[0].As<Napi::Object>());
+  auto* w = new DetectWorker(info.Env(), a, info[0].As<Napi::Object>(), inPlaceArg(info, 10));
   auto p = w->Promise();
   w->Queue();
   return p;
 }
 
 #ifdef XPOLE_HAVE_LIBDEFLATE
-// decodeGreyPngAsync(png, idat, width, height, depth[, out]): the pixels of a non-interlaced grey
-// PNG whose IDAT chunks lie at idat = [offset, length, ...] in `png`; resolves to a Uint8Array
-// (depth 8) or Uint16Array (depth 16) of width * height samples, rejects naming what is corrupt.
-// `png` is read in place: JavaScript leaves it unchanged until the promise settles. With `out` (an
-// ArrayBuffer of at least (width * depth / 8 + 1) * height bytes, which JavaScript also leaves
-// alone until then) the frame is decoded into it: a buffer reused from frame to frame costs no
-// fresh pages and no external memory.
+// decodeGreyPngAsync(png, idat, width, height, depth[, out[, inPlace]]): the pixels of a
+// non-interlaced grey PNG whose IDAT chunks lie at idat = [offset, length, ...] in `png`; resolves
+// to a Uint8Array (depth 8) or Uint16Array (depth 16) of width * height samples, rejects naming
+// what is corrupt. The IDAT chunks are copied into one stream first, unless inPlace: then `png` is
+// held by a reference and read by the pool thread (JavaScript leaves it unchanged until the
+// promise settles). With `out` (an ArrayBuffer of at least (width * depth / 8 + 1) * height
+// bytes, which JavaScript also leaves alone until then) the frame is decoded into it: a buffer
+// reused from frame to frame costs no fresh pages and no external memory.
+
 // The joined IDAT stream a pool thread keeps between frames: a 16-bit 3072² frame's, with room.
 constexpr size_t kKeptIdatBytes = size_t(32) << 20;
 
 class PngWorker : public Napi::AsyncWorker {
  public:
   PngWorker(Napi::Env env, Napi::Uint8Array png, std::vector<std::pair<size_t, size_t>> idat, size_t zBytes, int width, int height,
-            int depth, Napi::ArrayBuffer out)
-      : Napi::AsyncWorker(env, "xpole:png"), deferred_(Napi::Promise::Deferred::New(env)), png_(Napi::Persistent(png)),
-        data_(png.Data()), idat_(std::move(idat)), zBytes_(zBytes), width_(width), height_(height), depth_(depth),
-        bytes_(xpole::greyPngWorkBytes(width, height, depth)) {
+            int depth, Napi::ArrayBuffer out, bool inPlace)
+      : Napi::AsyncWorker(env, "xpole:png"), deferred_(Napi::Promise::Deferred::New(env)), data_(png.Data()), idat_(std::move(idat)),
+        zBytes_(zBytes), width_(width), height_(height), depth_(depth), bytes_(xpole::greyPngWorkBytes(width, height, depth)) {
+    if (inPlace) {
+      png_ = Napi::Persistent(png);
+    } else {
+      copy_.resize(zBytes_);
+      size_t at = 0;
+      for (const auto& [off, len] : idat_) {
+        std::memcpy(copy_.data() + at, data_ + off, len);
+        at += len;
+      }
+    }
     if (!out.IsEmpty()) {
       out_ = Napi::Persistent(out);
       buf_ = static_cast<uint8_t*>(out.Data());
@@ -209,17 +237,22 @@ class PngWorker : public Napi::AsyncWorker {
   void Execute() override {
     if (!buf_) buf_ = static_cast<uint8_t*>(std::malloc(bytes_));
     if (!buf_) return SetError("cannot allocate " + std::to_string(bytes_) + " bytes for the pixels");
-    // The IDAT chunks joined into one stream, in this pool thread's buffer, reused frame after frame.
-    thread_local std::vector<uint8_t> z;
-    z.resize(zBytes_);
-    size_t at = 0;
-    for (const auto& [off, len] : idat_) {
-      std::memcpy(z.data() + at, data_ + off, len);
-      at += len;
+    std::string err;
+    if (png_.IsEmpty()) {
+      err = xpole::decodeGreyPng(copy_.data(), zBytes_, width_, height_, depth_, buf_);
+    } else {
+      // The IDAT chunks joined into one stream, in this pool thread's buffer, reused frame after frame.
+      thread_local std::vector<uint8_t> z;
+      z.resize(zBytes_);
+      size_t at = 0;
+      for (const auto& [off, len] : idat_) {
+        std::memcpy(z.data() + at, data_ + off, len);
+        at += len;
+      }
+      err = xpole::decodeGreyPng(z.data(), zBytes_, width_, height_, depth_, buf_);
+      // A frame far larger than the usual (up to 8192² is accepted) does not stay pinned in every pool thread.
+      if (z.capacity() > kKeptIdatBytes) std::vector<uint8_t>().swap(z);
     }
-    std::string err = xpole::decodeGreyPng(z.data(), zBytes_, width_, height_, depth_, buf_);
-    // A frame far larger than the usual (up to 8192² is accepted) does not stay pinned in every pool thread.
-    if (z.capacity() > kKeptIdatBytes) std::vector<uint8_t>().swap(z);
     if (!err.empty()) SetError(err);
   }
   void OnOK() override {
@@ -236,7 +269,8 @@ class PngWorker : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
-  Napi::Reference<Napi::Uint8Array> png_;  // read in place: keeps the file's bytes from being collected
+  Napi::Reference<Napi::Uint8Array> png_;  // inPlace: keeps the file's bytes from being collected
+  std::vector<uint8_t> copy_;              // otherwise: the IDAT stream, copied on the event loop
   const uint8_t* data_;
   std::vector<std::pair<size_t, size_t>> idat_;  // [offset, length] of each IDAT chunk in the png
   size_t zBytes_;
@@ -270,7 +304,6 @@ Napi::Value DecodeGreyPngAsync(const Napi::CallbackInfo& info) {
     if (out.ByteLength() < need)
       throw Napi::RangeError::New(env, "out holds " + std::to_string(out.ByteLength()) + " bytes, the decode needs " + std::to_string(need));
   }
-  // The IDAT chunks are read in place by the pool thread: JavaScript leaves `png` alone until the promise settles.
   std::vector<std::pair<size_t, size_t>> ranges;
   ranges.reserve(idat.ElementLength() / 2);
   size_t total = 0;
@@ -282,7 +315,7 @@ Napi::Value DecodeGreyPngAsync(const Napi::CallbackInfo& info) {
     ranges.emplace_back(off, len);
     total += len;
   }
-  auto* w = new PngWorker(env, png, std::move(ranges), total, width, height, depth, out);
+  auto* w = new PngWorker(env, png, std::move(ranges), total, width, height, depth, out, inPlaceArg(info, 6));
   auto p = w->Promise();
   w->Queue();
   return p;
@@ -394,13 +427,19 @@ Napi::Value CropForModel(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// Off the event loop, reading the caller's pixels in place (held by a reference; JavaScript leaves
-// them unchanged until the promise settles, as for the corners); resolves to a new Float32Array.
+// Off the event loop; resolves to a new Float32Array. The frame is copied first, unless inPlace:
+// then it is read where it is, held by a reference (as for the corners).
 class CropWorker : public Napi::AsyncWorker {
  public:
-  CropWorker(Napi::Env env, const CropArgs& c, Napi::Object pixels)
-      : Napi::AsyncWorker(env, "xpole:crop"), deferred_(Napi::Promise::Deferred::New(env)), spec_(c.spec), depth_(c.depth),
-        data_(c.data), pixels_(Napi::Persistent(pixels)) {
+  CropWorker(Napi::Env env, const CropArgs& c, Napi::Object pixels, bool inPlace)
+      : Napi::AsyncWorker(env, "xpole:crop"), deferred_(Napi::Promise::Deferred::New(env)), spec_(c.spec), depth_(c.depth), data_(c.data) {
+    if (inPlace) {
+      held_ = Napi::Persistent(pixels);
+    } else {
+      const auto* p = static_cast<const uint8_t*>(c.data);
+      copy_.assign(p, p + size_t(spec_.width) * size_t(spec_.height) * size_t(depth_ / 8));
+      data_ = copy_.data();
+    }
     auto ab = Napi::ArrayBuffer::New(env, size_t(spec_.outW) * size_t(spec_.outH) * sizeof(float));
     out_ = Napi::Persistent(ab);
     outData_ = static_cast<float*>(ab.Data());
@@ -421,15 +460,16 @@ class CropWorker : public Napi::AsyncWorker {
   xpole::CropSpec spec_;
   int depth_;
   const void* data_;
-  Napi::ObjectReference pixels_;
+  std::vector<uint8_t> copy_;
+  Napi::ObjectReference held_;
   Napi::Reference<Napi::ArrayBuffer> out_;
   float* outData_ = nullptr;
 };
 
-// cropForModelAsync(pixels, width, height, depth, affine, box, outW, outH, samples)
+// cropForModelAsync(pixels, width, height, depth, affine, box, outW, outH, samples[, inPlace])
 Napi::Value CropForModelAsync(const Napi::CallbackInfo& info) {
   CropArgs c = parseCrop(info, 9);
-  auto* w = new CropWorker(info.Env(), c, info[0].As<Napi::Object>());
+  auto* w = new CropWorker(info.Env(), c, info[0].As<Napi::Object>(), inPlaceArg(info, 9));
   auto p = w->Promise();
   w->Queue();
   return p;

@@ -64,6 +64,8 @@ const bad = [
     m.cropForModel(px16, w, h, 16, affine, box, 64, 128, 3, out);
     await m.cropForModelAsync(px, w, h, 8, affine, box, 64, 128, 3);
     await m.cropForModelAsync(px16, w, h, 16, affine, box, 64, 128, 3);
+    await m.cropForModelAsync(px16, w, h, 16, affine, box, 64, 128, 3, true);
+    await m.detectAsync(px, w, h, w, 8, 20, 0, 0, 1, true, true);
     m.halfSize(px16, w, h, 16);
     if (m.decodeGreyPngAsync) {
       // A 16-bit grey PNG's IDAT (rows with filter 1), then the same data cut short.

@@ -19,7 +19,7 @@ type DetectFn<R> = (
 ) => R;
 
 /** The model crop's arguments: the frame, its canonical map and box, the output grid and samples per cell. */
-type CropArgs = [
+export type CropArgs = [
   pixels: Uint8Array | Uint16Array,
   width: number,
   height: number,
@@ -33,17 +33,20 @@ type CropArgs = [
 
 export interface NativeAddon {
   detect: DetectFn<Corners>;
-  detectAsync: DetectFn<Promise<Corners>>;
+  /** detect on the libuv pool, over a copy of the pixels; with inPlace over the pixels themselves
+   *  (the caller leaves them unchanged, and does not transfer them, until it settles). */
+  detectAsync: (...args: [...Parameters<DetectFn<unknown>>, inPlace?: boolean]) => Promise<Corners>;
   /** Pixels of a non-interlaced grey PNG from its IDAT chunks ([offset, length] pairs in png),
    *  decoded into `out` when given (at least greyPngWorkBytes long, untouched until it settles).
+   *  inPlace: png is read by the pool thread instead of copied (untouched until it settles).
    *  Only when the addon was built with libdeflate (Debian: libdeflate-dev); else sharp decodes. */
-  decodeGreyPngAsync?: (png: Uint8Array, idat: Uint32Array, width: number, height: number, depth: 8 | 16, out?: ArrayBuffer) => Promise<Uint8Array | Uint16Array>;
+  decodeGreyPngAsync?: (png: Uint8Array, idat: Uint32Array, width: number, height: number, depth: 8 | 16, out?: ArrayBuffer, inPlace?: boolean) => Promise<Uint8Array | Uint16Array>;
   /** The ROI stage's stripe score over a canonical window: affine = [ox, oy, exx, exy, eyx, eyy], window = [x0, x1, y0, y1]. */
   stripeMean(pixels: Uint8Array | Uint16Array, width: number, height: number, depth: 8 | 16, affine: Float64Array, window: Float64Array, smooth: number): number;
   /** The model's input (z-scored crop) into out: affine = [ox, oy, exx, exy, eyx, eyy], box = canonical [bx, by, bw, bh]. */
   cropForModel(...args: [...CropArgs, out: Float32Array]): void;
-  /** cropForModel on the libuv pool, over a copy of the pixels it reads; a new Float32Array. */
-  cropForModelAsync(...args: CropArgs): Promise<Float32Array>;
+  /** cropForModel on the libuv pool, over a copy of the frame (inPlace: the frame itself, untouched until it settles); a new Float32Array. */
+  cropForModelAsync(...args: [...CropArgs, inPlace?: boolean]): Promise<Float32Array>;
   /** Sums of the frame rectangle [x0, x1] x [y0, y1], per row (byRow) or per column. */
   rectSums(pixels: Uint8Array | Uint16Array, width: number, height: number, depth: 8 | 16, x0: number, y0: number, x1: number, y1: number, byRow: boolean): Float64Array;
   /** The 0.5th and 99.5th percentile of every step-th sample. */

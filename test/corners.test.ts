@@ -147,14 +147,17 @@ describe('ranking, threads and async', () => {
     expect(nearEdge).toBeGreaterThan(0);
   });
 
-  it('runs off the event loop with the same result', async () => {
-    const pending = detectCornersAsync(img, { threshold: 10, maxCorners: 100 });
+  it('runs off the event loop with the same result, also when the caller reuses the buffer at once (a copy by default)', async () => {
+    const copy: Image = { ...img, pixels: img.pixels.slice() };
+    const pending = detectCornersAsync(copy, { threshold: 10, maxCorners: 100 });
+    copy.pixels.fill(0); // the addon works on its own copy
     expect(arrays(await pending)).toEqual(arrays(detectCorners(img, { threshold: 10, maxCorners: 100 })));
+    expect(arrays(await detectCornersAsync(img, { threshold: 10, maxCorners: 100 }, { inPlace: true }))).toEqual(arrays(detectCorners(img, { threshold: 10, maxCorners: 100 })));
     const many = await Promise.all([1, 2, 3, 4].map((t) => detectCornersAsync(img, { threshold: t * 10 })));
     many.forEach((c, i) => expect(c.count).toBe(detectCorners(img, { threshold: (i + 1) * 10 }).count));
   });
 
-  it('keeps the pixels it reads in place alive when the caller drops them during the detection', () => {
+  it('in place, keeps the pixels alive when the caller drops them during the detection', () => {
     // Without the addon's reference, the collected frame's memory would be reused by the garbage
     // allocated below while the pool still reads it.
     const file = path.join(tmp, 'held.bin');
@@ -163,7 +166,7 @@ describe('ranking, threads and async', () => {
     const script = `const m = require(${JSON.stringify(addon)}); const px = require('fs').readFileSync(${JSON.stringify(file)});
       const want = m.detect(new Uint8Array(px), 600, 400, 600, 8, 10, 0, 0, 1, true).count;
       const runs = [];
-      for (let i = 0; i < 8; i++) runs.push(m.detectAsync(new Uint8Array(px), 600, 400, 600, 8, 10, 0, 0, 1, true));
+      for (let i = 0; i < 8; i++) runs.push(m.detectAsync(new Uint8Array(px), 600, 400, 600, 8, 10, 0, 0, 1, true, true));
       for (let i = 0; i < 8; i++) { globalThis.gc(); new Uint8Array(600 * 400).fill(255); }
       Promise.all(runs).then((r) => console.log(JSON.stringify({ want, got: r.map((c) => c.count) })));`;
     const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });

@@ -248,7 +248,7 @@ describe('cropForModel in the addon', () => {
 });
 
 describe('cropForModelAsync', () => {
-  it('gives the synchronous crop to the bit', async () => {
+  it('gives the synchronous crop to the bit, in place or from a copy (then the frame may change meanwhile)', async () => {
     const r = rng(5);
     for (const depth of [8, 16] as const) {
       const img = frame(333, 281, depth, depth + 7);
@@ -256,13 +256,21 @@ describe('cropForModelAsync', () => {
         for (let k = 0; k < 4; k++) {
           // Boxes inside, across the edges and past them (every sample clamped to the frame).
           const box: Box = [-80 + r() * 350, -80 + r() * 300, 5 + r() * 250, 10 + r() * 350];
-          expectSameFloats(await cropForModelAsync(img, box, o, SIZE), cropForModel(img, box, o, SIZE), `${depth}-bit ${o} [${box.join(', ')}]`);
+          const want = cropForModel(img, box, o, SIZE);
+          expectSameFloats(await cropForModelAsync(img, box, o, SIZE, { inPlace: true }), want, `in place, ${depth}-bit ${o} [${box.join(', ')}]`);
+          // By default the frame is copied first: it may change meanwhile.
+          const pending = cropForModelAsync(img, box, o, SIZE);
+          const saved = img.pixels.slice();
+          img.pixels.fill(0);
+          const got = await pending;
+          img.pixels.set(saved);
+          expectSameFloats(got, want, `${depth}-bit ${o} [${box.join(', ')}]`);
         }
       }
     }
   });
 
-  it('keeps the frame it reads in place alive when the caller drops it during the crop', () => {
+  it('in place, keeps the frame alive when the caller drops it during the crop', () => {
     // Without the addon's reference, the collected frame's memory would be reused by the garbage
     // allocated below while the pool still reads it.
     const img = frame(1200, 900, 16, 3);
@@ -278,7 +286,7 @@ describe('cropForModelAsync', () => {
       const want = new Float32Array(128 * 256);
       m.cropForModel(px(), ${args}, want);
       const runs = [];
-      for (let i = 0; i < 8; i++) runs.push(m.cropForModelAsync(px(), ${args}));
+      for (let i = 0; i < 8; i++) runs.push(m.cropForModelAsync(px(), ${args}, true));
       for (let i = 0; i < 8; i++) { globalThis.gc(); new Uint16Array(1200 * 900).fill(65535); }
       Promise.all(runs).then((r) => console.log(JSON.stringify(r.map((c) => Array.from(c).every((v, k) => v === want[k])))));`;
     const out = execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });

@@ -23,9 +23,15 @@ const GREY_CHROMA_TOLERANCE = 2;
 
 /**
  * `pixelBuffer`, when given, lends the buffer a grey PNG is decoded into (the addon's path): a
- * caller judging frame after frame reuses one instead of a fresh 8 MB each time.
+ * caller judging frame after frame reuses one instead of a fresh 8 MB each time. `inPlace`: the
+ * addon reads `bytes` without copying them; the caller leaves them alone until this settles.
  */
-export async function decodeFrame(bytes: Uint8Array, limits: DecodeLimits = SPEC_LIMITS, pixelBuffer?: (bytes: number) => ArrayBuffer): Promise<Image> {
+export async function decodeFrame(
+  bytes: Uint8Array,
+  limits: DecodeLimits = SPEC_LIMITS,
+  pixelBuffer?: (bytes: number) => ArrayBuffer,
+  inPlace = false,
+): Promise<Image> {
   if (bytes.length === 0) throw new FrameError('DECODE_ERROR', 'the file is empty (0 bytes)');
   if (isBmp(bytes)) return checkSize(decodeBmp(bytes, limits), limits);
   if (nativePng && isPng(bytes)) {
@@ -33,7 +39,7 @@ export async function decodeFrame(bytes: Uint8Array, limits: DecodeLimits = SPEC
     if (layout) {
       checkHeader(layout.width, layout.height, limits);
       const out = pixelBuffer?.(greyPngWorkBytes(layout));
-      return { width: layout.width, height: layout.height, depth: layout.depth, pixels: await decodeGreyPng(bytes, layout, out) };
+      return { width: layout.width, height: layout.height, depth: layout.depth, pixels: await decodeGreyPng(bytes, layout, out, inPlace) };
     }
   }
   const tiff = greyTiffLayout(bytes);

@@ -17,10 +17,11 @@ export function greyPngWorkBytes(layout: Pick<GreyPngLayout, 'width' | 'height' 
 /**
  * The samples of a grey PNG laid out by greyPngLayout; FrameError('DECODE_ERROR') when its data is
  * corrupt. With `out` (greyPngWorkBytes long at least) they are decoded into it and view it.
+ * With inPlace the addon reads `b` without copying it: leave it unchanged until this settles.
  */
-export async function decodeGreyPng(b: Uint8Array, layout: GreyPngLayout, out?: ArrayBuffer): Promise<Uint8Array | Uint16Array> {
+export async function decodeGreyPng(b: Uint8Array, layout: GreyPngLayout, out?: ArrayBuffer, inPlace = false): Promise<Uint8Array | Uint16Array> {
   try {
-    return await native.decodeGreyPngAsync!(b, layout.idat, layout.width, layout.height, layout.depth, out);
+    return await native.decodeGreyPngAsync!(b, layout.idat, layout.width, layout.height, layout.depth, out, inPlace);
   } catch (err) {
     throw new FrameError('DECODE_ERROR', `PNG: ${(err as Error).message}`);
   }

@@ -94,6 +94,7 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   analysisSlots: Number.POSITIVE_INFINITY,
 };
 
+/** A frame to judge; its bytes or pixels are read in place, so leave them alone until the result. */
 export type FrameInput =
   | { frame: string; cellId: string | null; bytes: Uint8Array; orientation?: Orientation }
   | { frame: string; cellId: string | null; image: Image; orientation?: Orientation };
@@ -137,6 +138,10 @@ export interface Judged {
   cnn?: PoleSet;
   poles?: PoleSet;
 }
+
+// The addon reads frames where they are, without copying them on the event loop: the pipeline
+// awaits every stage before it hands a frame back, and callers leave the input alone until then.
+const IN_PLACE = { inPlace: true };
 
 const now = () => performance.now();
 const ms = (t: number) => Math.round((performance.now() - t) * 100) / 100;
@@ -231,7 +236,7 @@ export class Pipeline {
     try {
       if ('bytes' in input) {
         const t = now();
-        image = await decodeFrame(input.bytes, { minSide: SPEC_LIMITS.minSide, maxSide: this.options.maxFrameSide }, pixelBuffer);
+        image = await decodeFrame(input.bytes, { minSide: SPEC_LIMITS.minSide, maxSide: this.options.maxFrameSide }, pixelBuffer, IN_PLACE.inPlace);
         timingsMs.decode = ms(t);
       } else {
         image = checkImage(input.image, this.options.maxFrameSide);
@@ -292,7 +297,7 @@ export class Pipeline {
     const range = greyRange(image);
     const roiThreshold = scaledThreshold(range, image.depth, o.roi.threshold8);
     const refineThreshold = scaledThreshold(range, image.depth, o.cornerThreshold);
-    const found = await detectCornersAsync(image, { threshold: Math.min(roiThreshold, refineThreshold), maxCorners: o.roi.corners });
+    const found = await detectCornersAsync(image, { threshold: Math.min(roiThreshold, refineThreshold), maxCorners: o.roi.corners }, IN_PLACE);
     // Strongest first already: the addon ranks a maxCorners detection by Harris response.
     const corners = withScoreAtLeast(found, refineThreshold);
     timingsMs.corners = ms(t);
@@ -404,7 +409,7 @@ export class Pipeline {
   private async runModel(image: Image, orientation: Orientation, box: Box, timingsMs: Record<string, number>, flip: boolean): Promise<Float32Array> {
     let t = now();
     const { card } = this.net;
-    const crop = await cropForModelAsync(image, box, orientation, card.input);
+    const crop = await cropForModelAsync(image, box, orientation, card.input, IN_PLACE);
     const input = flip ? withMirrored(crop, card.input) : crop;
     timingsMs.preprocess = (timingsMs.preprocess ?? 0) + ms(t);
     t = now();

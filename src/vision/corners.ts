@@ -15,6 +15,12 @@ export interface CornerOptions {
   threads?: number;
 }
 
+/** Off the event loop, the pixels are copied first unless the caller guarantees to leave them alone. */
+export interface AsyncOptions {
+  /** Read the pixels in place: the caller changes and transfers nothing until the promise settles. */
+  inPlace?: boolean;
+}
+
 /** Default FAST threshold for 8-bit frames; 16-bit frames use it times 257 (the same contrast, full range). */
 export const DEFAULT_THRESHOLD_8 = 20;
 
@@ -30,9 +36,9 @@ export function detectCorners(img: Image, opts: CornerOptions): Corners {
   return native.detect(...nativeArgs(img, opts));
 }
 
-/** As detectCorners, off the event loop. The addon reads the pixels in place: leave them unchanged until the promise settles. */
-export async function detectCornersAsync(img: Image, opts: CornerOptions): Promise<Corners> {
-  return native.detectAsync(...nativeArgs(img, opts));
+/** As detectCorners, off the event loop. */
+export async function detectCornersAsync(img: Image, opts: CornerOptions, how: AsyncOptions = {}): Promise<Corners> {
+  return native.detectAsync(...nativeArgs(img, opts), how.inPlace === true);
 }
 
 type Args = Parameters<typeof native.detect>;

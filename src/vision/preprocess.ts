@@ -3,8 +3,9 @@
 // on the raw 8- or 16-bit values, so no precision is lost to an 8-bit detour, and applies the
 // orientation as a coordinate transform instead of copying the frame. The addon does the pixels.
 import { boxToCanonical, canonicalAffineArray } from '../frame/orientation.ts';
-import { native } from '../native.ts';
+import { native, type CropArgs } from '../native.ts';
 import type { Box, Image, Orientation } from '../types.ts';
+import type { AsyncOptions } from './corners.ts';
 import { checkImage } from './image-args.ts';
 
 export interface InputSize {
@@ -31,12 +32,11 @@ export function cropForModel(img: Image, box: Box, o: Orientation, size: InputSi
   return dst;
 }
 
-/** cropForModel off the event loop, on the libuv pool. The addon reads the pixels in place: leave them unchanged until the promise settles. */
-export function cropForModelAsync(img: Image, box: Box, o: Orientation, size: InputSize): Promise<Float32Array> {
-  return native.cropForModelAsync(...cropArgs(img, box, o, size));
+/** cropForModel off the event loop, on the libuv pool (inPlace: see corners.ts's AsyncOptions). */
+export function cropForModelAsync(img: Image, box: Box, o: Orientation, size: InputSize, how: AsyncOptions = {}): Promise<Float32Array> {
+  return native.cropForModelAsync(...cropArgs(img, box, o, size), how.inPlace === true);
 }
 
-type CropArgs = Parameters<typeof native.cropForModelAsync>;
 
 function cropArgs(img: Image, box: Box, o: Orientation, size: InputSize): CropArgs {
   const { width, height, depth, pixels } = checkImage(img);

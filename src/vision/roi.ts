@@ -175,7 +175,8 @@ export async function roiGroupsAsync(img: Image, orientation: Orientation, param
   const search = roiSearch(img, orientation, params, stepOne);
   for (let step = search.next(); ; ) {
     if (step.done) return step.value;
-    step = search.next(await detectCornersAsync(step.value.image, step.value.opts));
+    // In place: the frames are the pipeline's (or their halves, made here), untouched until this settles.
+    step = search.next(await detectCornersAsync(step.value.image, step.value.opts, { inPlace: true }));
   }
 }
 
