@@ -140,6 +140,28 @@ Napi::Value Detect(const Napi::CallbackInfo& info) {
   return toJs(info.Env(), out);
 }
 
+// The bytes an async call reads: a copy made on the event loop (JavaScript may transfer or reuse
+// the buffer meanwhile), or with inPlace the caller's own, held by a reference until the call ends.
+class CallerBytes {
+ public:
+  CallerBytes(Napi::Object owner, const void* data, size_t bytes, bool inPlace) {
+    if (inPlace) {
+      held_ = Napi::Persistent(owner);
+      data_ = data;
+    } else {
+      const auto* p = static_cast<const uint8_t*>(data);
+      copy_.assign(p, p + bytes);
+      data_ = copy_.data();
+    }
+  }
+  const void* data() const { return data_; }
+
+ private:
+  Napi::ObjectReference held_;
+  std::vector<uint8_t> copy_;
+  const void* data_ = nullptr;
+};
+
 // Off the event loop. By default the pixels are copied first: JavaScript may transfer or reuse the
 // buffer meanwhile. With inPlace (the pipeline, which awaits every stage before it touches a frame
 // again) they are read where they are, held by a reference: copying an 8 MB frame on the event
@@ -147,21 +169,14 @@ Napi::Value Detect(const Napi::CallbackInfo& info) {
 class DetectWorker : public Napi::AsyncWorker {
  public:
   DetectWorker(Napi::Env env, const DetectArgs& a, Napi::Object pixels, bool inPlace)
-      : Napi::AsyncWorker(env, "xpole:corners"), args_(a), deferred_(Napi::Promise::Deferred::New(env)) {
-    if (inPlace) {
-      held_ = Napi::Persistent(pixels);
-    } else {
-      const auto* p = static_cast<const uint8_t*>(a.data);
-      copy_.assign(p, p + a.bytes);
-      args_.data = copy_.data();
-    }
-  }
+      : Napi::AsyncWorker(env, "xpole:corners"), args_(a), deferred_(Napi::Promise::Deferred::New(env)),
+        pixels_(pixels, a.data, a.bytes, inPlace) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
   void Execute() override {
     try {
-      run(args_, args_.data, out_);
+      run(args_, pixels_.data(), out_);
     } catch (const std::exception& e) {
       SetError(std::string("corner detection failed: ") + e.what());
     }
@@ -172,8 +187,7 @@ class DetectWorker : public Napi::AsyncWorker {
  private:
   DetectArgs args_;
   Napi::Promise::Deferred deferred_;
-  std::vector<uint8_t> copy_;
-  Napi::ObjectReference held_;
+  CallerBytes pixels_;
   xpole::CornerSet out_;
 };
 
@@ -214,12 +228,7 @@ class PngWorker : public Napi::AsyncWorker {
     if (inPlace) {
       png_ = Napi::Persistent(png);
     } else {
-      copy_.resize(zBytes_);
-      size_t at = 0;
-      for (const auto& [off, len] : idat_) {
-        std::memcpy(copy_.data() + at, data_ + off, len);
-        at += len;
-      }
+      joinIdat(copy_);
     }
     if (!out.IsEmpty()) {
       out_ = Napi::Persistent(out);
@@ -243,12 +252,7 @@ class PngWorker : public Napi::AsyncWorker {
     } else {
       // The IDAT chunks joined into one stream, in this pool thread's buffer, reused frame after frame.
       thread_local std::vector<uint8_t> z;
-      z.resize(zBytes_);
-      size_t at = 0;
-      for (const auto& [off, len] : idat_) {
-        std::memcpy(z.data() + at, data_ + off, len);
-        at += len;
-      }
+      joinIdat(z);
       err = xpole::decodeGreyPng(z.data(), zBytes_, width_, height_, depth_, buf_);
       // A frame far larger than the usual (up to 8192² is accepted) does not stay pinned in every pool thread.
       if (z.capacity() > kKeptIdatBytes) std::vector<uint8_t>().swap(z);
@@ -268,6 +272,16 @@ class PngWorker : public Napi::AsyncWorker {
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
+  // The IDAT chunks, one after another: the zlib stream.
+  void joinIdat(std::vector<uint8_t>& z) const {
+    z.resize(zBytes_);
+    size_t at = 0;
+    for (const auto& [off, len] : idat_) {
+      std::memcpy(z.data() + at, data_ + off, len);
+      at += len;
+    }
+  }
+
   Napi::Promise::Deferred deferred_;
   Napi::Reference<Napi::Uint8Array> png_;  // inPlace: keeps the file's bytes from being collected
   std::vector<uint8_t> copy_;              // otherwise: the IDAT stream, copied on the event loop
@@ -432,14 +446,8 @@ Napi::Value CropForModel(const Napi::CallbackInfo& info) {
 class CropWorker : public Napi::AsyncWorker {
  public:
   CropWorker(Napi::Env env, const CropArgs& c, Napi::Object pixels, bool inPlace)
-      : Napi::AsyncWorker(env, "xpole:crop"), deferred_(Napi::Promise::Deferred::New(env)), spec_(c.spec), depth_(c.depth), data_(c.data) {
-    if (inPlace) {
-      held_ = Napi::Persistent(pixels);
-    } else {
-      const auto* p = static_cast<const uint8_t*>(c.data);
-      copy_.assign(p, p + size_t(spec_.width) * size_t(spec_.height) * size_t(depth_ / 8));
-      data_ = copy_.data();
-    }
+      : Napi::AsyncWorker(env, "xpole:crop"), deferred_(Napi::Promise::Deferred::New(env)), spec_(c.spec), depth_(c.depth),
+        pixels_(pixels, c.data, size_t(c.spec.width) * size_t(c.spec.height) * size_t(c.depth / 8), inPlace) {
     auto ab = Napi::ArrayBuffer::New(env, size_t(spec_.outW) * size_t(spec_.outH) * sizeof(float));
     out_ = Napi::Persistent(ab);
     outData_ = static_cast<float*>(ab.Data());
@@ -447,9 +455,7 @@ class CropWorker : public Napi::AsyncWorker {
   Napi::Promise Promise() { return deferred_.Promise(); }
 
  protected:
-  void Execute() override {
-    runCrop(data_, depth_, spec_, outData_);
-  }
+  void Execute() override { runCrop(pixels_.data(), depth_, spec_, outData_); }
   void OnOK() override {
     deferred_.Resolve(Napi::Float32Array::New(Env(), size_t(spec_.outW) * size_t(spec_.outH), out_.Value(), 0));
   }
@@ -459,9 +465,7 @@ class CropWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   xpole::CropSpec spec_;
   int depth_;
-  const void* data_;
-  std::vector<uint8_t> copy_;
-  Napi::ObjectReference held_;
+  CallerBytes pixels_;
   Napi::Reference<Napi::ArrayBuffer> out_;
   float* outData_ = nullptr;
 };
