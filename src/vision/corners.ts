@@ -1,7 +1,7 @@
 // oFAST corners (FAST-9 + ORB's Harris ranking and intensity-centroid angle) through the native addon.
 import { native } from '../native.ts';
 import type { Corners, Image } from '../types.ts';
-import { checkImage, describe, MAX_SIDE } from './image-args.ts';
+import { checkImage, describe, MAX_SIDE, type AsyncOptions } from './image-args.ts';
 
 export interface CornerOptions {
   /** FAST threshold in the image's own units: 0..255 for 8-bit, 0..65535 for 16-bit frames. */
@@ -13,12 +13,6 @@ export interface CornerOptions {
   border?: number;
   /** Row bands detected in parallel; default 1 (the daemon already keeps two frames in flight). */
   threads?: number;
-}
-
-/** Off the event loop, the pixels are copied first unless the caller guarantees to leave them alone. */
-export interface AsyncOptions {
-  /** Read the pixels in place: the caller changes and transfers nothing until the promise settles. */
-  inPlace?: boolean;
 }
 
 /** Default FAST threshold for 8-bit frames; 16-bit frames use it times 257 (the same contrast, full range). */

@@ -37,3 +37,9 @@ export function describe(v: unknown): string {
   if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
   return typeof v;
 }
+
+/** Off the event loop, the pixels are copied first unless the caller guarantees to leave them alone. */
+export interface AsyncOptions {
+  /** Read the pixels in place: the caller changes and transfers nothing until the promise settles. */
+  inPlace?: boolean;
+}

@@ -5,8 +5,7 @@
 import { boxToCanonical, canonicalAffineArray } from '../frame/orientation.ts';
 import { native, type CropArgs } from '../native.ts';
 import type { Box, Image, Orientation } from '../types.ts';
-import type { AsyncOptions } from './corners.ts';
-import { checkImage } from './image-args.ts';
+import { checkImage, type AsyncOptions } from './image-args.ts';
 
 export interface InputSize {
   width: number;
@@ -32,11 +31,10 @@ export function cropForModel(img: Image, box: Box, o: Orientation, size: InputSi
   return dst;
 }
 
-/** cropForModel off the event loop, on the libuv pool (inPlace: see corners.ts's AsyncOptions). */
+/** cropForModel off the event loop, on the libuv pool (inPlace: see AsyncOptions). */
 export function cropForModelAsync(img: Image, box: Box, o: Orientation, size: InputSize, how: AsyncOptions = {}): Promise<Float32Array> {
   return native.cropForModelAsync(...cropArgs(img, box, o, size), how.inPlace === true);
 }
-
 
 function cropArgs(img: Image, box: Box, o: Orientation, size: InputSize): CropArgs {
   const { width, height, depth, pixels } = checkImage(img);
