@@ -138,3 +138,33 @@ describe('HeatmapModel runs off the event loop', () => {
     await expect(model.run(new Float32Array(model.inputSize), 1)).rejects.toThrow(/the model is closed/);
   });
 });
+
+describe('the int8 variant (models/xpole-hrnet-int8.onnx)', () => {
+  const MODELS = path.join(path.dirname(fileURLToPath(import.meta.url)), '../models');
+  const card = (name: string) => JSON.parse(readFileSync(path.join(MODELS, name), 'utf8'));
+
+  it('was quantized from the shipped model (a new float model needs npm run quantize)', () => {
+    const float = card('xpole-hrnet.json');
+    const int8 = card('xpole-hrnet-int8.json');
+    expect(int8.quantization.from).toEqual({ file: float.file, sha256: float.sha256 });
+    expect(int8.sha256).toBe(sha256Hex(readFileSync(path.join(MODELS, int8.file))));
+    expect(int8.keypoints).toEqual(float.keypoints);
+    expect(int8.input).toEqual(float.input);
+    expect(int8.heatmap).toEqual(float.heatmap);
+  });
+
+  it('runs int8 kernels: the file holds int8 weights, and loads and runs on the CPU provider', async () => {
+    const bytes = readFileSync(path.join(MODELS, 'xpole-hrnet-int8.onnx'));
+    // int8 weights: about a quarter of the float file's 6.3 MB.
+    expect(bytes.length).toBeLessThan(0.4 * readFileSync(path.join(MODELS, 'xpole-hrnet.onnx')).length);
+    const model = await HeatmapModel.load({ modelPath: path.join(MODELS, 'xpole-hrnet-int8.onnx'), providers: ['cpu'], intraOpNumThreads: 1 });
+    try {
+      expect(model.name).toBe('xpole-hrnet-int8');
+      const hm = await model.run(Float32Array.from({ length: model.inputSize }, (_, i) => Math.sin(i / 31)), 1);
+      expect(hm.length).toBe(model.outputSize);
+      expect(hm.every(Number.isFinite)).toBe(true);
+    } finally {
+      await model.close();
+    }
+  });
+});
