@@ -109,6 +109,9 @@ def qdq(src, ranges_path, dst, float_prefixes):
         t = n.output[0]
         if n.op_type == 'Constant' or t in outputs or t in keep_float:
             continue
+        # Upsampling for float sums only: a quantizer there would be pure cost (uint8 Resize is slow).
+        if n.op_type == 'Resize' and all(c.output[0] in keep_float for c in consumers.get(t, [])):
+            continue
         # Nearest-neighbour upsampling moves values, it does not change them: same scale in and out.
         quantize_tensor(t, *(params[inputs[0]] if n.op_type == 'Resize' else calibrated(t)))
 

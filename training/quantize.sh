@@ -3,8 +3,9 @@
 # calibrated on the crops the pipeline makes of the first CALIB_FRAMES (default 80) frames of the
 # first training chunk, then scored on the test set (xpole eval) into its card. Deterministic: same
 # model and data, same int8 model.
-# The fusion sums of the three HRNet stages and the last stage's Relu stay float: quantizing them
-# cost the most accuracy for the least time (docs/training.md, "The int8 variant").
+# The partial sums of each stage's multi-scale fusion and the last stage's output (the head's input)
+# stay float: quantizing them cost the most accuracy for the least time (docs/training.md, "The
+# int8 variant").
 # Environment: XPOLE_DATA (default /work/data/xpole, made by npm run train), CALIB_FRAMES.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ DATA=${XPOLE_DATA:-/work/data/xpole}
 FRAMES=${CALIB_FRAMES:-80}
 CALIB="$DATA/train-1001"
 [ -f "$CALIB/annotations.json" ] || { echo "quantize: no calibration frames in $CALIB (npm run train makes them)" >&2; exit 2; }
-FLOAT=/stages.0.0/Add,/stages.0.0/relu,/stages.1.0/Add,/stages.1.0/relu,/stages.2.0/Add,/stages.2.0/relu
+FLOAT=/stages.0.0/Add,/stages.1.0/Add,/stages.2.0/Add,/stages.2.0/relu
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 /usr/bin/python3 training/quantize.py probe models/xpole-hrnet.onnx "$TMP/probe.onnx"
