@@ -8,6 +8,7 @@ import { greyPngLayout, isPng } from './png-format.ts';
 import { greyTiffLayout, readGreyTiff } from './tiff.ts';
 import { FrameError } from '../errors.ts';
 import type { Image } from '../types.ts';
+import type { AsyncOptions } from '../vision/image-args.ts';
 
 export interface DecodeLimits {
   /** Smallest accepted side in pixels (SPEC: 256). */
@@ -30,7 +31,7 @@ export async function decodeFrame(
   bytes: Uint8Array,
   limits: DecodeLimits = SPEC_LIMITS,
   pixelBuffer?: (bytes: number) => ArrayBuffer,
-  inPlace = false,
+  options: AsyncOptions = {},
 ): Promise<Image> {
   if (bytes.length === 0) throw new FrameError('DECODE_ERROR', 'the file is empty (0 bytes)');
   if (isBmp(bytes)) return checkSize(decodeBmp(bytes, limits), limits);
@@ -39,7 +40,7 @@ export async function decodeFrame(
     if (layout) {
       checkHeader(layout.width, layout.height, limits);
       const out = pixelBuffer?.(greyPngWorkBytes(layout));
-      return { width: layout.width, height: layout.height, depth: layout.depth, pixels: await decodeGreyPng(bytes, layout, out, inPlace) };
+      return { width: layout.width, height: layout.height, depth: layout.depth, pixels: await decodeGreyPng(bytes, layout, out, options) };
     }
   }
   const tiff = greyTiffLayout(bytes);

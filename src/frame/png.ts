@@ -5,6 +5,7 @@
 import { FrameError } from '../errors.ts';
 import { native } from '../native.ts';
 import type { GreyPngLayout } from './png-format.ts';
+import type { AsyncOptions } from '../vision/image-args.ts';
 
 /** True when the addon has the fast grey PNG path (built with libdeflate). */
 export const nativePng = typeof native.decodeGreyPngAsync === 'function';
@@ -17,9 +18,9 @@ export function greyPngWorkBytes(layout: Pick<GreyPngLayout, 'width' | 'height' 
 /**
  * The samples of a grey PNG laid out by greyPngLayout; FrameError('DECODE_ERROR') when its data is
  * corrupt. With `out` (greyPngWorkBytes long at least) they are decoded into it and view it.
- * With inPlace the addon reads `b` without copying it: leave it unchanged until this settles.
+ * With `inPlace` the addon reads `b` without copying it: leave it unchanged until this settles.
  */
-export async function decodeGreyPng(b: Uint8Array, layout: GreyPngLayout, out?: ArrayBuffer, inPlace = false): Promise<Uint8Array | Uint16Array> {
+export async function decodeGreyPng(b: Uint8Array, layout: GreyPngLayout, out?: ArrayBuffer, { inPlace = false }: AsyncOptions = {}): Promise<Uint8Array | Uint16Array> {
   try {
     return await native.decodeGreyPngAsync!(b, layout.idat, layout.width, layout.height, layout.depth, out, inPlace);
   } catch (err) {

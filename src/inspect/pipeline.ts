@@ -236,7 +236,7 @@ export class Pipeline {
     try {
       if ('bytes' in input) {
         const t = now();
-        image = await decodeFrame(input.bytes, { minSide: SPEC_LIMITS.minSide, maxSide: this.options.maxFrameSide }, pixelBuffer, IN_PLACE.inPlace);
+        image = await decodeFrame(input.bytes, { minSide: SPEC_LIMITS.minSide, maxSide: this.options.maxFrameSide }, pixelBuffer, IN_PLACE);
         timingsMs.decode = ms(t);
       } else {
         image = checkImage(input.image, this.options.maxFrameSide);
