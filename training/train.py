@@ -239,14 +239,13 @@ def main():
     if resumed:
         # A run that spans sessions: everything the loop carries from epoch to epoch comes back, so
         # the run goes on as if it had not stopped (the learning-rate schedule follows `step`).
-        state = resumed
-        net.load_state_dict(state['model'])
-        opt.load_state_dict(state['optimizer'])
-        step, epoch, best = state['step'], state['epoch'], state['best']
-        rng.bit_generator.state = state['rng']
-        torch.set_rng_state(state['torchRng'])
-        init_info = state['card']['training']['init']
-        t0 -= state['card']['training']['minutes'] * 60
+        net.load_state_dict(resumed['model'])
+        opt.load_state_dict(resumed['optimizer'])
+        step, epoch, best = resumed['step'], resumed['epoch'], resumed['best']
+        rng.bit_generator.state = resumed['rng']
+        torch.set_rng_state(resumed['torchRng'])
+        init_info = resumed['card']['training']['init']
+        t0 -= resumed['card']['training']['minutes'] * 60
         log('resumed', checkpoint=a.resume, epoch=epoch, step=step, best=best)
     while True:
         epoch += 1
