@@ -3,7 +3,7 @@
 // file descriptors (/proc/PID), its V8 heap (a sampling module loaded with --import), frames
 // delivered, and the latency percentiles of the daemon's own 10 s stats window. Growth is
 // measured from the end of the warm-up (the first 20% of the frames) to the end.
-//   npx tsx bench/soak.ts [--frames 20000] [--minutes M] [--size 1000] [--every 10]
+//   npx tsx bench/soak.ts [--frames 20000] [--minutes M] [--size 1000] [--every 10] [--model FILE]
 // Stops at --frames or after --minutes, whichever comes first, and says how many frames it ran.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,6 +18,7 @@ const { values: opt } = parseArgs({
     minutes: { type: 'string', default: '600' },
     size: { type: 'string', default: '1000' },
     every: { type: 'string', default: '10' },
+    model: { type: 'string' },
   },
 });
 const FRAMES = Number(opt.frames);
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
   );
   const cfg = writeConfig(dir, broker.url, {
     source: { type: 'simulator', simulator: { rate: 0, size: Number(opt.size), frames: 8, defectRate: 0.2 } },
-    model: { intraOpNumThreads: 0 },
+    model: { intraOpNumThreads: 0, ...(opt.model ? { path: path.resolve(opt.model) } : {}) },
   });
   let delivered = 0;
   const client = mqtt.connect(broker.url, { clientId: `soak-${process.pid}`, protocolVersion: 5 });
