@@ -107,6 +107,10 @@ describe('Pipeline on the test fixture model (shapes, errors, concurrency)', () 
       const oneAtATime = await Promise.all(inputs.map((inp, i) => gated.judge(inp, ids(i))));
       const strip = (r: Result) => ({ ...r, timingsMs: {} });
       expect(oneAtATime.map(strip)).toEqual(free.map(strip));
+      // Frames decoded ahead wait for the slot, and the wait is timed apart (part of total).
+      const waits = oneAtATime.map((r) => r.timingsMs.slotWait!);
+      expect(Math.max(...waits)).toBeGreaterThan(Math.max(...free.map((r) => r.timingsMs.slotWait!)));
+      for (const r of oneAtATime) expect(r.timingsMs.total).toBeGreaterThanOrEqual(r.timingsMs.slotWait! + r.timingsMs.model!);
       // A frame that cannot be decoded never takes a slot, and does not hold up the others.
       const bad = { frame: 'bad.png', cellId: null, bytes: new Uint8Array([1, 2, 3]) };
       const mixed = await Promise.all([gated.judge(bad, ids(9)), gated.judge(inputs[0]!, ids(0))]);

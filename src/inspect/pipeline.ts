@@ -241,7 +241,10 @@ export class Pipeline {
       } else {
         image = checkImage(input.image, this.options.maxFrameSide);
       }
+      // Decoded ahead, the frame may wait for an analysis slot: timed apart, as part of total.
+      const waitFrom = now();
       await this.analysisSlots.take();
+      timingsMs.slotWait = ms(waitFrom);
       try {
         const analysis = await this.analyze(image, input.orientation ?? this.options.orientation, timingsMs);
         roi = analysis.crop;
