@@ -441,13 +441,17 @@ Napi::Value CropForModel(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// Off the event loop; resolves to a new Float32Array. The frame is copied first, unless inPlace:
-// then it is read where it is, held by a reference (as for the corners).
+// Off the event loop; resolves to a new Float32Array. The rows the crop reads are copied first
+// (a 2048² frame's ROI is a fraction of its 8 MB), unless inPlace: then the frame is read where it
+// is, held by a reference (as for the corners).
 class CropWorker : public Napi::AsyncWorker {
  public:
   CropWorker(Napi::Env env, const CropArgs& c, Napi::Object pixels, bool inPlace)
-      : Napi::AsyncWorker(env, "xpole:crop"), deferred_(Napi::Promise::Deferred::New(env)), spec_(c.spec), depth_(c.depth),
-        pixels_(pixels, c.data, size_t(c.spec.width) * size_t(c.spec.height) * size_t(c.depth / 8), inPlace) {
+      : Napi::AsyncWorker(env, "xpole:crop"), deferred_(Napi::Promise::Deferred::New(env)),
+        rows_(inPlace ? xpole::RowSpan{0, c.spec.height - 1} : xpole::cropRows(c.spec)), spec_(c.spec), depth_(c.depth),
+        pixels_(pixels, static_cast<const uint8_t*>(c.data) + size_t(rows_.first) * rowBytes(c),
+                size_t(rows_.last - rows_.first + 1) * rowBytes(c), inPlace) {
+    spec_.firstRow = rows_.first;
     auto ab = Napi::ArrayBuffer::New(env, size_t(spec_.outW) * size_t(spec_.outH) * sizeof(float));
     out_ = Napi::Persistent(ab);
     outData_ = static_cast<float*>(ab.Data());
@@ -462,7 +466,10 @@ class CropWorker : public Napi::AsyncWorker {
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
+  static size_t rowBytes(const CropArgs& c) { return size_t(c.spec.width) * size_t(c.depth / 8); }
+
   Napi::Promise::Deferred deferred_;
+  xpole::RowSpan rows_;
   xpole::CropSpec spec_;
   int depth_;
   CallerBytes pixels_;

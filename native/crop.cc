@@ -33,6 +33,7 @@ struct Terms {
 template <typename T>
 void crop(const T* base, const CropSpec& c, float* dst) {
   const size_t stride = size_t(c.width);
+  const size_t first = size_t(c.firstRow);
   const Terms t(c);
   const int W = c.outW, H = c.outH, s = c.s;
   const double maxX = c.width - 1, maxY = c.height - 1;
@@ -54,8 +55,8 @@ void crop(const T* base, const CropSpec& c, float* dst) {
           const double fx = x - fx0, fy = y - fy0;
           const size_t x0 = size_t(fx0), y0 = size_t(fy0);
           const size_t x1 = fx0 < maxX ? x0 + 1 : x0;
-          const size_t r0 = y0 * stride;
-          const size_t r1 = (fy0 < maxY ? y0 + 1 : y0) * stride;
+          const size_t r0 = (y0 - first) * stride;
+          const size_t r1 = ((fy0 < maxY ? y0 + 1 : y0) - first) * stride;
           const double p00 = base[r0 + x0], p01 = base[r0 + x1], p10 = base[r1 + x0], p11 = base[r1 + x1];
           const double top = p00 + (p01 - p00) * fx;
           const double bot = p10 + (p11 - p10) * fx;
@@ -80,6 +81,18 @@ void crop(const T* base, const CropSpec& c, float* dst) {
 }
 
 }  // namespace
+
+RowSpan cropRows(const CropSpec& c) {
+  const Terms t(c);
+  // A sample's y is colY + rowY, and rounding is monotonic in each term: the smallest and largest
+  // sums are those of the smallest and largest terms, to the bit.
+  const auto [cLo, cHi] = std::minmax_element(t.colY.begin(), t.colY.end());
+  const auto [rLo, rHi] = std::minmax_element(t.rowY.begin(), t.rowY.end());
+  const double maxY = c.height - 1;
+  const double lo = std::clamp(*cLo + *rLo, 0.0, maxY), hi = std::clamp(*cHi + *rHi, 0.0, maxY);
+  const int last = int(std::floor(hi));
+  return {int(std::floor(lo)), last < c.height - 1 ? last + 1 : last};
+}
 
 void cropForModel8(const uint8_t* p, const CropSpec& c, float* out) { crop(p, c, out); }
 void cropForModel16(const uint16_t* p, const CropSpec& c, float* out) { crop(p, c, out); }

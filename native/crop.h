@@ -15,11 +15,20 @@ struct CropSpec {
   Affine a;
   double box[4];
   int outW, outH, s;
+  // The frame row that `p` starts at: a caller may hand in only the rows cropRows() names.
+  int firstRow = 0;
 };
+
+// The first and last frame rows the crop reads (bilinear neighbours included, edges clamped as
+// the crop clamps them): what a caller must copy to crop from a copy of part of the frame.
+struct RowSpan {
+  int first, last;
+};
+RowSpan cropRows(const CropSpec& c);
 
 // out[v * outW + u] = the mean of s x s bilinear samples (edge pixels replicated) over cell (u, v)
 // of the canonical box, then z-scored over all cells (population std, at least 1e-6). `p` holds
-// the frame's pixels, width x height, row after row. The same arithmetic, in the same order, as
+// the frame's pixels, width x height, row after row, from row c.firstRow on. The same arithmetic, in the same order, as
 // the TypeScript it replaced: equal to the bit.
 void cropForModel8(const uint8_t* p, const CropSpec& c, float* out);
 void cropForModel16(const uint16_t* p, const CropSpec& c, float* out);
