@@ -309,7 +309,7 @@ export class Pipeline {
     // (lower thresholds, the 2x2-binned frame): on the seed-3 test set it holds every pole in
     // 98.8% of the frames against 93.3% from step 1's corners alone (docs/inference.md).
     const stepOne = roiThreshold <= refineThreshold ? { threshold: roiThreshold, corners: found } : undefined;
-    const groups = await roiGroupsAsync(image, orientation, o.roi, stepOne);
+    const groups = await roiGroupsAsync(image, orientation, o.roi, stepOne, IN_PLACE);
     timingsMs.roi = ms(t);
     // SPEC's ROI is the best group's box. Where the model sees no stack in it (a fixture's edge
     // outscored a small stack's tips), the next groups' boxes get a look, roiCandidates in all.

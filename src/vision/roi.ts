@@ -10,6 +10,7 @@ import { FrameError } from '../errors.ts';
 import { boxFromCanonical, canonicalSize, toCanonical } from '../frame/orientation.ts';
 import type { Box, Corners, Image, Orientation } from '../types.ts';
 import { detectCorners, detectCornersAsync } from './corners.ts';
+import type { AsyncOptions } from './image-args.ts';
 import { halfSize, rectSums, sampledRange, stripeMean } from './sheets.ts';
 import { median } from './stats.ts';
 
@@ -153,8 +154,8 @@ export function roiForFrame(img: Image, orientation: Orientation, params: RoiPar
 }
 
 /** roiForFrame with the corners found off the event loop; the same ROI. */
-export async function roiForFrameAsync(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: StepOne): Promise<Box> {
-  return roiBox(img, (await roiGroupsAsync(img, orientation, params, stepOne))[0]!, orientation, params);
+export async function roiForFrameAsync(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: StepOne, how: AsyncOptions = {}): Promise<Box> {
+  return roiBox(img, (await roiGroupsAsync(img, orientation, params, stepOne, how))[0]!, orientation, params);
 }
 
 /**
@@ -170,13 +171,20 @@ export function roiGroups(img: Image, orientation: Orientation, params: RoiParam
   }
 }
 
-/** roiGroups with the corners found off the event loop. */
-export async function roiGroupsAsync(img: Image, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS, stepOne?: StepOne): Promise<CornerGroup[]> {
+/** roiGroups with the corners found off the event loop (`how.inPlace`: the caller's frame is read in place). */
+export async function roiGroupsAsync(
+  img: Image,
+  orientation: Orientation,
+  params: RoiParams = DEFAULT_ROI_PARAMS,
+  stepOne?: StepOne,
+  how: AsyncOptions = {},
+): Promise<CornerGroup[]> {
   const search = roiSearch(img, orientation, params, stepOne);
   for (let step = search.next(); ; ) {
     if (step.done) return step.value;
-    // In place: the frames are the pipeline's (or their halves, made here), untouched until this settles.
-    step = search.next(await detectCornersAsync(step.value.image, step.value.opts, { inPlace: true }));
+    // The halved frames are made here and touched by nothing else: always read in place.
+    const inPlace = how.inPlace === true || step.value.image !== img;
+    step = search.next(await detectCornersAsync(step.value.image, step.value.opts, { inPlace }));
   }
 }
 
