@@ -446,12 +446,12 @@ Napi::Value CropForModel(const Napi::CallbackInfo& info) {
 // is, held by a reference (as for the corners).
 class CropWorker : public Napi::AsyncWorker {
  public:
-  CropWorker(Napi::Env env, const CropArgs& c, Napi::Object pixels, bool inPlace)
-      : Napi::AsyncWorker(env, "xpole:crop"), deferred_(Napi::Promise::Deferred::New(env)),
-        rows_(inPlace ? xpole::RowSpan{0, c.spec.height - 1} : xpole::cropRows(c.spec)), spec_(c.spec), depth_(c.depth),
-        pixels_(pixels, static_cast<const uint8_t*>(c.data) + size_t(rows_.first) * rowBytes(c),
-                size_t(rows_.last - rows_.first + 1) * rowBytes(c), inPlace) {
-    spec_.firstRow = rows_.first;
+  // `rows`: the frame rows the worker reads (all of them in place).
+  CropWorker(Napi::Env env, const CropArgs& c, Napi::Object pixels, xpole::RowSpan rows, bool inPlace)
+      : Napi::AsyncWorker(env, "xpole:crop"), deferred_(Napi::Promise::Deferred::New(env)), spec_(c.spec), depth_(c.depth),
+        pixels_(pixels, static_cast<const uint8_t*>(c.data) + size_t(rows.first) * rowBytes(c),
+                size_t(rows.last - rows.first + 1) * rowBytes(c), inPlace) {
+    spec_.firstRow = rows.first;
     auto ab = Napi::ArrayBuffer::New(env, size_t(spec_.outW) * size_t(spec_.outH) * sizeof(float));
     out_ = Napi::Persistent(ab);
     outData_ = static_cast<float*>(ab.Data());
@@ -469,7 +469,6 @@ class CropWorker : public Napi::AsyncWorker {
   static size_t rowBytes(const CropArgs& c) { return size_t(c.spec.width) * size_t(c.depth / 8); }
 
   Napi::Promise::Deferred deferred_;
-  xpole::RowSpan rows_;
   xpole::CropSpec spec_;
   int depth_;
   CallerBytes pixels_;
@@ -480,7 +479,9 @@ class CropWorker : public Napi::AsyncWorker {
 // cropForModelAsync(pixels, width, height, depth, affine, box, outW, outH, samples[, inPlace])
 Napi::Value CropForModelAsync(const Napi::CallbackInfo& info) {
   CropArgs c = parseCrop(info, 9);
-  auto* w = new CropWorker(info.Env(), c, info[0].As<Napi::Object>(), inPlaceArg(info, 9));
+  const bool inPlace = inPlaceArg(info, 9);
+  const xpole::RowSpan rows = inPlace ? xpole::RowSpan{0, c.spec.height - 1} : xpole::cropRows(c.spec);
+  auto* w = new CropWorker(info.Env(), c, info[0].As<Napi::Object>(), rows, inPlace);
   auto p = w->Promise();
   w->Queue();
   return p;
