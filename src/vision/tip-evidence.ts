@@ -11,6 +11,7 @@
 import { canonicalAffine } from '../frame/orientation.ts';
 import type { Sheet } from '../inspect/recipe.ts';
 import type { Image, Orientation } from '../types.ts';
+import { sampleBilinear as sample } from './sample.ts';
 import { median } from './stats.ts';
 
 export interface TipStepParams {
@@ -29,24 +30,6 @@ export const DEFAULT_TIP_STEP_PARAMS: TipStepParams = { near: 3, far: 8, halfWid
 /** Samples per window: along x across. */
 const ALONG = 6;
 const ACROSS = 3;
-
-/** Bilinear sample with edges clamped. */
-function sample(img: Image, x: number, y: number): number {
-  const { width, height, pixels } = img;
-  const cx = Math.min(Math.max(x, 0), width - 1);
-  const cy = Math.min(Math.max(y, 0), height - 1);
-  const x0 = Math.floor(cx);
-  const y0 = Math.floor(cy);
-  const x1 = Math.min(x0 + 1, width - 1);
-  const y1 = Math.min(y0 + 1, height - 1);
-  const fx = cx - x0;
-  const fy = cy - y0;
-  const r0 = y0 * width;
-  const r1 = y1 * width;
-  const top = pixels[r0 + x0]! * (1 - fx) + pixels[r0 + x1]! * fx;
-  const bottom = pixels[r1 + x0]! * (1 - fx) + pixels[r1 + x1]! * fx;
-  return top * (1 - fy) + bottom * fy;
-}
 
 /** Mean intensity behind minus ahead of (x, y); `ux, uy` is the unit vector the tips point along. */
 export function tipStep(img: Image, x: number, y: number, ux: number, uy: number, p: TipStepParams = DEFAULT_TIP_STEP_PARAMS): number {
