@@ -1,6 +1,7 @@
 // The ablation of the paper's Table 1 on a COCO dataset: HRNet alone vs + corner refinement with
 // N = 128, 256, 512 corners, each with argmax and DARK decoding, plus refinement variants
-// (radius, sub-pixel corners). One model pass per frame; every variant decodes the same heatmaps.
+// (radius, sub-pixel corners), and the polish model (thirteenth session) on top. One model pass per
+// frame; every variant decodes the same heatmaps.
 // Usage: npx tsx bench/ablation.ts --dataset DIR [--model FILE] [--limit N] [--json OUT]
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -20,7 +21,8 @@ const pipeline = await Pipeline.load({
   corners: 512,
 });
 const rows: { name: string; v: Variant }[] = [];
-const base = pipeline.variant();
+// The paper's rows without the polish; it comes last, alone and with the corners (the default).
+const base = { ...pipeline.variant(), polish: false };
 for (const decode of ['argmax', 'dark'] as const) {
   rows.push({ name: `HRNet (${decode})`, v: { ...base, decode, refine: false } });
   for (const n of [128, 256, 512]) rows.push({ name: `+ corners N=${n} (${decode})`, v: { ...base, decode, refine: true, corners: n } });
@@ -34,6 +36,8 @@ for (const radius of [4, 6]) {
   rows.push({ name: `+ corners N=512 (dark), r=${radius}, offset-corrected corners`, v: { ...base, decode: 'dark', refine: true, corners: 512, refineParams: { ...DEFAULT_REFINE_PARAMS, radius, cornerOffset } } });
 }
 rows.push({ name: '+ corners N=512 (dark), sub-pixel corners', v: { ...base, decode: 'dark', refine: true, corners: 512, refineParams: { ...DEFAULT_REFINE_PARAMS, subpixel: true } } });
+rows.push({ name: 'HRNet (dark) + polish', v: { ...base, decode: 'dark', refine: false, polish: true } });
+rows.push({ name: '+ corners N=512 (dark) + polish (the default)', v: { ...pipeline.variant(), corners: 512 } });
 
 const dataset = readCocoDataset(values.dataset);
 const t0 = performance.now();
@@ -57,7 +61,7 @@ const lines = [
 rows.forEach((r, i) => {
   const s: VariantScore = scores[i]!;
   const ref = scores[r.v.decode === 'argmax' ? 0 : 4]!;
-  const rel = r.v.refine;
+  const rel = r.v.refine || r.v.polish;
   lines.push(
     `| ${r.name} | ${f(s.nmeJudged)}${rel ? gain(s.nmeJudged, ref.nmeJudged, true) : ''} | ${f(s.report['pck@0.5'])}${rel ? gain(s.report['pck@0.5'], ref.report['pck@0.5'], false) : ''} | ${f(s.report['pck@1.0'])} | ${f(s.report['pcs@0.5'])}${rel ? gain(s.report['pcs@0.5'], ref.report['pcs@0.5'], false) : ''} | ${f(s.report['pcs@1.0'])} | ${f(s.report.overkill, 4)} | ${f(s.report.escape, 4)} |`,
   );

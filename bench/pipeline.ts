@@ -50,7 +50,7 @@ const SIZES = opt.sizes!.split(',').map(Number);
 const FRAMES = Number(opt.frames);
 const DAEMON_FRAMES = Number(opt['daemon-frames']);
 const MODEL = opt.model ?? (fs.existsSync(DEFAULT_PIPELINE_OPTIONS.modelPath) ? DEFAULT_PIPELINE_OPTIONS.modelPath : path.resolve(import.meta.dirname, '../test/fixtures/tiny-model.onnx'));
-const STAGES = ['decode', 'corners', 'roi', 'preprocess', 'model', 'heatmap', 'refine', 'tips', 'verdict', 'total'];
+const STAGES = ['decode', 'corners', 'roi', 'preprocess', 'model', 'heatmap', 'refine', 'polish', 'tips', 'verdict', 'total'];
 
 const pct = (v: number[], p: number) => {
   const s = [...v].sort((a, b) => a - b);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HeatmapModel, ModelLoadError, sha256Hex, type LogLevel } from '../src/vision/model.ts';
+import { HeatmapModel, ModelLoadError, PolishModel, sha256Hex, type LogLevel } from '../src/vision/model.ts';
 
 // A random-weight HRNet-shaped net with the contract's shapes (made by test/fixtures/make-tiny-model.py).
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/tiny-model.onnx');
@@ -165,6 +165,47 @@ describe('the int8 variant (models/xpole-hrnet-int8.onnx)', () => {
       expect(hm.every(Number.isFinite)).toBe(true);
     } finally {
       await model.close();
+    }
+  });
+});
+
+describe('PolishModel (models/xpole-polish.onnx)', () => {
+  const POLISH = path.join(path.dirname(fileURLToPath(import.meta.url)), '../models/xpole-polish.onnx');
+  const opts = { providers: ['cpu'], intraOpNumThreads: 1 };
+
+  it('loads against its card and gives one canonical offset per patch, batched', async () => {
+    const { log, lines } = collect();
+    const model = await PolishModel.load({ ...opts, modelPath: POLISH, log });
+    try {
+      expect(lines.find(([l]) => l === 'info')?.[1]).toMatch(/polish model xpole-polish-[0-9a-f]{8} .*loaded on execution provider 'cpu'/);
+      expect(model.card.sha256).toBe(sha256Hex(readFileSync(POLISH)));
+      const side = model.card.input.patch;
+      const one = (seed: number) => Float32Array.from({ length: 2 * side * side }, (_, i) => (i < side * side ? Math.sin(i / seed) : 1));
+      const a = await model.run(one(7), 1);
+      const b = await model.run(one(13), 1);
+      expect(a.length).toBe(2);
+      const both = new Float32Array(4 * side * side);
+      both.set(one(7));
+      both.set(one(13), 2 * side * side);
+      const ab = await model.run(both, 2);
+      expect(Math.max(...[a[0]! - ab[0]!, a[1]! - ab[1]!, b[0]! - ab[2]!, b[1]! - ab[3]!].map(Math.abs))).toBeLessThan(1e-5);
+      await expect(model.run(new Float32Array(10), 1)).rejects.toThrow(/polish input holds 10 values, expected 1x2x32x32/);
+    } finally {
+      await model.close();
+    }
+  });
+
+  it('refuses a card without a usable patch size or move cap, naming the field', async () => {
+    for (const [field, change, message] of [
+      ['input.patch', { input: { patch: 0, anode: 1, cathode: -1 } }, /'input\.patch' must be an integer of at least 4/],
+      ['input.anode', { input: { patch: 32, anode: 1, cathode: 1 } }, /'input\.anode\/cathode' must be two different numbers/],
+      ['maxMovePx', { maxMovePx: -1 }, /'maxMovePx' must be a positive number/],
+    ] as const) {
+      const onnx = path.join(tmp, `polish-${field}.onnx`);
+      copyFileSync(POLISH, onnx);
+      const card = JSON.parse(readFileSync(POLISH.replace(/\.onnx$/, '.json'), 'utf8'));
+      writeFileSync(onnx.replace(/\.onnx$/, '.json'), JSON.stringify({ ...card, ...change }));
+      await expect(PolishModel.load({ ...opts, modelPath: onnx }), field).rejects.toThrow(message);
     }
   });
 });

@@ -78,12 +78,12 @@ export async function evaluate(pipeline: Pipeline, dataset: CocoDataset, variant
       if (!(err instanceof FrameError)) throw err;
       judged = null;
     }
-    variants.forEach((v, i) => {
+    for (const [i, v] of variants.entries()) {
       const acc = per[i]!;
       let poles: PoleSet | null = null;
       let verdict: Verdict = 'ERROR';
       if (judged?.analysis) {
-        poles = i === 0 ? judged.poles! : pipeline.locatePoles(judged.analysis, v).poles;
+        poles = i === 0 ? judged.poles! : (await pipeline.locatePoles(judged.analysis, v)).poles;
         verdict = i === 0 ? judged.result.verdict : pipeline.verdict(judged.analysis, poles, judged.result, {}, imgRecipe).verdict;
       }
       const predicted = new Float64Array(2 * k).fill(Number.NaN);
@@ -102,7 +102,7 @@ export async function evaluate(pipeline: Pipeline, dataset: CocoDataset, variant
       const line = { expected: img.expectedVerdict, judged: verdict };
       acc.verdicts.push(line);
       if (i === 0) opts.onFrame?.(img, sample, line);
-    });
+    }
     opts.onProgress?.(n + 1, images.length);
   }
   return per.map((acc) => {

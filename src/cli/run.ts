@@ -146,6 +146,9 @@ async function embeddedBroker(log: Logger): Promise<{ close(): Promise<void> }> 
 
 function loadPipeline(P: typeof Pipeline, config: Config, log: Logger): Promise<Pipeline> {
   if (!fs.existsSync(config.model.path)) throw new UsageError(`model.path: no such file ${config.model.path}`);
+  if (config.pipeline.polish && !fs.existsSync(config.model.polishPath)) {
+    throw new UsageError(`model.polishPath: no such file ${config.model.polishPath} (or set pipeline.polish: false)`);
+  }
   const logAt = { debug: log.debug, info: log.info, warning: log.warning, error: log.err };
   log.info(`loading model ${config.model.path} (providers ${config.model.providers.join(' -> ')})`);
   return P.load(pipelineOptionsFromConfig(config, (level, msg) => logAt[level](msg)));

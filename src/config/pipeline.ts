@@ -10,6 +10,7 @@ export function pipelineOptionsFromConfig(config: Config, log?: Logger): Omit<Pi
   const p = config.pipeline;
   return {
     modelPath: config.model.path,
+    polishModelPath: config.model.polishPath,
     providers: [...config.model.providers],
     intraOpNumThreads: config.model.intraOpNumThreads,
     orientation: config.orientation,
@@ -22,6 +23,7 @@ export function pipelineOptionsFromConfig(config: Config, log?: Logger): Omit<Pi
     secondPass: p.secondPass,
     secondPassBackReach: p.secondPassBackReach,
     deepLook: p.deepLook,
+    polish: p.polish,
     tipCheck: p.tipCheck,
     flipTest: p.flipTest,
     roiCandidates: p.roiCandidates,

@@ -23,7 +23,7 @@ export interface Config {
     minConfidence: number;
   };
   orientation: Orientation;
-  model: { path: string; providers: Provider[]; intraOpNumThreads: number };
+  model: { path: string; polishPath: string; providers: Provider[]; intraOpNumThreads: number };
   pipeline: {
     cornerThreshold: number;
     corners: number;
@@ -32,6 +32,7 @@ export interface Config {
     secondPass: boolean;
     secondPassBackReach: number;
     deepLook: boolean;
+    polish: boolean;
     tipCheck: boolean;
     flipTest: boolean;
     roiCandidates: number;
@@ -106,6 +107,7 @@ export const SCHEMA: Record<string, Field> = {
   model: section(
     {
       path: str(path.join(PACKAGE_ROOT, 'models/xpole-hrnet.onnx'), 'the ONNX model; its card (.json) sits beside it'),
+      polishPath: str(path.join(PACKAGE_ROOT, 'models/xpole-polish.onnx'), 'the polish model (pipeline.polish), card beside it'),
       providers: { kind: 'list', values: PROVIDERS, default: PROVIDERS, doc: 'execution providers tried in order' },
       intraOpNumThreads: int(0, 0, 64, 'ONNX Runtime threads for one inference (0: its default)'),
     },
@@ -120,6 +122,7 @@ export const SCHEMA: Record<string, Field> = {
       secondPass: bool(true, 'run the model again on the box around the first poles'),
       secondPassBackReach: num(1.25, 0, 10, "how far behind the outermost tip the second pass's box reaches at least, times overhangMaxMm"),
       deepLook: bool(true, "a cathode below minConfidence gets a look at a box reaching twice as far behind the tips; taken from there only recessed past the limit"),
+      polish: bool(true, 'move each pole to the apex a small CNN finds in a full-resolution patch around it (at most the card\'s maxMovePx)'),
       tipCheck: bool(true, "a cathode's confidence drops where the image shows no sheet ending at its tip (the step along the sheet, against the frame's other cathodes)"),
       flipTest: bool(false, 'the final model pass also runs its crop mirrored top-bottom and averages the heatmaps'),
       roiCandidates: int(3, 1, 16, "the ROI stage's candidate regions, best first, the model may look at before a frame is ROI_NOT_FOUND"),

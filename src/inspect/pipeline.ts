@@ -11,7 +11,8 @@ import { boxFromCanonical, boxToCanonical, canonicalAffine, fromCanonical, toCan
 import type { Box, Corners, ErrorReason, Image, Orientation, Pole, Result } from '../types.ts';
 import { detectCornersAsync } from '../vision/corners.ts';
 import { decodeHeatmaps, heatmapToCanonical, mergeMirrored, type DecodeMethod } from '../vision/heatmap.ts';
-import { HeatmapModel, ModelLoadError, type Logger } from '../vision/model.ts';
+import { HeatmapModel, ModelLoadError, PolishModel, type Logger } from '../vision/model.ts';
+import { applyPolish, polishPatches } from '../vision/polish.ts';
 import { cropForModelAsync, withMirrored } from '../vision/preprocess.ts';
 import { DEFAULT_REFINE_PARAMS, refinePoles, type RefineParams } from '../vision/refine.ts';
 import { checkCathodeTips } from '../vision/tip-evidence.ts';
@@ -57,6 +58,11 @@ export interface PipelineOptions {
   /** Where a cathode is below minConfidence after the second pass, look once more at a box
    *  reaching twice as far behind the tips, and take a cathode found there recessed past the limit. */
   deepLook: boolean;
+  /** Move each pole to the apex the polish model finds in a full-resolution patch around it
+   *  (vision/polish.ts), by at most the card's maxMovePx. */
+  polish: boolean;
+  /** The polish model (its card beside it); loaded only when `polish` is on. */
+  polishModelPath: string;
   /** Scale each cathode's confidence by the image's evidence that a sheet ends at its tip
    *  (vision/tip-evidence.ts): a cathode placed where no cathode ends becomes POLE_MISSING. */
   tipCheck: boolean;
@@ -74,6 +80,7 @@ export interface PipelineOptions {
 
 export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   modelPath: path.join(PACKAGE_ROOT, 'models/xpole-hrnet.onnx'),
+  polishModelPath: path.join(PACKAGE_ROOT, 'models/xpole-polish.onnx'),
   providers: ['tensorrt', 'cuda', 'cpu'],
   intraOpNumThreads: 2,
   orientation: 'tips-right',
@@ -88,6 +95,7 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   secondPassBackReach: 1.25,
   flipTest: false,
   deepLook: true,
+  polish: true,
   tipCheck: true,
   roiCandidates: 3,
   maxFrameSide: SPEC_LIMITS.maxSide,
@@ -155,6 +163,7 @@ export class Pipeline {
   private constructor(
     readonly options: PipelineOptions,
     private readonly net: HeatmapModel,
+    private readonly polisher: PolishModel | null,
   ) {
     this.analysisSlots = new Slots(options.analysisSlots);
   }
@@ -177,13 +186,13 @@ export class Pipeline {
     if (!(options.secondPassBackReach >= 0 && options.secondPassBackReach <= 10)) {
       throw new RangeError(`secondPassBackReach must be from 0 to 10 (times overhangMaxMm), got ${options.secondPassBackReach}`);
     }
-    const net = await HeatmapModel.load({
-      modelPath: options.modelPath,
+    const session = {
       providers: options.providers,
       intraOpNumThreads: options.intraOpNumThreads,
       spinning: options.spinning,
       log: options.log,
-    });
+    };
+    const net = await HeatmapModel.load({ ...session, modelPath: options.modelPath });
     const k = net.card.keypoints.length;
     const names = options.recipe.keypoints;
     if (k !== names.length || net.card.keypoints.some((n, i) => n !== names[i])) {
@@ -192,7 +201,17 @@ export class Pipeline {
         `model ${net.name} predicts keypoints [${net.card.keypoints.join(' ')}], recipe '${options.recipe.name}' needs [${names.join(' ')}]`,
       );
     }
-    return new Pipeline(options, net);
+    let polisher: PolishModel | null = null;
+    if (options.polish) {
+      try {
+        polisher = await PolishModel.load({ ...session, modelPath: options.polishModelPath });
+      } catch (err) {
+        await net.close();
+        if (err instanceof ModelLoadError) throw new ModelLoadError(`${err.message} (the polish model: pipeline.polish: false runs without it)`);
+        throw err;
+      }
+    }
+    return new Pipeline(options, net, polisher);
   }
 
   get model(): { name: string; sha256: string; provider: string } {
@@ -201,6 +220,7 @@ export class Pipeline {
 
   async close(): Promise<void> {
     await this.net.close();
+    await this.polisher?.close();
   }
 
   /**
@@ -248,7 +268,7 @@ export class Pipeline {
       try {
         const analysis = await this.analyze(image, input.orientation ?? this.options.orientation, timingsMs);
         roi = analysis.crop;
-        const { cnn, poles } = this.locatePoles(analysis, { ...this.variant(), ...variant }, timingsMs);
+        const { cnn, poles } = await this.locatePoles(analysis, { ...this.variant(), ...variant }, timingsMs);
         const t = now();
         const result = this.verdict(analysis, poles, base, timingsMs, variant.recipe);
         timingsMs.verdict = ms(t);
@@ -271,17 +291,22 @@ export class Pipeline {
   /** The decode / refinement settings in effect (eval varies them per run). */
   variant(): Variant {
     const o = this.options;
-    return { decode: o.decode, refine: o.refine, corners: o.corners, refineParams: o.refineParams, tipCheck: o.tipCheck };
+    return { decode: o.decode, refine: o.refine, corners: o.corners, refineParams: o.refineParams, polish: o.polish, tipCheck: o.tipCheck };
   }
 
-  /** CNN poles and, when the variant refines, the corrected poles. */
-  locatePoles(a: Analysis, v: Variant, timingsMs: Record<string, number> = {}): { cnn: PoleSet; poles: PoleSet } {
+  /** CNN poles and the poles as the variant corrects them (corners, polish, tip check). */
+  async locatePoles(a: Analysis, v: Variant, timingsMs: Record<string, number> = {}): Promise<{ cnn: PoleSet; poles: PoleSet }> {
     let t = now();
     const cnn = this.decodePoles(a, v.decode);
     timingsMs.heatmap = ms(t);
     t = now();
-    const located = v.refine ? this.refine(a, cnn, v.corners, v.refineParams) : cnn;
+    let located = v.refine ? this.refine(a, cnn, v.corners, v.refineParams) : cnn;
     timingsMs.refine = ms(t);
+    if (v.polish) {
+      t = now();
+      located = await this.polish(a, located);
+      timingsMs.polish = ms(t);
+    }
     if (!v.tipCheck) return { cnn, poles: located };
     t = now();
     const { recipe } = this.options;
@@ -501,6 +526,18 @@ export class Pipeline {
     return out;
   }
 
+  /** The poles moved to the apexes the polish model finds at full resolution. */
+  async polish(a: Analysis, p: PoleSet): Promise<PoleSet> {
+    if (!this.polisher) throw new Error('the polish model is not loaded (PipelineOptions.polish is off)');
+    const { input, maxMovePx } = this.polisher.card;
+    const index = [...p.x.keys()].filter((i) => Number.isFinite(p.x[i]!) && Number.isFinite(p.y[i]!));
+    if (index.length === 0) return p;
+    const patches = polishPatches(a.image, a.orientation, p.x, p.y, this.options.recipe.sheets, index, input);
+    const offsets = await this.polisher.run(patches, index.length);
+    const { x, y } = applyPolish(a.image.width, a.image.height, a.orientation, p.x, p.y, index, offsets, maxMovePx);
+    return { ...p, x, y };
+  }
+
   /** SPEC's result for located poles; `recipe` overrides the configured one (eval: per-image pitch). */
   verdict(a: Analysis, p: PoleSet, base: ResultBase, timingsMs: Record<string, number>, recipe: Recipe = this.options.recipe): Result {
     const { width, height } = a.image;
@@ -536,6 +573,8 @@ export interface Variant {
   /** Refinement looks at the first `corners` (strongest) corners only. */
   corners: number;
   refineParams: RefineParams;
+  /** The polish model's move to the apex (PipelineOptions.polish). */
+  polish: boolean;
   /** The tip evidence check (PipelineOptions.tipCheck). */
   tipCheck: boolean;
   recipe?: Recipe;

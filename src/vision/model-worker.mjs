@@ -1,4 +1,4 @@
-// The ONNX Runtime session behind src/vision/model.ts, in a worker thread: onnxruntime-node runs
+// An ONNX Runtime session behind src/vision/model.ts, in a worker thread: onnxruntime-node runs
 // inference on the thread that calls it, so on the main thread every model run (10-20 ms on
 // the CPU provider) would stop the event loop, and with it the other frame in flight, the hot
 // folder, history and MQTT. Plain JavaScript, so that it loads in a worker without the
@@ -35,11 +35,12 @@ async function handle(m) {
     case 'run': {
       if (!session) throw new Error('no session: the model is not loaded');
       const out = await session.run({ input: new ort.Tensor('float32', m.input, m.dims) });
-      const hm = out.heatmaps ?? Object.values(out)[0];
-      if (!hm) return [{ heatmaps: null }];
-      const data = hm.data;
+      // Each model has one output (heatmaps, or the polisher's offsets).
+      const t = Object.values(out)[0];
+      if (!t) return [{ output: null }];
+      const data = t.data;
       const transfer = data instanceof Float32Array && data.buffer instanceof ArrayBuffer ? [data.buffer] : [];
-      return [{ heatmaps: { type: hm.type, dims: hm.dims, data } }, transfer];
+      return [{ output: { type: t.type, dims: t.dims, data } }, transfer];
     }
     default:
       throw new Error(`unknown request '${m.type}'`);

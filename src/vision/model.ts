@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
+import type { PolishInput } from './polish.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
 export type Logger = (level: LogLevel, message: string) => void;
@@ -46,8 +47,8 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** Heatmaps as the session returned them, checked against the card by run(). */
-interface WorkerHeatmaps {
+/** A tensor as the session returned it, checked against the card by OnnxNet.run(). */
+interface WorkerOutput {
   type: string;
   dims: readonly number[];
   data: unknown;
@@ -105,55 +106,28 @@ class SessionWorker {
   }
 }
 
-export class HeatmapModel {
-  /** Runs go one at a time: concurrent pipeline frames overlap their other stages, not the model. */
+/** A float32 tensor a session returned. */
+export interface NetOutput {
+  dims: readonly number[];
+  data: Float32Array;
+}
+
+/**
+ * One ONNX model in its worker thread, on the first execution provider of the chain that
+ * creates a session and passes a warm-up run. Runs go one at a time: concurrent pipeline frames
+ * overlap their other stages, not the model.
+ */
+export class OnnxNet {
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly session: SessionWorker,
-    readonly card: ModelCard,
     readonly provider: string,
   ) {}
 
-  get name(): string {
-    return this.card.name;
-  }
-
-  get sha256(): string {
-    return this.card.sha256;
-  }
-
-  /** Values in one input sample / one output sample. */
-  get inputSize(): number {
-    return this.card.input.width * this.card.input.height;
-  }
-
-  get outputSize(): number {
-    return this.card.keypoints.length * this.card.heatmap.width * this.card.heatmap.height;
-  }
-
-  static async load(opts: ModelOptions): Promise<HeatmapModel> {
+  /** `what` names the model in errors and logs; `warmUp` runs it once on the new session. */
+  static async open(bytes: Uint8Array, what: string, opts: ModelOptions, warmUp: (net: OnnxNet) => Promise<unknown>): Promise<OnnxNet> {
     const log = opts.log ?? (() => {});
-    const cardPath = cardPathFor(opts.modelPath);
-    let bytes: Uint8Array;
-    try {
-      bytes = await readFile(opts.modelPath);
-    } catch (err) {
-      throw new ModelLoadError(`model file ${opts.modelPath} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    let cardText: string;
-    try {
-      cardText = await readFile(cardPath, 'utf8');
-    } catch (err) {
-      throw new ModelLoadError(`model card ${cardPath} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    const card = parseCard(cardText, cardPath);
-    const sha = sha256Hex(bytes);
-    if (sha !== card.sha256) {
-      throw new ModelLoadError(
-        `model file ${opts.modelPath} does not match its card ${cardPath}: sha256 ${sha}, card says ${card.sha256} (corrupt or replaced file?)`,
-      );
-    }
     if (opts.providers.length === 0) throw new ModelLoadError('no execution provider configured (providers is empty)');
     const worker = new SessionWorker(bytes, opts);
     const failures: string[] = [];
@@ -164,49 +138,43 @@ export class HeatmapModel {
         } catch (err) {
           const why = (err as Error).message.split('\n')[0];
           failures.push(`${provider}: ${why}`);
-          log('warning', `execution provider '${provider}' unavailable, trying the next one: ${why}`);
+          log('warning', `${what}: execution provider '${provider}' unavailable, trying the next one: ${why}`);
           continue;
         }
-        const model = new HeatmapModel(worker, card, provider);
+        const net = new OnnxNet(worker, provider);
         try {
-          await model.run(new Float32Array(model.inputSize), 1);
+          await warmUp(net);
         } catch (err) {
           await worker.request({ type: 'release' });
           if (err instanceof ModelLoadError) throw err;
           failures.push(`${provider}: warm-up failed: ${(err as Error).message}`);
-          log('warning', `execution provider '${provider}' failed the warm-up run, trying the next one: ${(err as Error).message}`);
+          log('warning', `${what}: execution provider '${provider}' failed the warm-up run, trying the next one: ${(err as Error).message}`);
           continue;
         }
-        log('info', `model ${card.name} (sha256 ${card.sha256.slice(0, 12)}) loaded on execution provider '${provider}'`);
-        return model;
+        return net;
       }
     } catch (err) {
       await worker.terminate();
       throw err;
     }
     await worker.terminate();
-    throw new ModelLoadError(`model ${opts.modelPath}: no execution provider could run it (${failures.join('; ')})`);
+    throw new ModelLoadError(`${what}: no execution provider could run it (${failures.join('; ')})`);
   }
 
-  /** Heatmaps for `n` samples of `input` (n x 1 x H x W); rejects on a runtime failure. */
-  run(input: Float32Array, n: number): Promise<Float32Array> {
-    const { width, height } = this.card.input;
-    if (input.length !== n * width * height) {
-      return Promise.reject(new RangeError(`model input holds ${input.length} values, expected ${n}x1x${height}x${width}`));
-    }
+  /** The model's output for `input` shaped `dims`; rejects on a runtime failure or an output that
+   *  is not float32 of the shape `want`. */
+  run(input: Float32Array, dims: readonly number[], want: readonly number[]): Promise<Float32Array> {
     const job = this.queue.then(async () => {
       // A copy goes to the worker: the caller keeps its input.
       const copy = input.slice();
-      const reply = await this.session.request({ type: 'run', input: copy, dims: [n, 1, height, width] }, [copy.buffer]);
-      const hm = reply['heatmaps'] as WorkerHeatmaps | null;
-      const k = this.card.keypoints.length;
-      const want = [n, k, this.card.heatmap.height, this.card.heatmap.width];
-      if (!hm || hm.type !== 'float32' || hm.dims.join() !== want.join() || !(hm.data instanceof Float32Array)) {
+      const reply = await this.session.request({ type: 'run', input: copy, dims }, [copy.buffer]);
+      const out = reply['output'] as WorkerOutput | null;
+      if (!out || out.type !== 'float32' || out.dims.join() !== want.join() || !(out.data instanceof Float32Array)) {
         throw new ModelLoadError(
-          `model output ${hm ? `${hm.type} [${hm.dims.join(', ')}]` : 'missing'} does not match the card: float32 [${want.join(', ')}]`,
+          `model output ${out ? `${out.type} [${out.dims.join(', ')}]` : 'missing'} does not match the card: float32 [${want.join(', ')}]`,
         );
       }
-      return hm.data;
+      return out.data;
     });
     this.queue = job.catch(() => undefined);
     return job;
@@ -219,14 +187,95 @@ export class HeatmapModel {
   }
 }
 
-function parseCard(text: string, where: string): ModelCard {
-  let raw: unknown;
+/** A model file and its card (the .json beside it), read and checked against each other. */
+export async function readModelFiles<C extends { sha256: string }>(
+  modelPath: string,
+  parse: (text: string, where: string) => C,
+): Promise<{ bytes: Uint8Array; card: C }> {
+  const cardPath = cardPathFor(modelPath);
+  let bytes: Uint8Array;
   try {
-    raw = JSON.parse(text);
+    bytes = await readFile(modelPath);
+  } catch (err) {
+    throw new ModelLoadError(`model file ${modelPath} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let cardText: string;
+  try {
+    cardText = await readFile(cardPath, 'utf8');
+  } catch (err) {
+    throw new ModelLoadError(`model card ${cardPath} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const card = parse(cardText, cardPath);
+  const sha = sha256Hex(bytes);
+  if (sha !== card.sha256) {
+    throw new ModelLoadError(
+      `model file ${modelPath} does not match its card ${cardPath}: sha256 ${sha}, card says ${card.sha256} (corrupt or replaced file?)`,
+    );
+  }
+  return { bytes, card };
+}
+
+/** The card as JSON, or a ModelLoadError naming the file. */
+export function parseJsonCard(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
   } catch (err) {
     throw new ModelLoadError(`model card ${where} is not valid JSON: ${(err as Error).message}`);
   }
-  const c = raw as Partial<ModelCard>;
+}
+
+export class HeatmapModel {
+  private constructor(
+    private readonly net: OnnxNet,
+    readonly card: ModelCard,
+  ) {}
+
+  get name(): string {
+    return this.card.name;
+  }
+
+  get sha256(): string {
+    return this.card.sha256;
+  }
+
+  get provider(): string {
+    return this.net.provider;
+  }
+
+  /** Values in one input sample / one output sample. */
+  get inputSize(): number {
+    return this.card.input.width * this.card.input.height;
+  }
+
+  get outputSize(): number {
+    return this.card.keypoints.length * this.card.heatmap.width * this.card.heatmap.height;
+  }
+
+  static async load(opts: ModelOptions): Promise<HeatmapModel> {
+    const { bytes, card } = await readModelFiles(opts.modelPath, parseCard);
+    const size = card.input.width * card.input.height;
+    const net = await OnnxNet.open(bytes, `model ${opts.modelPath}`, opts, (n) => new HeatmapModel(n, card).run(new Float32Array(size), 1));
+    (opts.log ?? (() => {}))('info', `model ${card.name} (sha256 ${card.sha256.slice(0, 12)}) loaded on execution provider '${net.provider}'`);
+    return new HeatmapModel(net, card);
+  }
+
+  /** Heatmaps for `n` samples of `input` (n x 1 x H x W); rejects on a runtime failure. */
+  run(input: Float32Array, n: number): Promise<Float32Array> {
+    const { width, height } = this.card.input;
+    if (input.length !== n * width * height) {
+      return Promise.reject(new RangeError(`model input holds ${input.length} values, expected ${n}x1x${height}x${width}`));
+    }
+    const want = [n, this.card.keypoints.length, this.card.heatmap.height, this.card.heatmap.width];
+    return this.net.run(input, [n, 1, height, width], want);
+  }
+
+  close(): Promise<void> {
+    return this.net.close();
+  }
+}
+
+function parseCard(text: string, where: string): ModelCard {
+  const c = parseJsonCard(text, where) as Partial<ModelCard>;
   const bad = (field: string, want: string): never => {
     throw new ModelLoadError(`model card ${where}: '${field}' must be ${want}`);
   };
@@ -243,4 +292,63 @@ function parseCard(text: string, where: string): ModelCard {
     bad('input.normalization', "'zscore-per-crop' (the only normalization inference implements)");
   }
   return c as ModelCard;
+}
+
+/** The pole polisher's card (models/xpole-polish.json; training/polish.py writes it). */
+export interface PolishCard {
+  name: string;
+  file: string;
+  sha256: string;
+  input: PolishInput;
+  /** Largest move of a pole, frame px. */
+  maxMovePx: number;
+}
+
+/** The polisher: patches n x 2 x P x P in, canonical offsets n x 2 (frame px) out. */
+export class PolishModel {
+  private constructor(
+    private readonly net: OnnxNet,
+    readonly card: PolishCard,
+  ) {}
+
+  get provider(): string {
+    return this.net.provider;
+  }
+
+  static async load(opts: ModelOptions): Promise<PolishModel> {
+    const { bytes, card } = await readModelFiles(opts.modelPath, parsePolishCard);
+    const size = 2 * card.input.patch ** 2;
+    const net = await OnnxNet.open(bytes, `polish model ${opts.modelPath}`, opts, (n) => new PolishModel(n, card).run(new Float32Array(size), 1));
+    (opts.log ?? (() => {}))('info', `polish model ${card.name} (sha256 ${card.sha256.slice(0, 12)}) loaded on execution provider '${net.provider}'`);
+    return new PolishModel(net, card);
+  }
+
+  /** Offsets for `n` patches (polishPatches' layout). */
+  run(input: Float32Array, n: number): Promise<Float32Array> {
+    const side = this.card.input.patch;
+    if (input.length !== n * 2 * side * side) {
+      return Promise.reject(new RangeError(`polish input holds ${input.length} values, expected ${n}x2x${side}x${side}`));
+    }
+    return this.net.run(input, [n, 2, side, side], [n, 2]);
+  }
+
+  close(): Promise<void> {
+    return this.net.close();
+  }
+}
+
+function parsePolishCard(text: string, where: string): PolishCard {
+  const c = parseJsonCard(text, where) as Partial<PolishCard>;
+  const bad = (field: string, want: string): never => {
+    throw new ModelLoadError(`model card ${where}: '${field}' must be ${want}`);
+  };
+  if (typeof c.name !== 'string' || !c.name) bad('name', 'a non-empty string');
+  if (typeof c.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(c.sha256!)) bad('sha256', '64 lowercase hex digits');
+  const i = c.input;
+  if (!i || !Number.isInteger(i.patch) || i.patch < 4) bad('input.patch', 'an integer of at least 4');
+  if (typeof i!.anode !== 'number' || typeof i!.cathode !== 'number' || i!.anode === i!.cathode) {
+    bad('input.anode/cathode', 'two different numbers');
+  }
+  if (!(typeof c.maxMovePx === 'number' && c.maxMovePx > 0)) bad('maxMovePx', 'a positive number');
+  return c as PolishCard;
 }

@@ -1,0 +1,16 @@
+#!/bin/bash
+# npm run train:polish: the pole polisher (src/vision/polish.ts) from the training frames npm run
+# train renders: patches around the labelled apexes -> 10000 seeded steps -> models/xpole-polish.onnx
+# + card. About 25 minutes on 2 cores. XPOLE_DATA as for npm run train (default /work/data/xpole);
+# WORK (default $XPOLE_DATA/polish) holds the patches and the checkpoint.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${XPOLE_DATA:-/work/data/xpole}
+WORK=${WORK:-$DATA/polish}
+mkdir -p "$WORK"
+export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
+ls -d "$DATA"/train-* > /dev/null || { echo "no training frames under $DATA: run training/make_data.sh first (npm run train does)" >&2; exit 1; }
+/usr/bin/python3 training/polish.py patches "$WORK/patches.npz" "$DATA"/train-*
+/usr/bin/python3 training/polish.py train "$WORK/patches.npz" "$WORK/polish.pt" --steps "${STEPS:-10000}"
+/usr/bin/python3 training/polish.py export "$WORK/polish.pt" models/xpole-polish.onnx \
+  --data-note "$(cd "$DATA" && echo train-*) (xpole synth seeds 1001.., 2 displaced patches per labelled apex)"
