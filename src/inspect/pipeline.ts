@@ -204,7 +204,8 @@ export class Pipeline {
     let polisher: PolishModel | null = null;
     if (options.polish) {
       try {
-        polisher = await PolishModel.load({ ...session, modelPath: options.polishModelPath });
+        // One thread: a small job, and a second pool of threads would fight the heatmap model's for the cores.
+        polisher = await PolishModel.load({ ...session, intraOpNumThreads: 1, modelPath: options.polishModelPath });
       } catch (err) {
         await net.close();
         if (err instanceof ModelLoadError) throw new ModelLoadError(`${err.message} (the polish model: pipeline.polish: false runs without it)`);
