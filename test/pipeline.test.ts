@@ -303,8 +303,8 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
       expect(polished.timingsMs.polish).toBeGreaterThan(0);
       expect(plain.timingsMs.polish).toBeUndefined();
     });
-    // Measured on validation (1000 frames): PCK@0.5 0.955 -> 0.97x with the polish (docs/inference.md).
-    expect(polished).toBeLessThan(0.9 * plain);
+    // Measured here: 0.385 against 1.430 px (summed over the four frames); on validation PCK@0.5 0.955 -> 0.983.
+    expect(polished).toBeLessThan(0.5 * plain);
     expect(largest).toBeGreaterThan(0.1);
     expect(largest).toBeLessThanOrEqual(3 + 1e-9);
   });

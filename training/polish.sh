@@ -1,7 +1,7 @@
 #!/bin/bash
 # npm run train:polish: the pole polisher (src/vision/polish.ts) from the training frames npm run
 # train renders: patches around the labelled apexes -> 10000 seeded steps -> models/xpole-polish.onnx
-# + card. About 25 minutes on 2 cores. XPOLE_DATA as for npm run train (default /work/data/xpole);
+# + card. About 18 minutes on 2 idle cores. XPOLE_DATA as for npm run train (default /work/data/xpole);
 # WORK (default $XPOLE_DATA/polish) holds the patches and the checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
