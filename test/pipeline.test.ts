@@ -10,6 +10,7 @@ import { encodePng } from '../src/frame/decode.ts';
 import { toCanonical } from '../src/frame/orientation.ts';
 import { DEFAULT_PIPELINE_OPTIONS, Pipeline, type PipelineOptions } from '../src/inspect/pipeline.ts';
 import { makeRecipe } from '../src/inspect/recipe.ts';
+import type { PolishModel } from '../src/vision/model.ts';
 import { renderFrame, type SynthFrame } from '../src/synth/frame.ts';
 import { frameSeed } from '../src/synth/prng.ts';
 import type { Image, Orientation, Result } from '../src/types.ts';
@@ -135,6 +136,23 @@ describe('Pipeline on the test fixture model (shapes, errors, concurrency)', () 
     // Without the polish the file is not needed.
     const plain = await Pipeline.load({ modelPath: TINY, providers: ['cpu'], recipe: TINY_RECIPE, polishModelPath: absent, polish: false });
     await plain.close();
+  });
+
+  it('turns a failure of the polish model into an ERROR result with MODEL_ERROR, never a throw', async () => {
+    const p = await Pipeline.load({ modelPath: TINY, providers: ['cpu'], intraOpNumThreads: 1, recipe: TINY_RECIPE });
+    try {
+      const f = frames[0]!;
+      const input = { frame: 'x', cellId: null, image: f.image, orientation: f.orientation };
+      expect((await p.judge(input, ids(1))).verdict).not.toBe('ERROR');
+      // Its session gone, every polish run rejects.
+      await (p as unknown as { polisher: PolishModel }).polisher.close();
+      const r = await p.judge(input, ids(2));
+      expect(r.verdict).toBe('ERROR');
+      expect(r.reasons).toEqual(['MODEL_ERROR']);
+      expect(r.error).toMatch(/the polish model failed on this frame: the model is closed/);
+    } finally {
+      await p.close();
+    }
   });
 
   it('turns an undecodable frame into an ERROR result with DECODE_ERROR, never a throw', async () => {

@@ -534,7 +534,12 @@ export class Pipeline {
     const index = [...p.x.keys()].filter((i) => Number.isFinite(p.x[i]!) && Number.isFinite(p.y[i]!));
     if (index.length === 0) return p;
     const patches = polishPatches(a.image, a.orientation, p.x, p.y, this.options.recipe.sheets, index, input);
-    const offsets = await this.polisher.run(patches, index.length);
+    let offsets: Float32Array;
+    try {
+      offsets = await this.polisher.run(patches, index.length);
+    } catch (err) {
+      throw new FrameError('MODEL_ERROR', `the polish model failed on this frame: ${(err as Error).message}`);
+    }
     const { x, y } = applyPolish(a.image.width, a.image.height, a.orientation, p.x, p.y, index, offsets, maxMovePx);
     return { ...p, x, y };
   }

@@ -1,5 +1,6 @@
-// The HRNet heatmap model: an ONNX Runtime session over the model contract's tensors
-// (input float32 [N, 1, H, W] -> heatmaps float32 [N, K, H/4, W/4]). Execution providers are
+// The two models, each an ONNX Runtime session (OnnxNet) checked against its card: the HRNet
+// heatmap model (input float32 [N, 1, H, W] -> heatmaps float32 [N, K, H/4, W/4]) and the pole
+// polisher (patches float32 [N, 2, P, P] -> offsets float32 [N, 2]). Execution providers are
 // tried in order, each on its own (onnxruntime-node throws at session creation when a
 // provider's libraries are missing), so the one in use is known and can be reported. The
 // session lives in a worker thread (model-worker.mjs): onnxruntime-node runs inference on its
@@ -104,12 +105,6 @@ class SessionWorker {
     this.stopped ??= new Error('the model is closed');
     await this.worker.terminate();
   }
-}
-
-/** A float32 tensor a session returned. */
-export interface NetOutput {
-  dims: readonly number[];
-  data: Float32Array;
 }
 
 /**
