@@ -210,6 +210,21 @@ export async function readModelFiles<C extends { sha256: string }>(
   return { bytes, card };
 }
 
+type CardFieldError = (field: string, want: string) => never;
+
+/** Throws a ModelLoadError naming the card, the field and what it must be. */
+function cardFieldError(where: string): CardFieldError {
+  return (field, want) => {
+    throw new ModelLoadError(`model card ${where}: '${field}' must be ${want}`);
+  };
+}
+
+/** Every card names its model and the sha256 of the file beside it. */
+function checkIdentity(c: { name?: unknown; sha256?: unknown }, bad: CardFieldError): void {
+  if (typeof c.name !== 'string' || !c.name) bad('name', 'a non-empty string');
+  if (typeof c.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(c.sha256)) bad('sha256', '64 lowercase hex digits');
+}
+
 /** The card as JSON, or a ModelLoadError naming the file. */
 export function parseJsonCard(text: string, where: string): unknown {
   try {
@@ -271,12 +286,9 @@ export class HeatmapModel {
 
 function parseCard(text: string, where: string): ModelCard {
   const c = parseJsonCard(text, where) as Partial<ModelCard>;
-  const bad = (field: string, want: string): never => {
-    throw new ModelLoadError(`model card ${where}: '${field}' must be ${want}`);
-  };
+  const bad = cardFieldError(where);
+  checkIdentity(c, bad);
   const posInt = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
-  if (typeof c.name !== 'string' || !c.name) bad('name', 'a non-empty string');
-  if (typeof c.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(c.sha256!)) bad('sha256', '64 lowercase hex digits');
   if (!c.input || !posInt(c.input.width) || !posInt(c.input.height)) bad('input.width/height', 'positive integers');
   if (!c.heatmap || !posInt(c.heatmap.width) || !posInt(c.heatmap.height)) bad('heatmap.width/height', 'positive integers');
   if (!(typeof c.heatmap!.sigma === 'number' && c.heatmap!.sigma > 0)) bad('heatmap.sigma', 'a positive number');
@@ -334,11 +346,8 @@ export class PolishModel {
 
 function parsePolishCard(text: string, where: string): PolishCard {
   const c = parseJsonCard(text, where) as Partial<PolishCard>;
-  const bad = (field: string, want: string): never => {
-    throw new ModelLoadError(`model card ${where}: '${field}' must be ${want}`);
-  };
-  if (typeof c.name !== 'string' || !c.name) bad('name', 'a non-empty string');
-  if (typeof c.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(c.sha256!)) bad('sha256', '64 lowercase hex digits');
+  const bad = cardFieldError(where);
+  checkIdentity(c, bad);
   const i = c.input;
   if (!i || !Number.isInteger(i.patch) || i.patch < 4) bad('input.patch', 'an integer of at least 4');
   if (typeof i!.anode !== 'number' || typeof i!.cathode !== 'number' || i!.anode === i!.cathode) {
