@@ -138,6 +138,22 @@ describe('Pipeline on the test fixture model (shapes, errors, concurrency)', () 
     await plain.close();
   });
 
+  it('loads the polish model from the provider the heatmap model got, without retrying the ones that failed', async () => {
+    const lines: string[] = [];
+    const p = await Pipeline.load({
+      modelPath: TINY,
+      providers: ['tensorrt', 'cuda', 'cpu'],
+      intraOpNumThreads: 1,
+      recipe: TINY_RECIPE,
+      log: (level, message) => lines.push(`${level} ${message}`),
+    });
+    await p.close();
+    const warnings = lines.filter((l) => l.startsWith('warning'));
+    expect(warnings).toHaveLength(2);
+    expect(warnings.every((w) => w.includes('tiny-model.onnx'))).toBe(true);
+    expect(lines.filter((l) => /^info polish model .* loaded on execution provider 'cpu'/.test(l))).toHaveLength(1);
+  });
+
   it('turns a failure of the polish model into an ERROR result with MODEL_ERROR, never a throw', async () => {
     const p = await Pipeline.load({ modelPath: TINY, providers: ['cpu'], intraOpNumThreads: 1, recipe: TINY_RECIPE });
     try {

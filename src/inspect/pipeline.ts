@@ -204,8 +204,10 @@ export class Pipeline {
     let polisher: PolishModel | null = null;
     if (options.polish) {
       try {
-        // One thread: a small job, and a second pool of threads would fight the heatmap model's for the cores.
-        polisher = await PolishModel.load({ ...session, intraOpNumThreads: 1, modelPath: options.polishModelPath });
+        // From the provider the heatmap model runs on (the ones before it failed already), and on
+        // one thread: a small job, and a second pool of threads would fight the heatmap model's for the cores.
+        const providers = options.providers.slice(Math.max(0, options.providers.indexOf(net.provider)));
+        polisher = await PolishModel.load({ ...session, providers, intraOpNumThreads: 1, modelPath: options.polishModelPath });
       } catch (err) {
         await net.close();
         if (err instanceof ModelLoadError) throw new ModelLoadError(`${err.message} (the polish model: pipeline.polish: false runs without it)`);
