@@ -234,10 +234,11 @@ export function parseJsonCard(text: string, where: string): unknown {
   }
 }
 
-export class HeatmapModel {
-  private constructor(
-    private readonly net: OnnxNet,
-    readonly card: ModelCard,
+/** A loaded model: its session and its card. */
+abstract class CardModel<C extends { name: string; sha256: string }> {
+  protected constructor(
+    protected readonly net: OnnxNet,
+    readonly card: C,
   ) {}
 
   get name(): string {
@@ -250,6 +251,16 @@ export class HeatmapModel {
 
   get provider(): string {
     return this.net.provider;
+  }
+
+  close(): Promise<void> {
+    return this.net.close();
+  }
+}
+
+export class HeatmapModel extends CardModel<ModelCard> {
+  private constructor(net: OnnxNet, card: ModelCard) {
+    super(net, card);
   }
 
   /** Values in one input sample / one output sample. */
@@ -277,10 +288,6 @@ export class HeatmapModel {
     }
     const want = [n, this.card.keypoints.length, this.card.heatmap.height, this.card.heatmap.width];
     return this.net.run(input, [n, 1, height, width], want);
-  }
-
-  close(): Promise<void> {
-    return this.net.close();
   }
 }
 
@@ -312,14 +319,9 @@ export interface PolishCard {
 }
 
 /** The polisher: patches n x 2 x P x P in, canonical offsets n x 2 (frame px) out. */
-export class PolishModel {
-  private constructor(
-    private readonly net: OnnxNet,
-    readonly card: PolishCard,
-  ) {}
-
-  get provider(): string {
-    return this.net.provider;
+export class PolishModel extends CardModel<PolishCard> {
+  private constructor(net: OnnxNet, card: PolishCard) {
+    super(net, card);
   }
 
   static async load(opts: ModelOptions): Promise<PolishModel> {
@@ -337,10 +339,6 @@ export class PolishModel {
       return Promise.reject(new RangeError(`polish input holds ${input.length} values, expected ${n}x2x${side}x${side}`));
     }
     return this.net.run(input, [n, 2, side, side], [n, 2]);
-  }
-
-  close(): Promise<void> {
-    return this.net.close();
   }
 }
 
