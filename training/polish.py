@@ -14,16 +14,24 @@ z-scored per patch with the deviation floored at 1% of the joint range of the fr
 channel 1 +1 for an anode, -1 for a cathode. The target is the apex minus the patch centre in
 canonical frame pixels (along, across).
 """
-import argparse, hashlib, json, math, os, sys, time
+import argparse, hashlib, json, math, os, time
 import numpy as np
 import cv2
+from xpole_crop import ORIENTATIONS, from_canonical
 
 P = 32
 ANODE, CATHODE = 1.0, -1.0
 MAX_MOVE = 3.0
-# Canonical +x (where tips point) and +y in frame pixels, per orientation (SPEC "Geometry").
-AXES = {'tips-right': ((1, 0), (0, 1)), 'tips-left': ((-1, 0), (0, 1)),
-        'tips-up': ((0, -1), (1, 0)), 'tips-down': ((0, 1), (-1, 0))}
+
+
+def canonical_axes(o):
+    """Canonical +x (where tips point) and +y as frame-pixel vectors (the maps are affine)."""
+    ox, oy = from_canonical(0, 0, 1, 1, o)
+    (ax, ay), (bx, by) = from_canonical(1, 0, 1, 1, o), from_canonical(0, 1, 1, 1, o)
+    return (ax - ox, ay - oy), (bx - ox, by - oy)
+
+
+AXES = {o: canonical_axes(o) for o in ORIENTATIONS}
 
 
 def patches(img, orient, cx, cy):
@@ -196,7 +204,7 @@ if __name__ == '__main__':
     a = sp.add_parser('patches'); a.add_argument('out'); a.add_argument('dirs', nargs='+')
     a.add_argument('--reps', type=int, default=2); a.add_argument('--seed', type=int, default=0)
     a = sp.add_parser('train'); a.add_argument('data'); a.add_argument('out')
-    a.add_argument('--steps', type=int, default=8000); a.add_argument('--batch', type=int, default=256)
+    a.add_argument('--steps', type=int, default=10000); a.add_argument('--batch', type=int, default=256)
     a.add_argument('--lr', type=float, default=2e-3); a.add_argument('--seed', type=int, default=0)
     a.add_argument('--threads', type=int, default=2)
     a = sp.add_parser('export'); a.add_argument('checkpoint'); a.add_argument('out')
