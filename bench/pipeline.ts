@@ -48,9 +48,15 @@ const { values: opt } = parseArgs({
     container: { type: 'string', default: 'png' },
   },
 });
+/** A count option's value; 0 or junk would leave the tables empty (NaN), so it is refused. */
+function count(name: string, hint = ''): number {
+  const v = Number(opt[name as keyof typeof opt]);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a whole number of at least 1, got ${String(opt[name as keyof typeof opt])}${hint}`);
+  return v;
+}
 const SIZES = opt.sizes!.split(',').map(Number);
-const FRAMES = Number(opt.frames);
-const DAEMON_FRAMES = Number(opt['daemon-frames']);
+const FRAMES = count('frames');
+const DAEMON_FRAMES = count('daemon-frames', ' (--no-daemon skips the daemon run)');
 const MODEL = opt.model ?? (fs.existsSync(DEFAULT_PIPELINE_OPTIONS.modelPath) ? DEFAULT_PIPELINE_OPTIONS.modelPath : path.resolve(import.meta.dirname, '../test/fixtures/tiny-model.onnx'));
 const STAGES = ['decode', 'corners', 'roi', 'preprocess', 'model', 'heatmap', 'refine', 'polish', 'tips', 'verdict', 'total'];
 
