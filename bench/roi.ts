@@ -19,6 +19,7 @@ import { renderFrame } from '../src/synth/frame.ts';
 import type { Box, Image, Orientation } from '../src/types.ts';
 import { detectCorners } from '../src/vision/corners.ts';
 import { cornerThreshold, estimateRoi, makeRoiParams, roiForFrame, type RoiParams } from '../src/vision/roi.ts';
+import { realOrientation } from './real-frames.ts';
 
 const { values } = parse(process.argv.slice(2), {
   dataset: { type: 'string' },
@@ -106,17 +107,13 @@ function referenceBox(kp: ArrayLike<number>): Box {
   return [x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m];
 }
 
-/** Real frames: the authors' boxes; tips point left in the two 864x1536 line exports and the BMP, right elsewhere (by eye). */
+/** Real frames with the authors' boxes. */
 async function* realSamples(dir: string): AsyncGenerator<Sample> {
   const boxes = JSON.parse(readFileSync(path.join(dir, 'roi-boxes.json'), 'utf8')).boxes as Record<string, Box>;
   for (const name of readdirSync(path.join(dir, 'images')).sort()) {
     const image = await decodeFrame(readFileSync(path.join(dir, 'images', name)));
     yield { name, image, orientation: realOrientation(name), bbox: boxes[name] };
   }
-}
-
-function realOrientation(name: string): Orientation {
-  return name.startsWith('2022') || name.endsWith('.BMP') ? 'tips-left' : 'tips-right';
 }
 
 async function main(): Promise<void> {

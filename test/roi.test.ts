@@ -14,6 +14,7 @@ import { renderFrame } from '../src/synth/frame.ts';
 import { frameSeed } from '../src/synth/prng.ts';
 import { ORIENTATIONS, type Box, type Corners, type Image, type Orientation } from '../src/types.ts';
 import { cornerThreshold, DEFAULT_ROI_PARAMS, estimateRoi, makeRoiParams, roiBox, roiForFrame, roiForFrameAsync, roiGroups, rowProfile, stackRows } from '../src/vision/roi.ts';
+import { realOrientation } from '../bench/real-frames.ts';
 
 const REAL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/real-frames');
 if (!existsSync(REAL)) console.warn(`roi.test: skipping the real-frame test: ${REAL} not found`);
@@ -258,7 +259,7 @@ describe.skipIf(!existsSync(REAL))('real frames (../shared/real-frames)', () => 
     for (const name of names) {
       const img = await decodeFrame(readFileSync(path.join(REAL, 'images', name)));
       // Tips point left in the two line exports (2022...) and the BMP, right elsewhere (by eye).
-      const o: Orientation = name.startsWith('2022') || name.endsWith('.BMP') ? 'tips-left' : 'tips-right';
+      const o = realOrientation(name);
       let roi: Box;
       try {
         roi = roiForFrame(img, o);
