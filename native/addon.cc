@@ -413,6 +413,10 @@ CropArgs parseCrop(const Napi::CallbackInfo& info, size_t argc) {
   c.spec.width = f.width;
   c.spec.height = f.height;
   c.spec.a = affineArg(info, 4);
+  // The crop is separable (crop.cc): each canonical axis must lie along one frame axis.
+  const xpole::Affine& a = c.spec.a;
+  if (!((a.exy == 0 && a.eyx == 0 && a.exx != 0 && a.eyy != 0) || (a.exx == 0 && a.eyy == 0 && a.exy != 0 && a.eyx != 0)))
+    throw Napi::RangeError::New(env, "affine must map the canonical axes onto the frame's axes (an orientation's rotation or mirror)");
   auto box = float64s(info, 5, "box", 4);
   if (!(box[2] > 0 && box[3] > 0)) throw Napi::RangeError::New(env, "box must have a positive width and height");
   for (size_t k = 0; k < 4; k++) c.spec.box[k] = box[k];

@@ -28,8 +28,9 @@ RowSpan cropRows(const CropSpec& c);
 
 // out[v * outW + u] = the mean of s x s bilinear samples (edge pixels replicated) over cell (u, v)
 // of the canonical box, then z-scored over all cells (population std, at least 1e-6). `p` holds
-// the frame's pixels, width x height, row after row, from row c.firstRow on. The same arithmetic,
-// in the same order, as the TypeScript it replaced: equal to the bit.
+// the frame's pixels, width x height, row after row, from row c.firstRow on. The affine must map
+// each canonical axis onto one frame axis (the orientations do): the sampling is done as two 1D
+// passes, equal to sampling point by point up to rounding (about 1e-12 relative).
 void cropForModel8(const uint8_t* p, const CropSpec& c, float* out);
 void cropForModel16(const uint16_t* p, const CropSpec& c, float* out);
 
