@@ -491,6 +491,34 @@ Napi::Value CropForModelAsync(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// samplePatches(pixels, width, height, depth, affine, x, y, side, stride, out): the polisher's
+// patches (xpole::samplePatches) centred on the finite points (x[k], y[k]) of two Float64Arrays of
+// one length, patch k written from out[k * stride] on (stride >= side * side).
+Napi::Value SamplePatches(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 10) throw Napi::TypeError::New(env, "samplePatches expects 10 arguments");
+  const auto [data, width, height, depth] = frameArg(info);
+  const xpole::Affine a = affineArg(info, 4);
+  if (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw Napi::TypeError::New(env, "x must be a Float64Array");
+  const size_t n = info[5].As<Napi::TypedArray>().ElementLength();
+  auto xs = float64s(info, 5, "x", n);
+  auto ys = float64s(info, 6, "y", n);
+  const int side = intArg(info, 7, "side", 1, 1024);
+  const size_t area = size_t(side) * size_t(side);
+  const size_t stride = size_t(intArg(info, 8, "stride", 1, 1 << 30));
+  if (stride < area) throw Napi::RangeError::New(env, "stride must be at least side * side (" + std::to_string(area) + ")");
+  if (!info[9].IsTypedArray() || info[9].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, "out must be a Float32Array");
+  auto out = info[9].As<Napi::Float32Array>();
+  const size_t need = n == 0 ? 0 : (n - 1) * stride + area;
+  if (out.ElementLength() < need)
+    throw Napi::RangeError::New(env, "out holds " + std::to_string(out.ElementLength()) + " values, needs " + std::to_string(need));
+  if (depth == 8) xpole::samplePatches8(static_cast<const uint8_t*>(data), width, height, a, xs.Data(), ys.Data(), n, side, stride, out.Data());
+  else xpole::samplePatches16(static_cast<const uint16_t*>(data), width, height, a, xs.Data(), ys.Data(), n, side, stride, out.Data());
+  return env.Undefined();
+}
+
 // greyRange(pixels, depth, step): [lo, hi], the 0.5th and 99.5th percentile of every step-th sample.
 Napi::Value GreyRange(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -550,6 +578,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("rectSums", Napi::Function::New(env, RectSums, "rectSums"));
   exports.Set("cropForModel", Napi::Function::New(env, CropForModel, "cropForModel"));
   exports.Set("cropForModelAsync", Napi::Function::New(env, CropForModelAsync, "cropForModelAsync"));
+  exports.Set("samplePatches", Napi::Function::New(env, SamplePatches, "samplePatches"));
   exports.Set("greyRange", Napi::Function::New(env, GreyRange, "greyRange"));
   exports.Set("halfSize", Napi::Function::New(env, HalfSize, "halfSize"));
   exports.Set("notify", Napi::Function::New(env, Notify, "notify"));

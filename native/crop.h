@@ -35,3 +35,16 @@ void cropForModel8(const uint8_t* p, const CropSpec& c, float* out);
 void cropForModel16(const uint16_t* p, const CropSpec& c, float* out);
 
 }  // namespace xpole
+
+namespace xpole {
+
+// The polisher's patches (src/vision/polish.ts): out[k * stride + r * side + c] = the frame
+// sampled bilinearly (coordinates clamped to the edge pixel centres) at
+// (x[k], y[k]) + (c - h) * (exx, exy) + (r - h) * (eyx, eyy), h = (side - 1) / 2, for k < n.
+// The same arithmetic, in the same order, as the TypeScript it replaced (vision/sample.ts).
+void samplePatches8(const uint8_t* p, int width, int height, const Affine& a, const double* x, const double* y, size_t n,
+                    int side, size_t stride, float* out);
+void samplePatches16(const uint16_t* p, int width, int height, const Affine& a, const double* x, const double* y, size_t n,
+                     int side, size_t stride, float* out);
+
+}  // namespace xpole

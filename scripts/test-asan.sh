@@ -31,10 +31,10 @@ LD_PRELOAD="$(g++ -print-file-name=libasan.so):$(g++ -print-file-name=libubsan.s
 ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 XPOLE_NATIVE="$work/asan.node" \
-  ./node_modules/.bin/vitest run test/corners.test.ts test/corners.opencv.test.ts test/corners.orb.test.ts test/notify.test.ts test/png.test.ts test/preprocess.test.ts test/sheets.test.ts \
+  ./node_modules/.bin/vitest run test/corners.test.ts test/corners.opencv.test.ts test/corners.orb.test.ts test/notify.test.ts test/png.test.ts test/preprocess.test.ts test/sheets.test.ts test/polish.test.ts \
   --reporter=default --outputFile.json=/dev/null
 
-echo "== leak check: valgrind over every entry point (sync, async, crop, errors, notify)"
+echo "== leak check: valgrind over every entry point (sync, async, crop, patches, errors, notify)"
 g++ "${flags[@]}" "${sources[@]}" -o "$work/plain.node" "${libs[@]}"
 cat > "$work/drive.cjs" <<'JS'
 const m = require(process.argv[2]);
@@ -66,6 +66,10 @@ const bad = [
     await m.cropForModelAsync(px16, w, h, 16, affine, box, 64, 128, 3);
     await m.cropForModelAsync(px16, w, h, 16, affine, box, 64, 128, 3, true);
     await m.detectAsync(px, w, h, w, 8, 20, 0, 0, 1, true, true);
+    // The polisher's patches, centred inside, on and past the frame's edges (tips-up's rotation).
+    const pts = Float64Array.of(-5, 0, 200.3, w - 1, w + 4), patches = new Float32Array(5 * 2 * 32 * 32);
+    m.samplePatches(px, w, h, 8, Float64Array.of(w - 1, 0, 0, 1, -1, 0), pts, pts.map((v) => v * 0.7), 32, 2 * 32 * 32, patches);
+    m.samplePatches(px16, w, h, 16, affine, pts, pts, 32, 2 * 32 * 32, patches);
     m.halfSize(px16, w, h, 16);
     if (m.decodeGreyPngAsync) {
       // A 16-bit grey PNG's IDAT (rows with filter 1), then the same data cut short.

@@ -47,6 +47,8 @@ export interface NativeAddon {
   cropForModel(...args: [...CropArgs, out: Float32Array]): void;
   /** cropForModel on the libuv pool, over a copy of the frame (inPlace: the frame itself, untouched until it settles); a new Float32Array. */
   cropForModelAsync(...args: [...CropArgs, inPlace?: boolean]): Promise<Float32Array>;
+  /** The polisher's side x side patches centred on the points (x[k], y[k]), bilinear and edge-clamped, patch k from out[k * stride] on. */
+  samplePatches(pixels: Uint8Array | Uint16Array, width: number, height: number, depth: 8 | 16, affine: Float64Array, x: Float64Array, y: Float64Array, side: number, stride: number, out: Float32Array): void;
   /** Sums of the frame rectangle [x0, x1] x [y0, y1], per row (byRow) or per column. */
   rectSums(pixels: Uint8Array | Uint16Array, width: number, height: number, depth: 8 | 16, x0: number, y0: number, x1: number, y1: number, byRow: boolean): Float64Array;
   /** The 0.5th and 99.5th percentile of every step-th sample. */

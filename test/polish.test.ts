@@ -4,9 +4,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { canonicalAffine, canonicalSize, toCanonical } from '../src/frame/orientation.ts';
+import { canonicalAffine, canonicalAffineArray, canonicalSize, toCanonical } from '../src/frame/orientation.ts';
 import { DEFAULT_RECIPE } from '../src/inspect/recipe.ts';
+import { native } from '../src/native.ts';
 import { applyPolish, polishPatches } from '../src/vision/polish.ts';
+import { sampleBilinear } from '../src/vision/sample.ts';
 import { ORIENTATIONS, type Image, type Orientation } from '../src/types.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -121,6 +123,54 @@ describe('polishPatches', () => {
       expect(worst).toBeLessThan(1e-3);
     });
   }
+});
+
+describe('samplePatches in the addon', () => {
+  for (const depth of [8, 16] as const) {
+    it(`equals bilinear sampling point by point, to the bit (${depth}-bit, every orientation, patches across the edges)`, () => {
+      const r = rng(depth);
+      let checked = 0;
+      for (const o of ORIENTATIONS) {
+        const img = sceneAs(o, 90, 70, depth);
+        // Inside, on the edges and past them: every sample is clamped to the edge pixel centres.
+        const x = Float64Array.from({ length: 6 }, () => -20 + r() * (img.width + 40));
+        const y = Float64Array.from({ length: 6 }, () => -20 + r() * (img.height + 40));
+        const side = 9;
+        const out = new Float32Array(6 * 2 * side * side).fill(Number.NaN);
+        native.samplePatches(img.pixels, img.width, img.height, depth, canonicalAffineArray(img.width, img.height, o), x, y, side, 2 * side * side, out);
+        const { exx, exy, eyx, eyy } = canonicalAffine(img.width, img.height, o);
+        for (let k = 0; k < 6; k++) {
+          for (let row = 0; row < side; row++) {
+            for (let col = 0; col < side; col++) {
+              const u = col - (side - 1) / 2;
+              const v = row - (side - 1) / 2;
+              const want = Math.fround(sampleBilinear(img, x[k]! + u * exx + v * eyx, y[k]! + u * exy + v * eyy));
+              const got = out[k * 2 * side * side + row * side + col]!;
+              if (got !== want) expect.fail(`${o} patch ${k} (${row}, ${col}): ${got}, not ${want}`);
+              checked++;
+            }
+          }
+          // The stride's gap is left alone.
+          expect(out.subarray(k * 2 * side * side + side * side, (k + 1) * 2 * side * side).every(Number.isNaN)).toBe(true);
+        }
+      }
+      expect(checked).toBe(4 * 6 * 81);
+    });
+  }
+
+  it('refuses what would read or write outside its arrays, naming it', () => {
+    const px = new Uint16Array(40 * 30);
+    const aff = canonicalAffineArray(40, 30, 'tips-right');
+    const one = new Float64Array([10]);
+    const call = (x: Float64Array, y: Float64Array, side: number, stride: number, out: Float32Array) => () =>
+      native.samplePatches(px, 40, 30, 16, aff, x, y, side, stride, out);
+    expect(call(one, one, 4, 16, new Float32Array(16))).not.toThrow();
+    expect(call(new Float64Array([Number.NaN]), one, 4, 16, new Float32Array(16))).toThrow(/x must hold finite numbers/);
+    expect(call(one, new Float64Array([1, 2]), 4, 16, new Float32Array(16))).toThrow(/y must be a Float64Array of 1/);
+    expect(call(one, one, 4, 15, new Float32Array(16))).toThrow(/stride must be at least side \* side \(16\)/);
+    expect(call(new Float64Array([1, 2]), new Float64Array([1, 2]), 4, 20, new Float32Array(35))).toThrow(/out holds 35 values, needs 36/);
+    expect(() => native.samplePatches(px, 40, 31, 16, aff, one, one, 4, 16, new Float32Array(16))).toThrow(/pixels/);
+  });
 });
 
 describe('applyPolish', () => {

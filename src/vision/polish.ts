@@ -5,10 +5,11 @@
 // (tips +x), with a second channel saying anode (+1) or cathode (-1). It was trained on patches
 // around labelled apexes displaced by up to 5 px (training/polish.py). The move is capped, so a
 // pole stays on the sheet the heatmaps chose.
-import { canonicalAffine } from '../frame/orientation.ts';
+import { canonicalAffine, canonicalAffineArray } from '../frame/orientation.ts';
+import { native } from '../native.ts';
 import type { Sheet } from '../inspect/recipe.ts';
 import type { Image, Orientation } from '../types.ts';
-import { sampleBilinear } from './sample.ts';
+import { checkImage } from './image-args.ts';
 
 /** The polisher's input: patch side (frame px) and the kind channel's values. */
 export interface PolishInput {
@@ -20,9 +21,9 @@ export interface PolishInput {
 /**
  * The polisher's input for the poles at `index`: n x 2 x patch x patch, float32. Channel 0 is the
  * frame sampled bilinearly (edges clamped) on a grid of frame pixels centred exactly on the pole,
- * rows across the sheets and columns along them, then z-scored per patch (the deviation floored
- * at 1% of the patches' joint range, so a flat patch is not blown up into noise). Channel 1 is
- * the sheet's kind.
+ * rows across the sheets and columns along them (the addon samples it), then z-scored per patch
+ * (the deviation floored at 1% of the patches' joint range, so a flat patch is not blown up into
+ * noise). Channel 1 is the sheet's kind. The poles at `index` must be finite.
  */
 export function polishPatches(
   img: Image,
@@ -33,37 +34,40 @@ export function polishPatches(
   index: readonly number[],
   p: PolishInput,
 ): Float32Array {
-  const { exx, exy, eyx, eyy } = canonicalAffine(img.width, img.height, orientation);
+  const { width, height, depth, pixels } = checkImage(img);
   const side = p.patch;
   const area = side * side;
   const out = new Float32Array(index.length * 2 * area);
-  const half = (side - 1) / 2;
+  const px = Float64Array.from(index, (pole) => x[pole]!);
+  const py = Float64Array.from(index, (pole) => y[pole]!);
+  native.samplePatches(pixels, width, height, depth, canonicalAffineArray(width, height, orientation), px, py, side, 2 * area, out);
+  // Each patch's mean, and the joint range the deviation's floor scales with.
+  const means = new Float64Array(index.length);
   let lo = Infinity;
   let hi = -Infinity;
-  index.forEach((pole, n) => {
-    const base = n * 2 * area;
-    for (let r = 0; r < side; r++) {
-      const v = r - half;
-      for (let c = 0; c < side; c++) {
-        const u = c - half;
-        const s = sampleBilinear(img, x[pole]! + u * exx + v * eyx, y[pole]! + u * exy + v * eyy);
-        out[base + r * side + c] = s;
-        if (s < lo) lo = s;
-        if (s > hi) hi = s;
-      }
-    }
-    out.fill(sheets[pole] === 'A' ? p.anode : p.cathode, base + area, base + 2 * area);
-  });
-  const floor = 0.01 * Math.max(hi - lo, 1e-6);
   for (let n = 0; n < index.length; n++) {
     const base = n * 2 * area;
     let sum = 0;
-    for (let i = 0; i < area; i++) sum += out[base + i]!;
-    const mean = sum / area;
+    for (let i = base; i < base + area; i++) {
+      const v = out[i]!;
+      sum += v;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    means[n] = sum / area;
+    out.fill(sheets[index[n]!] === 'A' ? p.anode : p.cathode, base + area, base + 2 * area);
+  }
+  const floor = 0.01 * Math.max(hi - lo, 1e-6);
+  for (let n = 0; n < index.length; n++) {
+    const base = n * 2 * area;
+    const mean = means[n]!;
     let sq = 0;
-    for (let i = 0; i < area; i++) sq += (out[base + i]! - mean) ** 2;
+    for (let i = base; i < base + area; i++) {
+      const d = out[i]! - mean;
+      sq += d * d;
+    }
     const sd = Math.max(Math.sqrt(sq / area), floor);
-    for (let i = 0; i < area; i++) out[base + i] = (out[base + i]! - mean) / sd;
+    for (let i = base; i < base + area; i++) out[i] = (out[i]! - mean) / sd;
   }
   return out;
 }
