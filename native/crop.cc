@@ -7,8 +7,8 @@
 namespace xpole {
 namespace {
 
-// Each sample's frame position is (ox + xc*exx) + yc*eyx, (oy + xc*exy) + yc*eyy, added in that
-// order: the column terms per (u, i) and the row terms per (v, j) once, not per sample.
+// The terms of each sample's frame position, (ox + xc*exx) + yc*eyx and (oy + xc*exy) + yc*eyy:
+// the column terms per (u, i), the row terms per (v, j). cropRows() bounds the rows with them.
 struct Terms {
   std::vector<double> colX, colY, rowX, rowY;
   explicit Terms(const CropSpec& c) : colX(size_t(c.outW) * c.s), colY(colX.size()), rowX(size_t(c.outH) * c.s), rowY(rowX.size()) {
@@ -119,22 +119,7 @@ void crop(const T* base, const CropSpec& c, float* dst) {
   for (size_t k = 0; k < n; k++) dst[k] = float((double(dst[k]) - mean) * k1);
 }
 
-}  // namespace
-
-RowSpan cropRows(const CropSpec& c) {
-  const Terms t(c);
-  // A sample's y is colY + rowY, and rounding is monotonic in each term: the smallest and largest
-  // sums are those of the smallest and largest terms, to the bit.
-  const auto [cLo, cHi] = std::minmax_element(t.colY.begin(), t.colY.end());
-  const auto [rLo, rHi] = std::minmax_element(t.rowY.begin(), t.rowY.end());
-  const double maxY = c.height - 1;
-  const double lo = std::clamp(*cLo + *rLo, 0.0, maxY), hi = std::clamp(*cHi + *rHi, 0.0, maxY);
-  const int last = int(std::floor(hi));
-  return {int(std::floor(lo)), last < c.height - 1 ? last + 1 : last};
-}
-
-namespace {
-
+// The polisher's patches, sampled point by point as vision/sample.ts does.
 template <typename T>
 void patches(const T* p, int width, int height, const Affine& a, const double* x, const double* y, size_t n, int side,
              size_t stride, float* out) {
@@ -164,6 +149,18 @@ void patches(const T* p, int width, int height, const Affine& a, const double* x
 }
 
 }  // namespace
+
+RowSpan cropRows(const CropSpec& c) {
+  const Terms t(c);
+  // A sample's y is colY + rowY, and rounding is monotonic in each term: the smallest and largest
+  // sums are those of the smallest and largest terms, to the bit.
+  const auto [cLo, cHi] = std::minmax_element(t.colY.begin(), t.colY.end());
+  const auto [rLo, rHi] = std::minmax_element(t.rowY.begin(), t.rowY.end());
+  const double maxY = c.height - 1;
+  const double lo = std::clamp(*cLo + *rLo, 0.0, maxY), hi = std::clamp(*cHi + *rHi, 0.0, maxY);
+  const int last = int(std::floor(hi));
+  return {int(std::floor(lo)), last < c.height - 1 ? last + 1 : last};
+}
 
 void samplePatches8(const uint8_t* p, int width, int height, const Affine& a, const double* x, const double* y, size_t n,
                     int side, size_t stride, float* out) {

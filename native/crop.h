@@ -34,10 +34,6 @@ RowSpan cropRows(const CropSpec& c);
 void cropForModel8(const uint8_t* p, const CropSpec& c, float* out);
 void cropForModel16(const uint16_t* p, const CropSpec& c, float* out);
 
-}  // namespace xpole
-
-namespace xpole {
-
 // The polisher's patches (src/vision/polish.ts): out[k * stride + r * side + c] = the frame
 // sampled bilinearly (coordinates clamped to the edge pixel centres) at
 // (x[k], y[k]) + (c - h) * (exx, exy) + (r - h) * (eyx, eyy), h = (side - 1) / 2, for k < n.

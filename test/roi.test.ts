@@ -258,7 +258,6 @@ describe.skipIf(!existsSync(REAL))('real frames (../shared/real-frames)', () => 
     let good = 0;
     for (const name of names) {
       const img = await decodeFrame(readFileSync(path.join(REAL, 'images', name)));
-      // Tips point left in the two line exports (2022...) and the BMP, right elsewhere (by eye).
       const o = realOrientation(name);
       let roi: Box;
       try {
