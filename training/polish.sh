@@ -12,5 +12,8 @@ export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
 ls -d "$DATA"/train-* > /dev/null || { echo "no training frames under $DATA: run training/make_data.sh first (npm run train does)" >&2; exit 1; }
 /usr/bin/python3 training/polish.py patches "$WORK/patches.npz" "$DATA"/train-*
 /usr/bin/python3 training/polish.py train "$WORK/patches.npz" "$WORK/polish.pt" --steps "${STEPS:-10000}"
+# The card's data note names the folders and the frames they hold, as the shipped card does.
+dirs=$(cd "$DATA" && echo train-*)
+frames=$(find "$DATA"/train-*/images -type f | wc -l)
 /usr/bin/python3 training/polish.py export "$WORK/polish.pt" models/xpole-polish.onnx \
-  --data-note "$(cd "$DATA" && echo train-*) (xpole synth seeds 1001.., 2 displaced patches per labelled apex)"
+  --data-note "${dirs%% *} .. ${dirs##* } (xpole synth seeds 1001.., $frames frames), 2 displaced patches per labelled apex"
