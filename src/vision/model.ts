@@ -241,6 +241,32 @@ abstract class CardModel<C extends { name: string; sha256: string }> {
     readonly card: C,
   ) {}
 
+  /**
+   * The model file and its card read and checked, the session opened on the first provider that
+   * passes a warm-up run on one zero sample, and the load logged. `kind` names the model in
+   * errors and logs ('model', 'polish model').
+   */
+  protected static async openCard<C extends { name: string; sha256: string }, M extends CardModel<C>>(
+    opts: ModelOptions,
+    kind: string,
+    parse: (text: string, where: string) => C,
+    make: (net: OnnxNet, card: C) => M,
+  ): Promise<M> {
+    const { bytes, card } = await readModelFiles(opts.modelPath, parse);
+    const net = await OnnxNet.open(bytes, `${kind} ${opts.modelPath}`, opts, (n) => {
+      const m = make(n, card);
+      return m.run(new Float32Array(m.inputSize), 1);
+    });
+    (opts.log ?? (() => {}))('info', `${kind} ${card.name} (sha256 ${card.sha256.slice(0, 12)}) loaded on execution provider '${net.provider}'`);
+    return make(net, card);
+  }
+
+  /** Values in one input sample. */
+  abstract get inputSize(): number;
+
+  /** The model's output for `n` samples of `input`; rejects on a runtime failure. */
+  abstract run(input: Float32Array, n: number): Promise<Float32Array>;
+
   get name(): string {
     return this.card.name;
   }
@@ -263,27 +289,23 @@ export class HeatmapModel extends CardModel<ModelCard> {
     super(net, card);
   }
 
-  /** Values in one input sample / one output sample. */
   get inputSize(): number {
     return this.card.input.width * this.card.input.height;
   }
 
+  /** Values in one output sample. */
   get outputSize(): number {
     return this.card.keypoints.length * this.card.heatmap.width * this.card.heatmap.height;
   }
 
-  static async load(opts: ModelOptions): Promise<HeatmapModel> {
-    const { bytes, card } = await readModelFiles(opts.modelPath, parseCard);
-    const size = card.input.width * card.input.height;
-    const net = await OnnxNet.open(bytes, `model ${opts.modelPath}`, opts, (n) => new HeatmapModel(n, card).run(new Float32Array(size), 1));
-    (opts.log ?? (() => {}))('info', `model ${card.name} (sha256 ${card.sha256.slice(0, 12)}) loaded on execution provider '${net.provider}'`);
-    return new HeatmapModel(net, card);
+  static load(opts: ModelOptions): Promise<HeatmapModel> {
+    return CardModel.openCard(opts, 'model', parseCard, (net, card) => new HeatmapModel(net, card));
   }
 
   /** Heatmaps for `n` samples of `input` (n x 1 x H x W); rejects on a runtime failure. */
   run(input: Float32Array, n: number): Promise<Float32Array> {
     const { width, height } = this.card.input;
-    if (input.length !== n * width * height) {
+    if (input.length !== n * this.inputSize) {
       return Promise.reject(new RangeError(`model input holds ${input.length} values, expected ${n}x1x${height}x${width}`));
     }
     const want = [n, this.card.keypoints.length, this.card.heatmap.height, this.card.heatmap.width];
@@ -324,18 +346,19 @@ export class PolishModel extends CardModel<PolishCard> {
     super(net, card);
   }
 
-  static async load(opts: ModelOptions): Promise<PolishModel> {
-    const { bytes, card } = await readModelFiles(opts.modelPath, parsePolishCard);
-    const size = 2 * card.input.patch ** 2;
-    const net = await OnnxNet.open(bytes, `polish model ${opts.modelPath}`, opts, (n) => new PolishModel(n, card).run(new Float32Array(size), 1));
-    (opts.log ?? (() => {}))('info', `polish model ${card.name} (sha256 ${card.sha256.slice(0, 12)}) loaded on execution provider '${net.provider}'`);
-    return new PolishModel(net, card);
+  static load(opts: ModelOptions): Promise<PolishModel> {
+    return CardModel.openCard(opts, 'polish model', parsePolishCard, (net, card) => new PolishModel(net, card));
+  }
+
+  /** One patch: the frame channel and the kind channel. */
+  get inputSize(): number {
+    return 2 * this.card.input.patch ** 2;
   }
 
   /** Offsets for `n` patches (polishPatches' layout). */
   run(input: Float32Array, n: number): Promise<Float32Array> {
     const side = this.card.input.patch;
-    if (input.length !== n * 2 * side * side) {
+    if (input.length !== n * this.inputSize) {
       return Promise.reject(new RangeError(`polish input holds ${input.length} values, expected ${n}x2x${side}x${side}`));
     }
     return this.net.run(input, [n, 2, side, side], [n, 2]);
