@@ -7,29 +7,6 @@
 namespace xpole {
 namespace {
 
-// The terms of each sample's frame position, (ox + xc*exx) + yc*eyx and (oy + xc*exy) + yc*eyy:
-// the column terms per (u, i), the row terms per (v, j). cropRows() bounds the rows with them.
-struct Terms {
-  std::vector<double> colX, colY, rowX, rowY;
-  explicit Terms(const CropSpec& c) : colX(size_t(c.outW) * c.s), colY(colX.size()), rowX(size_t(c.outH) * c.s), rowY(rowX.size()) {
-    const double cellW = c.box[2] / c.outW, cellH = c.box[3] / c.outH;
-    for (int u = 0; u < c.outW; u++) {
-      for (int i = 0; i < c.s; i++) {
-        const double xc = c.box[0] + (u + (i + 0.5) / c.s) * cellW;
-        colX[size_t(u) * c.s + i] = c.a.ox + xc * c.a.exx;
-        colY[size_t(u) * c.s + i] = c.a.oy + xc * c.a.exy;
-      }
-    }
-    for (int v = 0; v < c.outH; v++) {
-      for (int j = 0; j < c.s; j++) {
-        const double yc = c.box[1] + (v + (j + 0.5) / c.s) * cellH;
-        rowX[size_t(v) * c.s + j] = yc * c.a.eyx;
-        rowY[size_t(v) * c.s + j] = yc * c.a.eyy;
-      }
-    }
-  }
-};
-
 // One axis of the bilinear sampling: where a canonical coordinate lands on a frame axis (clamped
 // to the edge pixel centres, which replicates the edge), as two taps and their weights.
 struct Tap {
@@ -55,29 +32,46 @@ std::vector<Tap> cellTaps(int n, int s, double start, double cell, double origin
   return taps;
 }
 
-// The orientations map canonical axes onto frame axes, so the mean of s x s bilinear samples over a
-// cell is separable: a weighted sum along frame rows, then one across them. Pass 1 filters each
-// frame row the crop reads into one value per cell column; pass 2 combines those rows. About
-// (rows + cells across) x (s + 1) taps instead of 4 s^2 reads per cell.
+// The crop's taps along frame columns and frame rows. The orientations map canonical axes onto
+// frame axes: canonical x (the output's columns u) runs along frame x when exx != 0, else along
+// frame y, and canonical y the other way.
+struct CropTaps {
+  bool uAlongX;
+  int nCols, nRows;               // cells picking frame columns (colTaps) and frame rows (rowTaps)
+  std::vector<Tap> colTaps, rowTaps;
+  int firstRow, lastRow;          // the frame rows the crop reads
+
+  explicit CropTaps(const CropSpec& c) : uAlongX(c.a.exx != 0) {
+    const double cellW = c.box[2] / c.outW, cellH = c.box[3] / c.outH;
+    std::vector<Tap> u = uAlongX ? cellTaps(c.outW, c.s, c.box[0], cellW, c.a.ox, c.a.exx, c.width)
+                                 : cellTaps(c.outW, c.s, c.box[0], cellW, c.a.oy, c.a.exy, c.height);
+    std::vector<Tap> v = uAlongX ? cellTaps(c.outH, c.s, c.box[1], cellH, c.a.oy, c.a.eyy, c.height)
+                                 : cellTaps(c.outH, c.s, c.box[1], cellH, c.a.ox, c.a.eyx, c.width);
+    colTaps = std::move(uAlongX ? u : v);
+    rowTaps = std::move(uAlongX ? v : u);
+    nCols = uAlongX ? c.outW : c.outH;
+    nRows = uAlongX ? c.outH : c.outW;
+    firstRow = c.height;
+    lastRow = -1;
+    for (const Tap& t : rowTaps) {
+      firstRow = std::min(firstRow, t.i0);
+      lastRow = std::max(lastRow, t.i1);
+    }
+  }
+};
+
+// The mean of s x s bilinear samples over a cell is separable: a weighted sum along frame rows,
+// then one across them. Pass 1 filters each frame row the crop reads into one value per cell
+// column; pass 2 combines those rows. About (rows + cells across) x (s + 1) taps instead of
+// 4 s^2 reads per cell.
 template <typename T>
 void crop(const T* base, const CropSpec& c, float* dst) {
   const int W = c.outW, H = c.outH, s = c.s;
-  const double cellW = c.box[2] / W, cellH = c.box[3] / H;
-  // Canonical x (the output's columns u) runs along frame x when exx != 0, else along frame y.
-  const bool uAlongX = c.a.exx != 0;
-  const std::vector<Tap> uTaps = uAlongX ? cellTaps(W, s, c.box[0], cellW, c.a.ox, c.a.exx, c.width)
-                                         : cellTaps(W, s, c.box[0], cellW, c.a.oy, c.a.exy, c.height);
-  const std::vector<Tap> vTaps = uAlongX ? cellTaps(H, s, c.box[1], cellH, c.a.oy, c.a.eyy, c.height)
-                                         : cellTaps(H, s, c.box[1], cellH, c.a.ox, c.a.eyx, c.width);
-  // Frame columns are picked by `colTaps` (nCols cells), frame rows by `rowTaps` (nRows cells).
-  const std::vector<Tap>& colTaps = uAlongX ? uTaps : vTaps;
-  const std::vector<Tap>& rowTaps = uAlongX ? vTaps : uTaps;
-  const int nCols = uAlongX ? W : H, nRows = uAlongX ? H : W;
-  int lo = c.height, hi = -1;
-  for (const Tap& t : rowTaps) {
-    lo = std::min(lo, t.i0);
-    hi = std::max(hi, t.i1);
-  }
+  const CropTaps taps(c);
+  const std::vector<Tap>& colTaps = taps.colTaps;
+  const std::vector<Tap>& rowTaps = taps.rowTaps;
+  const int nCols = taps.nCols, nRows = taps.nRows, lo = taps.firstRow, hi = taps.lastRow;
+  const bool uAlongX = taps.uAlongX;
   // Pass 1: row r of the frame, filtered: filtered[(r - lo) * nCols + k] = sum over cell k's taps.
   const size_t stride = size_t(c.width);
   std::vector<double> filtered(size_t(hi - lo + 1) * nCols);
@@ -151,15 +145,8 @@ void patches(const T* p, int width, int height, const Affine& a, const double* x
 }  // namespace
 
 RowSpan cropRows(const CropSpec& c) {
-  const Terms t(c);
-  // A sample's y is colY + rowY, and rounding is monotonic in each term: the smallest and largest
-  // sums are those of the smallest and largest terms, to the bit.
-  const auto [cLo, cHi] = std::minmax_element(t.colY.begin(), t.colY.end());
-  const auto [rLo, rHi] = std::minmax_element(t.rowY.begin(), t.rowY.end());
-  const double maxY = c.height - 1;
-  const double lo = std::clamp(*cLo + *rLo, 0.0, maxY), hi = std::clamp(*cHi + *rHi, 0.0, maxY);
-  const int last = int(std::floor(hi));
-  return {int(std::floor(lo)), last < c.height - 1 ? last + 1 : last};
+  const CropTaps taps(c);
+  return {taps.firstRow, taps.lastRow};
 }
 
 void samplePatches8(const uint8_t* p, int width, int height, const Affine& a, const double* x, const double* y, size_t n,
