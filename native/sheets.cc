@@ -5,6 +5,11 @@
 #include <cstdlib>
 #include <vector>
 
+#if defined(__SSSE3__) && defined(__SSE4_1__)
+#include <immintrin.h>
+#define XPOLE_HALF_SIMD 1
+#endif
+
 namespace xpole {
 namespace {
 
@@ -26,7 +31,8 @@ double stripeMean(const T* p, int W, int H, const Affine& m, double x0, double x
     const int64_t x = jsRound(m.ox + m.exx * xc + m.eyx * yc);
     const int64_t y = jsRound(m.oy + m.exy * xc + m.eyy * yc);
     const int64_t xa = x - half * ux, ya = y - half * uy, xb = x + half * ux, yb = y + half * uy;
-    double s = 0;
+    // An integer sum: exact, so the double it becomes is the one the TypeScript summed.
+    int64_t s = 0;
     if (std::min(xa, xb) >= 0 && std::max(xa, xb) < W && std::min(ya, yb) >= 0 && std::max(ya, yb) < H) {
       const int64_t step = uy * W + ux;
       const T* q = p + (ya * W + xa);
@@ -38,7 +44,7 @@ double stripeMean(const T* p, int W, int H, const Affine& m, double x0, double x
         s += p[yy * W + xx];
       }
     }
-    return s / smooth;
+    return double(s) / smooth;
   };
   const int64_t ax = int64_t(m.exx), ay = int64_t(m.exy), bx = int64_t(m.eyx), by = int64_t(m.eyy);
   double sum = 0;
@@ -52,22 +58,24 @@ double stripeMean(const T* p, int W, int H, const Affine& m, double x0, double x
   return n > 0 ? sum / n : 0;
 }
 
+// 32-bit sums are exact: a side is at most 65536 px (the addon refuses more), 65536 * 65535 < 2^32.
+// 32-bit lanes and a loop bound that cannot overflow (x < end, not x <= x1) let the compiler vectorize.
 template <typename T>
 void rectSums(const T* p, int W, int x0, int y0, int x1, int y1, bool byRow, double* out) {
   if (byRow) {
     for (int y = y0; y <= y1; y++) {
       const T* row = p + size_t(y) * size_t(W);
-      uint64_t s = 0;
-      for (int x = x0; x <= x1; x++) s += row[x];
+      uint32_t s = 0;
+      for (int x = x0, end = x1 + 1; x < end; x++) s += row[x];
       out[y - y0] = double(s);
     }
     return;
   }
   // Per column: rows are added in turn, so the frame is still read row by row.
-  std::vector<uint64_t> s(size_t(x1 - x0 + 1), 0);
+  std::vector<uint32_t> s(size_t(x1 - x0 + 1), 0);
   for (int y = y0; y <= y1; y++) {
     const T* row = p + size_t(y) * size_t(W) + x0;
-    for (int x = 0; x <= x1 - x0; x++) s[x] += row[x];
+    for (size_t x = 0; x < s.size(); x++) s[x] += row[x];
   }
   for (size_t i = 0; i < s.size(); i++) out[i] = double(s[i]);
 }
@@ -90,14 +98,58 @@ void greyRange(const T* p, size_t n, size_t step, int out[2]) {
   out[1] = at(0.995);
 }
 
+// The rounded mean of out[x]'s 2 x 2 pixels, from column `from` of the output row on.
+template <typename T>
+void halfRowScalar(const T* a, const T* b, T* o, int from, int w) {
+  for (int x = from; x < w; x++) o[x] = T((unsigned(a[2 * x]) + a[2 * x + 1] + b[2 * x] + b[2 * x + 1] + 2) >> 2);
+}
+
+// One output row from input rows a and b: 16 outputs a step where SSE4.1 is there, the rest scalar.
+void halfRow(const uint8_t* a, const uint8_t* b, uint8_t* o, int w) {
+  int x = 0;
+#ifdef XPOLE_HALF_SIMD
+  const __m128i ones = _mm_set1_epi8(1), two = _mm_set1_epi16(2);
+  // maddubs: each byte pair summed into 16 bits; the 2 x 2 sum is at most 1020.
+  auto sums = [&](const uint8_t* pa, const uint8_t* pb) {
+    const __m128i va = _mm_loadu_si128(reinterpret_cast<const __m128i*>(pa));
+    const __m128i vb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(pb));
+    const __m128i s = _mm_add_epi16(_mm_maddubs_epi16(va, ones), _mm_maddubs_epi16(vb, ones));
+    return _mm_srli_epi16(_mm_add_epi16(s, two), 2);
+  };
+  for (; x + 16 <= w; x += 16) {
+    const __m128i lo = sums(a + 2 * x, b + 2 * x), hi = sums(a + 2 * x + 16, b + 2 * x + 16);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + x), _mm_packus_epi16(lo, hi));
+  }
+#endif
+  halfRowScalar(a, b, o, x, w);
+}
+
+void halfRow(const uint16_t* a, const uint16_t* b, uint16_t* o, int w) {
+  int x = 0;
+#ifdef XPOLE_HALF_SIMD
+  const __m128i zero = _mm_setzero_si128(), two = _mm_set1_epi32(2);
+  // Four outputs from 8 pixels of each row: column sums in 32 bits, then adjacent pairs (hadd).
+  auto quad = [&](const uint16_t* pa, const uint16_t* pb) {
+    const __m128i va = _mm_loadu_si128(reinterpret_cast<const __m128i*>(pa));
+    const __m128i vb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(pb));
+    const __m128i lo = _mm_add_epi32(_mm_unpacklo_epi16(va, zero), _mm_unpacklo_epi16(vb, zero));
+    const __m128i hi = _mm_add_epi32(_mm_unpackhi_epi16(va, zero), _mm_unpackhi_epi16(vb, zero));
+    return _mm_srli_epi32(_mm_add_epi32(_mm_hadd_epi32(lo, hi), two), 2);
+  };
+  for (; x + 8 <= w; x += 8) {
+    const __m128i q0 = quad(a + 2 * x, b + 2 * x), q1 = quad(a + 2 * x + 8, b + 2 * x + 8);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + x), _mm_packus_epi32(q0, q1));
+  }
+#endif
+  halfRowScalar(a, b, o, x, w);
+}
+
 template <typename T>
 void halfSize(const T* p, int W, int H, T* out) {
   const int w = W >> 1, h = H >> 1;
   for (int y = 0; y < h; y++) {
     const T* a = p + size_t(2 * y) * size_t(W);
-    const T* b = a + W;
-    T* o = out + size_t(y) * size_t(w);
-    for (int x = 0; x < w; x++) o[x] = T((unsigned(a[2 * x]) + a[2 * x + 1] + b[2 * x] + b[2 * x + 1] + 2) >> 2);
+    halfRow(a, a + W, out + size_t(y) * size_t(w), w);
   }
 }
 

@@ -15,7 +15,7 @@ double stripeMean8(const uint8_t* p, int width, int height, const Affine& m, dou
 double stripeMean16(const uint16_t* p, int width, int height, const Affine& m, double x0, double x1, double y0, double y1, int smooth);
 
 // Sums of the frame rectangle [x0, x1] x [y0, y1] (inside the frame): per row (byRow, out has
-// y1 - y0 + 1 entries) or per column (x1 - x0 + 1). Exact: integers far below 2^53.
+// y1 - y0 + 1 entries) or per column (x1 - x0 + 1). Exact for sides up to 65536 px (the addon's limit).
 void rectSums8(const uint8_t* p, int width, int x0, int y0, int x1, int y1, bool byRow, double* out);
 void rectSums16(const uint16_t* p, int width, int x0, int y0, int x1, int y1, bool byRow, double* out);
 

@@ -127,6 +127,24 @@ describe('halfSize', () => {
     expect(Array.from(halfSize(img).pixels)).toEqual([65535, 65535]);
   });
 
+  for (const depth of [8, 16] as const) {
+    it(`gives the same means over the full range in the vector loop and its tail (${depth}-bit, 70 px wide)`, () => {
+      // 35 outputs a row: two or four 16- or 8-wide vector steps and a scalar tail; values at both
+      // ends of the range, where a lane too narrow would wrap.
+      const full = depth === 8 ? 255 : 65535;
+      const r = prng(40 + depth);
+      const pixels = depth === 8 ? new Uint8Array(70 * 4) : new Uint16Array(70 * 4);
+      for (let i = 0; i < pixels.length; i++) pixels[i] = r() < 0.4 ? full : r() < 0.2 ? 0 : Math.floor(r() * (full + 1));
+      const half = halfSize({ width: 70, height: 4, depth, pixels });
+      for (let y = 0; y < 2; y++) {
+        for (let x = 0; x < 35; x++) {
+          const i = 2 * y * 70 + 2 * x;
+          expect(half.pixels[y * 35 + x], `(${x}, ${y})`).toBe((pixels[i] + pixels[i + 1] + pixels[i + 70] + pixels[i + 71] + 2) >> 2);
+        }
+      }
+    });
+  }
+
   it('refuses a frame too small to halve', () => {
     expect(() => halfSize({ width: 1, height: 8, depth: 8, pixels: new Uint8Array(8) })).toThrow(/img.width must be an integer from 2/);
   });
@@ -149,6 +167,14 @@ describe('rectSums', () => {
       for (let y = 4; y <= 30; y++) s += img.pixels[y * 50 + x];
       expect(cols[x - 3]).toBe(s);
     }
+  });
+
+  it('sums the longest row and column a frame may have, all at 16-bit maximum, exactly', () => {
+    // 65536 x 65535 is 2^32 - 65536: a lane of fewer than 32 bits would wrap.
+    const n = 65536;
+    const line = new Uint16Array(n).fill(65535);
+    expect(Array.from(rectSums({ width: n, height: 1, depth: 16, pixels: line }, 0, 0, n - 1, 0, true))).toEqual([n * 65535]);
+    expect(Array.from(rectSums({ width: 1, height: n, depth: 16, pixels: line }, 0, 0, 0, n - 1, false))).toEqual([n * 65535]);
   });
 
   it('refuses a rectangle outside the frame or out of order', () => {
