@@ -15,6 +15,7 @@
 //          --no-daemon --model FILE --spinning (ONNX Runtime's spinning intra-op threads, in process)
 //          --flip-test (pipeline.flipTest: the final pass's crop also mirrored top-bottom)
 //          --no-polish (pipeline.polish off: no pole polish after the heatmaps)
+//          --no-int8-first-pass (pipeline.firstPassInt8 off: the model runs both passes itself, not its int8 variant the first)
 //          --intra-op N (model.intraOpNumThreads, default 0: ONNX Runtime's choice, one per core)
 //          --container png|tiff (the frames' file format, default png; tiff = uncompressed, as raw detector exports)
 // Env XPOLE_BENCH_NODE_ARGS: node options for the daemon, e.g. '--cpu-prof --cpu-prof-dir=DIR' (profiles of its threads).
@@ -41,6 +42,7 @@ const { values: opt } = parseArgs({
     spinning: { type: 'boolean', default: false },
     'flip-test': { type: 'boolean', default: false },
     'no-polish': { type: 'boolean', default: false },
+    'no-int8-first-pass': { type: 'boolean', default: false },
     'stable-ms': { type: 'string', default: '50' },
     'in-flight': { type: 'string', default: '2' },
     'decode-ahead': { type: 'string', default: '1' },
@@ -58,6 +60,7 @@ const SIZES = opt.sizes!.split(',').map(Number);
 const FRAMES = count('frames');
 const DAEMON_FRAMES = count('daemon-frames', ' (--no-daemon skips the daemon run)');
 const MODEL = opt.model ?? (fs.existsSync(DEFAULT_PIPELINE_OPTIONS.modelPath) ? DEFAULT_PIPELINE_OPTIONS.modelPath : path.resolve(import.meta.dirname, '../test/fixtures/tiny-model.onnx'));
+const INT8_FIRST = !opt['no-int8-first-pass'];
 const STAGES = ['decode', 'corners', 'roi', 'preprocess', 'model', 'heatmap', 'refine', 'polish', 'tips', 'verdict', 'total'];
 
 const pct = (v: number[], p: number) => {
@@ -132,7 +135,7 @@ async function daemonRun(size: number, rateOpt: number | undefined): Promise<Dae
   const broker = await Mosquitto.start();
   const dir = tempDir('bench');
   // The history on the same disk as in production (synchronous FULL); info logs only.
-  const cfg = writeConfig(dir, broker.url, { model: { path: MODEL, intraOpNumThreads: Number(opt['intra-op']) }, pipeline: { inFlight: Number(opt['in-flight']), decodeAhead: Number(opt['decode-ahead']), flipTest: opt['flip-test'], polish: !opt['no-polish'] }, source: { hotfolder: { stableMs: Number(opt['stable-ms']), pollMs: 20, afterJudged: 'delete' } } });
+  const cfg = writeConfig(dir, broker.url, { model: { path: MODEL, intraOpNumThreads: Number(opt['intra-op']) }, pipeline: { inFlight: Number(opt['in-flight']), decodeAhead: Number(opt['decode-ahead']), flipTest: opt['flip-test'], polish: !opt['no-polish'], firstPassInt8: INT8_FIRST }, source: { hotfolder: { stableMs: Number(opt['stable-ms']), pollMs: 20, afterJudged: 'delete' } } });
   const pngs = await frames(size, 2);
   const sub = await Subscriber.connect(broker.url, cfg.root);
   const received = new Map<string, number>();
@@ -239,8 +242,8 @@ async function main(): Promise<void> {
   const loadavg = os.loadavg().map((v) => v.toFixed(1)).join(' ');
   console.log(`# xpole pipeline bench: CPU provider, ${os.cpus().length} cores, load average ${loadavg}`);
   console.log(`# model ${path.relative(process.cwd(), MODEL)}; ${FRAMES} judgements per size from ${EXT === "png" ? "PNG" : "uncompressed TIFF"} bytes (16-bit synthetic frames)`);
-  const pipeline = await Pipeline.load({ modelPath: MODEL, providers: ['cpu'], intraOpNumThreads: Number(opt['intra-op']), spinning: opt.spinning, flipTest: opt['flip-test'], polish: !opt['no-polish'] });
-  console.log(`# intra-op threads ${opt.spinning ? 'spin' : 'do not spin'} while idle; flip test ${opt['flip-test'] ? 'on' : 'off'}; polish ${opt['no-polish'] ? 'off' : 'on'}`);
+  const pipeline = await Pipeline.load({ modelPath: MODEL, providers: ['cpu'], intraOpNumThreads: Number(opt['intra-op']), spinning: opt.spinning, flipTest: opt['flip-test'], polish: !opt['no-polish'], ...(INT8_FIRST ? {} : { firstPassModelPath: null }) });
+  console.log(`# intra-op threads ${opt.spinning ? 'spin' : 'do not spin'} while idle; flip test ${opt['flip-test'] ? 'on' : 'off'}; polish ${opt['no-polish'] ? 'off' : 'on'}; int8 first pass ${INT8_FIRST ? 'on (where the model has a variant)' : 'off'}`);
   const figures: SizeFigures[] = [];
   for (const size of SIZES) {
     figures.push(await inProcess(pipeline, size));

@@ -21,6 +21,8 @@ export function pipelineOptionsFromConfig(config: Config, log?: Logger): Omit<Pi
     refineParams: { ...DEFAULT_REFINE_PARAMS, radius: p.refineRadius },
     decode: p.decode,
     secondPass: p.secondPass,
+    // true: the model's int8 variant where there is one (the pipeline's default); false: none.
+    ...(p.firstPassInt8 ? {} : { firstPassModelPath: null }),
     secondPassBackReach: p.secondPassBackReach,
     deepLook: p.deepLook,
     polish: p.polish,

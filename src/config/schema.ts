@@ -30,6 +30,7 @@ export interface Config {
     refine: boolean;
     refineRadius: number;
     secondPass: boolean;
+    firstPassInt8: boolean;
     secondPassBackReach: number;
     deepLook: boolean;
     polish: boolean;
@@ -120,6 +121,7 @@ export const SCHEMA: Record<string, Field> = {
       refine: bool(true, 'correct each pole by its nearest corner'),
       refineRadius: num(1, 0, 1000, 'corner search radius in frame pixels'),
       secondPass: bool(true, 'run the model again on the box around the first poles'),
+      firstPassInt8: bool(true, "on the CPU provider, the first pass (which only places the second pass's box) runs the model's int8 variant beside it (NAME-int8.onnx, npm run quantize) where there is one"),
       secondPassBackReach: num(1.25, 0, 10, "how far behind the outermost tip the second pass's box reaches at least, times overhangMaxMm"),
       deepLook: bool(true, "a cathode below minConfidence gets a look at a box reaching twice as far behind the tips; taken from there only recessed past the limit"),
       polish: bool(true, 'move each pole to the apex a small CNN finds in a full-resolution patch around it (at most the card\'s maxMovePx)'),

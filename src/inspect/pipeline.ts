@@ -1,6 +1,7 @@
 // The inspection pipeline: decode -> corners -> ROI -> crop -> model -> heatmap decoding ->
 // corner refinement -> verdict -> Result (SPEC "MQTT" result object). The only module that knows
 // the stages' order and times them. A bad frame becomes one ERROR Result, never an exception.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FrameError } from '../errors.ts';
@@ -11,7 +12,7 @@ import { boxFromCanonical, boxToCanonical, canonicalAffine, fromCanonical, toCan
 import type { Box, Corners, ErrorReason, Image, Orientation, Pole, Result } from '../types.ts';
 import { detectCornersAsync } from '../vision/corners.ts';
 import { decodeHeatmaps, heatmapToCanonical, mergeMirrored, type DecodeMethod } from '../vision/heatmap.ts';
-import { HeatmapModel, ModelLoadError, PolishModel, type Logger } from '../vision/model.ts';
+import { cardMismatch, HeatmapModel, ModelLoadError, PolishModel, type Logger, type ModelOptions } from '../vision/model.ts';
 import { applyPolish, polishPatches } from '../vision/polish.ts';
 import { cropForModelAsync, withMirrored } from '../vision/preprocess.ts';
 import { DEFAULT_REFINE_PARAMS, refinePoles, type RefineParams } from '../vision/refine.ts';
@@ -22,6 +23,12 @@ import { Slots } from './slots.ts';
 import { judge as judgeOverhangs } from './verdict.ts';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** The int8 variant `npm run quantize` writes beside a model (NAME-int8.onnx), or null where there is none. */
+export function int8Variant(modelPath: string): string | null {
+  const file = modelPath.replace(/(\.onnx)?$/, '-int8.onnx');
+  return existsSync(file) ? file : null;
+}
 
 export interface PipelineOptions {
   /** The ONNX model; its card (same name, .json) sits beside it. */
@@ -49,6 +56,11 @@ export interface PipelineOptions {
   decode: DecodeMethod;
   /** Run the model a second time on the box around the first pass's poles. */
   secondPass: boolean;
+  /** A model for the first pass only, whose poles just place the second pass's box; used with
+   *  secondPass where the heatmap model runs on the CPU provider. Absent: the heatmap model's int8
+   *  variant (NAME-int8.onnx beside it, `npm run quantize`) where there is one; null: none, the
+   *  heatmap model runs both passes. Its card must fit the heatmap model's. */
+  firstPassModelPath?: string | null;
   /** How far behind the outermost tip the second pass's box reaches at least, in units of the
    *  recipe's largest overhang (a recessed cathode must lie inside it to be measured). */
   secondPassBackReach: number;
@@ -164,6 +176,8 @@ export class Pipeline {
     readonly options: PipelineOptions,
     private readonly net: HeatmapModel,
     private readonly polisher: PolishModel | null,
+    /** The first pass's model (firstPassModelPath, loaded only with a second pass), or the heatmap model. */
+    private readonly firstNet: HeatmapModel = net,
   ) {
     this.analysisSlots = new Slots(options.analysisSlots);
   }
@@ -201,6 +215,17 @@ export class Pipeline {
         `model ${net.name} predicts keypoints [${net.card.keypoints.join(' ')}], recipe '${options.recipe.name}' needs [${names.join(' ')}]`,
       );
     }
+    let firstNet = net;
+    const firstPath = options.firstPassModelPath === undefined ? int8Variant(options.modelPath) : options.firstPassModelPath;
+    if (options.secondPass && firstPath !== null) {
+      // A CPU-station saving: on TensorRT or CUDA the heatmap model is fast, and the int8 variant's
+      // uint8 activations are not TensorRT's int8, so there the heatmap model runs both passes.
+      if (net.provider !== 'cpu') {
+        options.log?.('info', `the heatmap model runs on '${net.provider}': it runs both passes (a first-pass model is for the CPU provider)`);
+      } else {
+        firstNet = await Pipeline.loadFirstPass(net, firstPath, session);
+      }
+    }
     let polisher: PolishModel | null = null;
     if (options.polish) {
       try {
@@ -209,12 +234,41 @@ export class Pipeline {
         const providers = options.providers.slice(Math.max(0, options.providers.indexOf(net.provider)));
         polisher = await PolishModel.load({ ...session, providers, intraOpNumThreads: 1, modelPath: options.polishModelPath });
       } catch (err) {
-        await net.close();
+        await Promise.all([net.close(), firstNet !== net ? firstNet.close() : undefined]);
         if (err instanceof ModelLoadError) throw new ModelLoadError(`${err.message} (the polish model: pipeline.polish: false runs without it)`);
         throw err;
       }
     }
-    return new Pipeline(options, net, polisher);
+    return new Pipeline(options, net, polisher, firstNet);
+  }
+
+  /**
+   * The first-pass model on the CPU provider, checked against the heatmap model: its card must fit,
+   * and a quantized variant must have been made from this heatmap model (not a stale file).
+   */
+  private static async loadFirstPass(net: HeatmapModel, file: string, session: Omit<ModelOptions, 'modelPath'>): Promise<HeatmapModel> {
+    const fail = async (message: string, first?: HeatmapModel) => {
+      await Promise.all([net.close(), first?.close()]);
+      return new ModelLoadError(`${message} (pipeline.firstPassInt8: false runs the heatmap model twice)`);
+    };
+    let first: HeatmapModel;
+    try {
+      // One thread: its pass may overlap the other frame's pass of the heatmap model, whose threads already take the cores.
+      first = await HeatmapModel.load({ ...session, providers: ['cpu'], intraOpNumThreads: 1, modelPath: file });
+    } catch (err) {
+      throw err instanceof ModelLoadError ? await fail(`first-pass model: ${err.message}`) : err;
+    }
+    const mismatch = cardMismatch(net.card, first.card);
+    if (mismatch) throw await fail(`the first-pass model ${first.name} does not fit the heatmap model ${net.name}: ${mismatch}`, first);
+    const from = first.card.quantization?.from?.sha256;
+    if (from !== undefined && from !== net.sha256) {
+      throw await fail(
+        `the first-pass model ${first.name} was quantized from the model with sha256 ${from.slice(0, 12)}, not from the heatmap model ${net.name} (${net.sha256.slice(0, 12)}): quantize it again (npm run quantize)`,
+        first,
+      );
+    }
+    session.log?.('info', `first pass: model ${first.name} (sha256 ${first.sha256.slice(0, 12)}) places the second pass's box`);
+    return first;
   }
 
   get model(): { name: string; sha256: string; provider: string } {
@@ -223,6 +277,7 @@ export class Pipeline {
 
   async close(): Promise<void> {
     await this.net.close();
+    if (this.firstNet !== this.net) await this.firstNet.close();
     await this.polisher?.close();
   }
 
@@ -367,21 +422,27 @@ export class Pipeline {
     roi: Box,
     timingsMs: Record<string, number>,
     minConfident: number,
+    first = this.firstNet,
   ): Promise<Analysis | { error: FrameError }> {
     const o = this.options;
     let crop = roi;
     // The flip test goes to the pass whose heatmaps give the poles: the first only places the second's box.
-    let heatmaps = await this.runModel(image, orientation, crop, timingsMs, o.flipTest && !o.secondPass);
+    let heatmaps = await this.runModel(first, image, orientation, crop, timingsMs, o.flipTest && !o.secondPass);
     if (o.secondPass) {
       // The model was trained on boxes near the reference box (the poles' box + 10%); the ROI
       // stage's box is larger, so a second pass on the box around the first poles sees them bigger.
       const tight = this.poleBox(image, orientation, this.decodeIn(image, orientation, crop, heatmaps, 'dark'));
       if (tight) {
         crop = tight;
-        heatmaps = await this.runModel(image, orientation, crop, timingsMs, o.flipTest);
+        heatmaps = await this.runModel(this.net, image, orientation, crop, timingsMs, o.flipTest);
+      } else if (first !== this.net) {
+        return this.lookAt(image, orientation, corners, roi, timingsMs, minConfident, this.net);
       }
     }
     const error = this.stackNotSeen(heatmaps, minConfident);
+    // A first-pass model may place no box, or one the heatmap model sees no stack in, where the
+    // heatmap model's own first pass would: then it does, as without a first-pass model.
+    if (error && first !== this.net) return this.lookAt(image, orientation, corners, roi, timingsMs, minConfident, this.net);
     if (error) return { error };
     const seen: Analysis = { image, orientation, corners, roi, crop, heatmaps, timingsMs };
     if (o.secondPass && o.deepLook) seen.deep = await this.deepLook(seen);
@@ -405,7 +466,7 @@ export class Pipeline {
     if (weak.length === 0) return undefined;
     const box = this.poleBox(a.image, a.orientation, poles, 2 * secondPassBackReach);
     if (!box) return undefined;
-    const heatmaps = await this.runModel(a.image, a.orientation, box, a.timingsMs, false);
+    const heatmaps = await this.runModel(this.net, a.image, a.orientation, box, a.timingsMs, false);
     const deep = this.decodeIn(a.image, a.orientation, box, heatmaps, 'dark');
     const { width, height } = a.image;
     const canonicalX = (p: PoleSet, i: number) => toCanonical(p.x[i]!, p.y[i]!, width, height, a.orientation)[0];
@@ -437,16 +498,16 @@ export class Pipeline {
     return new FrameError('ROI_NOT_FOUND', `the model sees no stack in the ROI: ${confident} of ${k} poles reach confidence ${min}`);
   }
 
-  private async runModel(image: Image, orientation: Orientation, box: Box, timingsMs: Record<string, number>, flip: boolean): Promise<Float32Array> {
+  private async runModel(net: HeatmapModel, image: Image, orientation: Orientation, box: Box, timingsMs: Record<string, number>, flip: boolean): Promise<Float32Array> {
     let t = now();
-    const { card } = this.net;
+    const { card } = net;
     const crop = await cropForModelAsync(image, box, orientation, card.input, IN_PLACE);
     const input = flip ? withMirrored(crop, card.input) : crop;
     timingsMs.preprocess = (timingsMs.preprocess ?? 0) + ms(t);
     t = now();
     try {
-      if (!flip) return await this.net.run(input, 1);
-      const both = await this.net.run(input, 2);
+      if (!flip) return await net.run(input, 1);
+      const both = await net.run(input, 2);
       const shape = { k: card.keypoints.length, width: card.heatmap.width, height: card.heatmap.height };
       const plane = shape.k * shape.width * shape.height;
       return mergeMirrored(both.subarray(0, plane), both.subarray(plane, 2 * plane), shape);

@@ -22,6 +22,25 @@ export interface ModelCard {
   heatmap: { width: number; height: number; stride: number; sigma: number };
   recipe: string;
   keypoints: string[];
+  /** A quantized variant's source model (training/quantize.py). */
+  quantization?: { from?: { sha256?: string } };
+}
+
+/**
+ * What makes two heatmap models' outputs interchangeable (a first-pass model for the heatmap
+ * model): the card fields inference relies on. null when they agree, else the ones that differ.
+ */
+export function cardMismatch(a: ModelCard, b: ModelCard): string | null {
+  const relied = (c: ModelCard) => ({
+    'input size': [c.input.width, c.input.height],
+    'input normalization': c.input.normalization,
+    'heatmap grid': [c.heatmap.width, c.heatmap.height, c.heatmap.stride, c.heatmap.sigma],
+    recipe: c.recipe,
+    keypoints: c.keypoints,
+  });
+  const [x, y] = [relied(a), relied(b)];
+  const differs = (Object.keys(x) as (keyof typeof x)[]).filter((k) => JSON.stringify(x[k]) !== JSON.stringify(y[k]));
+  return differs.length ? `their cards differ in ${differs.join(', ')}` : null;
 }
 
 export interface ModelOptions {
