@@ -256,7 +256,11 @@ export class Pipeline {
       // One thread: its pass may overlap the other frame's pass of the heatmap model, whose threads already take the cores.
       first = await HeatmapModel.load({ ...session, providers: ['cpu'], intraOpNumThreads: 1, modelPath: file });
     } catch (err) {
-      throw err instanceof ModelLoadError ? await fail(`first-pass model: ${err.message}`) : err;
+      if (!(err instanceof ModelLoadError)) {
+        await net.close();
+        throw err;
+      }
+      throw await fail(`first-pass model: ${err.message}`);
     }
     const mismatch = cardMismatch(net.card, first.card);
     if (mismatch) throw await fail(`the first-pass model ${first.name} does not fit the heatmap model ${net.name}: ${mismatch}`, first);
@@ -431,6 +435,8 @@ export class Pipeline {
     if (o.secondPass) {
       // The model was trained on boxes near the reference box (the poles' box + 10%); the ROI
       // stage's box is larger, so a second pass on the box around the first poles sees them bigger.
+      // A first-pass model may place no box, or one the heatmap model sees no stack in, where the
+      // heatmap model's own first pass would: then the heatmap model looks, as without one.
       const tight = this.poleBox(image, orientation, this.decodeIn(image, orientation, crop, heatmaps, 'dark'));
       if (tight) {
         crop = tight;
@@ -440,8 +446,6 @@ export class Pipeline {
       }
     }
     const error = this.stackNotSeen(heatmaps, minConfident);
-    // A first-pass model may place no box, or one the heatmap model sees no stack in, where the
-    // heatmap model's own first pass would: then it does, as without a first-pass model.
     if (error && first !== this.net) return this.lookAt(image, orientation, corners, roi, timingsMs, minConfident, this.net);
     if (error) return { error };
     const seen: Analysis = { image, orientation, corners, roi, crop, heatmaps, timingsMs };
