@@ -348,12 +348,24 @@ Napi::Float64Array float64s(const Napi::CallbackInfo& info, size_t i, const char
   return a;
 }
 
+// Coordinates further than this from any frame are a caller's bug; within it, every sample
+// position the loops compute stays far inside the integers they index with.
+constexpr double kFarOff = 4.0 * kMaxSide;
+
+// Throws a RangeError naming `name` when one of a's first n values lies beyond kFarOff.
+void nearFrames(const Napi::CallbackInfo& info, const Napi::Float64Array& a, size_t n, const char* name) {
+  for (size_t k = 0; k < n; k++)
+    if (std::abs(a[k]) > kFarOff)
+      throw Napi::RangeError::New(info.Env(), std::string(name) + " lies far outside any frame (beyond " + std::to_string(int(kFarOff)) + " px)");
+}
+
 // The canonical -> frame map at info[i]: a Float64Array [ox, oy, exx, exy, eyx, eyy] with unit coefficients.
 xpole::Affine affineArg(const Napi::CallbackInfo& info, size_t i) {
   auto a = float64s(info, i, "affine", 6);
   for (size_t k = 2; k < 6; k++)
     if (std::abs(a[k]) > 1 || a[k] != std::floor(a[k]))
       throw Napi::RangeError::New(info.Env(), "affine's coefficients (exx, exy, eyx, eyy) must be -1, 0 or 1");
+  nearFrames(info, a, 2, "affine's offset (ox, oy)");
   return {a[0], a[1], a[2], a[3], a[4], a[5]};
 }
 
@@ -365,9 +377,7 @@ Napi::Value StripeMean(const Napi::CallbackInfo& info) {
   const auto [data, width, height, depth] = frameArg(info);
   const xpole::Affine m = affineArg(info, 4);
   auto win = float64s(info, 5, "window", 4);
-  // The grid has at most 65 x 65 points for any window; a window wider than the largest frame is a caller's bug.
-  for (size_t k = 0; k < 4; k++)
-    if (std::abs(win[k]) > 4.0 * kMaxSide) throw Napi::RangeError::New(env, "window lies far outside any frame");
+  nearFrames(info, win, 4, "window");
   const int smooth = intArg(info, 6, "smooth", 1, 255);
   if (smooth % 2 == 0) throw Napi::RangeError::New(env, "smooth must be odd, got " + std::to_string(smooth));
   double v = depth == 8 ? xpole::stripeMean8(static_cast<const uint8_t*>(data), width, height, m, win[0], win[1], win[2], win[3], smooth)
@@ -418,6 +428,7 @@ CropArgs parseCrop(const Napi::CallbackInfo& info, size_t argc) {
   if (!((a.exy == 0 && a.eyx == 0 && a.exx != 0 && a.eyy != 0) || (a.exx == 0 && a.eyy == 0 && a.exy != 0 && a.eyx != 0)))
     throw Napi::RangeError::New(env, "affine must map the canonical axes onto the frame's axes (an orientation's rotation or mirror)");
   auto box = float64s(info, 5, "box", 4);
+  nearFrames(info, box, 4, "box");
   if (!(box[2] > 0 && box[3] > 0)) throw Napi::RangeError::New(env, "box must have a positive width and height");
   for (size_t k = 0; k < 4; k++) c.spec.box[k] = box[k];
   c.spec.outW = intArg(info, 6, "outW", 1, 4096);
@@ -504,6 +515,8 @@ Napi::Value SamplePatches(const Napi::CallbackInfo& info) {
   const size_t n = info[5].As<Napi::TypedArray>().ElementLength();
   auto xs = float64s(info, 5, "x", n);
   auto ys = float64s(info, 6, "y", n);
+  nearFrames(info, xs, n, "a point's x");
+  nearFrames(info, ys, n, "a point's y");
   const int side = intArg(info, 7, "side", 1, 1024);
   const size_t area = size_t(side) * size_t(side);
   const size_t stride = size_t(intArg(info, 8, "stride", 1, 1 << 30));

@@ -22,7 +22,7 @@ libs=()
 if [ "$(sh native/probe-libdeflate.sh)" = 1 ]; then
   sources+=(native/png.cc); libs+=(-ldeflate); flags+=(-DXPOLE_HAVE_LIBDEFLATE)
 fi
-g++ "${flags[@]}" -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+g++ "${flags[@]}" -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow \
   "${sources[@]}" -o "$work/asan.node" "${libs[@]}"
 
 echo "== addon tests under ASan/UBSan"
@@ -31,7 +31,7 @@ LD_PRELOAD="$(g++ -print-file-name=libasan.so):$(g++ -print-file-name=libubsan.s
 ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 XPOLE_NATIVE="$work/asan.node" \
-  ./node_modules/.bin/vitest run test/corners.test.ts test/corners.opencv.test.ts test/corners.orb.test.ts test/notify.test.ts test/png.test.ts test/preprocess.test.ts test/sheets.test.ts test/polish.test.ts \
+  ./node_modules/.bin/vitest run test/corners.test.ts test/corners.opencv.test.ts test/corners.orb.test.ts test/notify.test.ts test/png.test.ts test/preprocess.test.ts test/sheets.test.ts test/polish.test.ts test/fuzz/pixels.fuzz.test.ts \
   --reporter=default --outputFile.json=/dev/null
 
 echo "== leak check: valgrind over every entry point (sync, async, crop, patches, errors, notify)"

@@ -166,6 +166,7 @@ describe('samplePatches in the addon', () => {
       native.samplePatches(px, 40, 30, 16, aff, x, y, side, stride, out);
     expect(call(one, one, 4, 16, new Float32Array(16))).not.toThrow();
     expect(call(new Float64Array([Number.NaN]), one, 4, 16, new Float32Array(16))).toThrow(/x must hold finite numbers/);
+    expect(call(one, new Float64Array([-1e300]), 4, 16, new Float32Array(16))).toThrow(/a point's y lies far outside any frame/);
     expect(call(one, new Float64Array([1, 2]), 4, 16, new Float32Array(16))).toThrow(/y must be a Float64Array of 1/);
     expect(call(one, one, 4, 15, new Float32Array(16))).toThrow(/stride must be at least side \* side \(16\)/);
     expect(call(new Float64Array([1, 2]), new Float64Array([1, 2]), 4, 20, new Float32Array(35))).toThrow(/out holds 35 values, needs 36/);

@@ -249,6 +249,8 @@ describe('cropForModel in the addon', () => {
     const args = (affine: number[]) => [px, 64, 64, 16, new Float64Array(affine), new Float64Array([0, 0, 32, 32]), 4, 8, 2, out] as const;
     expect(() => native.cropForModel(...args([0, 0, 1, 1, 0, 1]))).toThrow(/onto the frame's axes/);
     expect(() => native.cropForModel(...args([0, 0, 0, 0, 1, 1]))).toThrow(/onto the frame's axes/);
+    expect(() => native.cropForModel(...args([0, -3e5, 1, 0, 0, 1]))).toThrow(/affine's offset \(ox, oy\) lies far outside any frame/);
+    expect(() => native.cropForModel(px, 64, 64, 16, new Float64Array([0, 0, 1, 0, 0, 1]), new Float64Array([1e300, 0, 32, 32]), 4, 8, 2, out)).toThrow(/box lies far outside any frame/);
     // tips-up's rotation is accepted.
     expect(() => native.cropForModel(...args([63, 0, 0, 1, -1, 0]))).not.toThrow();
   });

@@ -101,7 +101,9 @@ describe('stripeMean', () => {
     expect(() => native.stripeMean(px, 10, 11, 16, map, win, 9)).toThrow(/pixels has 100 elements, needs at least 110/);
     expect(() => native.stripeMean(px, 10, 10, 16, new Float64Array([0, 0, 2, 0, 0, 1]), win, 9)).toThrow(/must be -1, 0 or 1/);
     expect(() => native.stripeMean(px, 10, 10, 16, map, new Float64Array([0, 9, 0]), 9)).toThrow(/window must be a Float64Array of 4/);
-    expect(() => native.stripeMean(px, 10, 10, 16, map, new Float64Array([0, 1e12, 0, 9]), 9)).toThrow(/far outside any frame/);
+    expect(() => native.stripeMean(px, 10, 10, 16, map, new Float64Array([0, 1e12, 0, 9]), 9)).toThrow(/window lies far outside any frame/);
+    // A map's offset that far would overflow the pixel indices (found by test/fuzz/pixels.fuzz.test.ts under UBSan).
+    expect(() => native.stripeMean(px, 10, 10, 16, new Float64Array([1e300, 0, 1, 0, 0, 1]), win, 9)).toThrow(/affine's offset \(ox, oy\) lies far outside any frame \(beyond 262144 px\)/);
   });
 });
 
