@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig, recipeOf, topicRoot, mqttClientId, SCHEMA } from '../src/config/index.ts';
+import { pipelineOptionsFromConfig } from '../src/config/pipeline.ts';
 import type { Field } from '../src/config/schema.ts';
 import { UsageError } from '../src/errors.ts';
 
@@ -54,6 +55,13 @@ describe('config', () => {
     expect(c.source.hotfolder).toMatchObject({ dir: '/data/in', afterJudged: 'delete', stableMs: 200, pattern: '*.{png,tif,tiff,jpg,jpeg,bmp}' });
     expect(c.mqtt.protocolVersion).toBe(4);
     expect(c.queue.depth).toBe(4);
+  });
+
+  it('maps pipeline.firstPassInt8 onto the pipeline: on, the model\'s variant (the pipeline\'s default); off, none', () => {
+    const on = pipelineOptionsFromConfig(parseConfig('', 'c.yaml', {}));
+    expect('firstPassModelPath' in on).toBe(false);
+    const off = pipelineOptionsFromConfig(parseConfig('pipeline:\n  firstPassInt8: false\n', 'c.yaml', {}));
+    expect(off.firstPassModelPath).toBeNull();
   });
 
   it('names the field and the line of a bad value', () => {
