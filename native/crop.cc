@@ -113,30 +113,24 @@ void crop(const T* base, const CropSpec& c, float* dst) {
   for (size_t k = 0; k < n; k++) dst[k] = float((double(dst[k]) - mean) * k1);
 }
 
-// The polisher's patches, sampled point by point as vision/sample.ts does.
+// The polisher's patches, sampled point by point as vision/sample.ts does: one tap per axis.
 template <typename T>
 void patches(const T* p, int width, int height, const Affine& a, const double* x, const double* y, size_t n, int side,
              size_t stride, float* out) {
   const double half = (side - 1) / 2.0;
-  const double maxX = width - 1, maxY = height - 1;
   for (size_t k = 0; k < n; k++) {
     float* dst = out + k * stride;
     for (int r = 0; r < side; r++) {
       const double v = r - half;
       for (int c = 0; c < side; c++) {
         const double u = c - half;
-        double sx = x[k] + u * a.exx + v * a.eyx;
-        double sy = y[k] + u * a.exy + v * a.eyy;
-        sx = std::min(std::max(sx, 0.0), maxX);
-        sy = std::min(std::max(sy, 0.0), maxY);
-        const double fx0 = std::floor(sx), fy0 = std::floor(sy);
-        const size_t x0 = size_t(fx0), y0 = size_t(fy0);
-        const size_t x1 = std::min(x0 + 1, size_t(width - 1)), y1 = std::min(y0 + 1, size_t(height - 1));
-        const double fx = sx - fx0, fy = sy - fy0;
-        const size_t r0 = y0 * size_t(width), r1 = y1 * size_t(width);
-        const double top = p[r0 + x0] * (1 - fx) + p[r0 + x1] * fx;
-        const double bottom = p[r1 + x0] * (1 - fx) + p[r1 + x1] * fx;
-        dst[size_t(r) * side + c] = float(top * (1 - fy) + bottom * fy);
+        const Tap tx = tapAt(x[k] + u * a.exx + v * a.eyx, width);
+        const Tap ty = tapAt(y[k] + u * a.exy + v * a.eyy, height);
+        const T* r0 = p + size_t(ty.i0) * size_t(width);
+        const T* r1 = p + size_t(ty.i1) * size_t(width);
+        const double top = r0[tx.i0] * tx.w0 + r0[tx.i1] * tx.w1;
+        const double bottom = r1[tx.i0] * tx.w0 + r1[tx.i1] * tx.w1;
+        dst[size_t(r) * side + c] = float(top * ty.w0 + bottom * ty.w1);
       }
     }
   }
