@@ -13,7 +13,7 @@ import { detectCorners } from '../src/vision/corners.ts';
 import { renderFrame } from '../src/synth/frame.ts';
 import { frameSeed } from '../src/synth/prng.ts';
 import { ORIENTATIONS, type Box, type Corners, type Image, type Orientation } from '../src/types.ts';
-import { cornerThreshold, DEFAULT_ROI_PARAMS, estimateRoi, makeRoiParams, roiBox, roiForFrame, roiForFrameAsync, roiGroups, rowProfile, stackRows } from '../src/vision/roi.ts';
+import { cornerThreshold, DEFAULT_ROI_PARAMS, estimateRoi, makeRoiParams, roiBox, roiForFrame, roiForFrameAsync, roiGroups, rowProfile, stackRows, type RoiParams } from '../src/vision/roi.ts';
 import { realOrientation } from '../bench/real-frames.ts';
 
 const REAL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/real-frames');
@@ -121,8 +121,10 @@ function handCorners(img: Image, o: Orientation): Corners {
 }
 
 describe('estimateRoi on a hand-drawn stack', () => {
-  // The box in proportion to the stack alone (no floor on its reach behind the tips).
-  const PROPORTIONAL = makeRoiParams({ minBack: 0 });
+  // The box in proportion to the stack alone (no floor on its reach behind the tips). The drawn
+  // stack is a miniature (pitch 6 px in a 240 x 200 frame): shares of this frame's own height,
+  // without the minRows floor that keeps them at SPEC's scale.
+  const PROPORTIONAL = makeRoiParams({ minBack: 0, minRows: 0 });
   const canonicalRois: Box[] = [];
   for (const depth of [8, 16] as const) {
     it.each(ORIENTATIONS)(`holds every tip, leaves the screw out, same canonical box in every orientation (${depth}-bit, %s)`, (o) => {
@@ -167,7 +169,7 @@ describe('estimateRoi on a hand-drawn stack', () => {
     const img = frame(CW, CH, o, 8, back);
     const kp = tips.flatMap((t, k) => [...fromCanonical(k === 13 ? 70 : t.x, t.y, img.width, img.height, o), 2]);
     const proportional = estimateRoi(img, handCorners(img, o), o, PROPORTIONAL);
-    const floored = estimateRoi(img, handCorners(img, o), o, makeRoiParams({ minBack: 100 }));
+    const floored = estimateRoi(img, handCorners(img, o), o, makeRoiParams({ minBack: 100, minRows: 0 }));
     expect(roiHoldsKeypoints(proportional, kp)).toBe(false);
     expect(roiHoldsKeypoints(floored, kp)).toBe(true);
     const [px, py, pw, ph] = boxToCanonical(proportional, img.width, img.height, o);
@@ -204,6 +206,7 @@ describe('parameters', () => {
     expect(() => makeRoiParams({ stepTop: 1.5 })).toThrow(/roi\.stepTop/);
     expect(() => makeRoiParams({ centre: 'mode' as never })).toThrow(/roi\.centre/);
     expect(() => makeRoiParams({ front: -0.1 })).toThrow(/roi\.front must be in \[0, 4\]/);
+    expect(() => makeRoiParams({ minRows: -1 })).toThrow(/roi\.minRows/);
     expect(makeRoiParams({ gradient: 0.2 }).gradient).toBe(0.2);
   });
 
@@ -218,7 +221,7 @@ describe('parameters', () => {
 describe('roiForFrame on synthetic frames', () => {
   // Seeds fixed up front (4100 + ..., not picked after the fact); both bit depths, every
   // orientation, 1000 px (the usual real export). Measured on seeds 4100-4139: all 40 hold every
-  // keypoint at 1000 px; at 512 px 34 of 40 (sheets a few pixels apart), see docs/roi.md.
+  // keypoint at 1000 px (smaller frames: below).
   const cases = ORIENTATIONS.flatMap((o, i) => [8, 16].map((depth) => ({ o, depth: depth as 8 | 16, seed: 4100 + 2 * i + (depth === 16 ? 1 : 0) })));
   it.each(cases)('holds every labelled keypoint ($o, $depth-bit, seed $seed)', async ({ o, depth, seed }) => {
     const f = renderFrame({ seed, width: 1000, height: 1000, depth, orientation: o, defectRate: 0.3 });
@@ -232,6 +235,39 @@ describe('roiForFrame on synthetic frames', () => {
     const threshold = cornerThreshold(f.image);
     const corners = detectCorners(f.image, { threshold, maxCorners: DEFAULT_ROI_PARAMS.corners });
     expect(await roiForFrameAsync(f.image, f.orientation, DEFAULT_ROI_PARAMS, { threshold, corners })).toEqual(roi);
+  });
+});
+
+describe('roiForFrame on small frames (SPEC: 256 px a side and up)', () => {
+  // A small frame's stack fills more of its height while its pitch stays 8-30 px: shares of the
+  // frame height (cluster radius, column gap, band, pointer reach) are taken of at least minRows.
+  // Seeds 4200-4215 fixed up front; without the floor (minRows 0) 10, 11 and 6 of 16 hold every
+  // keypoint at 256 x 1024, 1024 x 256 and 256 x 256 (docs/roi.md).
+  const O = ORIENTATIONS;
+  it.each([
+    [256, 1024, 15],
+    [1024, 256, 15],
+    [256, 256, 16],
+    [512, 512, 16],
+  ])('%i x %i: at least %i of 16 frames hold every labelled keypoint, more than without the floor', (w, h, least) => {
+    let now = 0;
+    let without = 0;
+    for (let i = 0; i < 16; i++) {
+      const f = renderFrame({ seed: 4200 + i, width: w, height: h, depth: i % 2 ? 8 : 16, orientation: O[i % 4]!, defectRate: 0.3 });
+      const held = (params: RoiParams) => {
+        try {
+          return roiHoldsKeypoints(roiForFrame(f.image, f.orientation, params), f.keypoints);
+        } catch (err) {
+          if (err instanceof FrameError) return false;
+          throw err;
+        }
+      };
+      if (held(DEFAULT_ROI_PARAMS)) now++;
+      if (held(makeRoiParams({ minRows: 0 }))) without++;
+    }
+    expect(now).toBeGreaterThanOrEqual(least);
+    expect(now).toBeGreaterThanOrEqual(without);
+    if (w * h < 512 * 512) expect(now).toBeGreaterThan(without);
   });
 });
 

@@ -53,6 +53,10 @@ export interface RoiParams {
   margin: number;
   /** Width = alpha * height. */
   alpha: number;
+  /** The fractions of the canonical frame height above (clusterRadius, columnGap, band, reach)
+   *  are taken of at least this many rows: a small frame's stack fills more of its height, while
+   *  its pitch stays 8-30 px (SPEC), so a share of a small frame is too small to follow it. */
+  minRows: number;
   /** The box reaches this share of its height beyond the tip corners' outermost x (canonical +x);
    *  the rest of its width lies behind them. 0.5 * alpha = centred on the corners (the paper). */
   front: number;
@@ -79,6 +83,7 @@ export const DEFAULT_ROI_PARAMS: Readonly<RoiParams> = Object.freeze({
   reach: 0.05,
   margin: 0.1,
   alpha: 0.5,
+  minRows: 1000,
   front: 0.1,
   // Twice the default recipe's largest overhang (1.60 mm at 0.02 mm/px): the pipeline sets it
   // from its recipe (backReachPx). Tuning set: recall 99.3 -> 99.5%, area 2.59 -> 2.69 (docs/roi.md).
@@ -116,6 +121,7 @@ export function makeRoiParams(over: Partial<RoiParams> = {}): RoiParams {
   check(p.reach > 0 && p.reach <= 1, 'reach', 'in (0, 1]');
   check(p.margin >= 0 && p.margin <= 1, 'margin', 'in [0, 1]');
   check(p.alpha > 0 && p.alpha <= 4, 'alpha', 'in (0, 4]');
+  check(Number.isInteger(p.minRows) && p.minRows >= 0 && p.minRows <= 100000, 'minRows', 'an integer from 0 to 100000');
   check(p.front >= 0 && p.front <= 4, 'front', 'in [0, 4]');
   check(p.minBack >= 0 && p.minBack <= 100000, 'minBack', 'from 0 to 100000 px');
   return p;
@@ -267,17 +273,18 @@ export function estimateRoi(img: Image, corners: Corners, orientation: Orientati
 /** The box around a corner group: the pointers on the row profile, then margins and width. */
 export function roiBox(img: Image, g: CornerGroup, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS): Box {
   const [cw, ch] = canonicalSize(img.width, img.height, orientation);
+  const rows = Math.max(ch, params.minRows);
   let c0 = 0;
   let c1 = cw - 1;
   if (params.band > 0) {
-    const half = params.band * ch;
+    const half = params.band * rows;
     c0 = Math.min(cw - 1, Math.max(0, Math.round(g.x0 - half)));
     c1 = Math.max(c0, Math.min(cw - 1, Math.round(g.x1 + half)));
   }
   const profile = rowProfile(img, orientation, c0, c1);
   if (g.negative) for (let r = 0; r < profile.length; r++) profile[r] = 1 - profile[r];
-  const first = Math.max(0, Math.round(g.y0 - params.reach * ch));
-  const last = Math.min(ch - 1, Math.round(g.y1 + params.reach * ch));
+  const first = Math.max(0, Math.round(g.y0 - params.reach * rows));
+  const last = Math.min(ch - 1, Math.round(g.y1 + params.reach * rows));
   let [top, bottom] = stackRows(profile, first, last, Math.round(g.cy), params);
   // The tip corners lie on the stack: a pointer stopping inside their rows stopped on a lighter
   // band within the stack (separator shadow, heel effect), not on its edge.
@@ -322,13 +329,13 @@ export function cornerGroup(img: Image, corners: Corners, orientation: Orientati
  * corner cluster that stands on sheets, by score (none: an empty list).
  */
 export function cornerGroups(img: Image, corners: Corners, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS): CornerGroup[] {
-  const [, ch] = canonicalSize(img.width, img.height, orientation);
+  const rows = Math.max(canonicalSize(img.width, img.height, orientation)[1], params.minRows);
   const n = corners.count;
   const xs = new Float64Array(n);
   const ys = new Float64Array(n);
   for (let i = 0; i < n; i++) [xs[i], ys[i]] = toCanonical(corners.x[i], corners.y[i], img.width, img.height, orientation);
   const all = Array.from({ length: n }, (_, i) => i);
-  const radius = params.clusterRadius * ch;
+  const radius = params.clusterRadius * rows;
   const point = (cx: number, cy: number): CornerGroup => ({ cx, cy, x0: cx, x1: cx, y0: cy, y1: cy, negative: false });
   if (params.centre !== 'tips' && n < MIN_CORNERS) {
     throw new FrameError('ROI_NOT_FOUND', `${n} corners (need ${MIN_CORNERS}): no stack in view`);
@@ -354,7 +361,7 @@ export function cornerGroups(img: Image, corners: Corners, orientation: Orientat
         for (const c of clustersByDensity(xs, ys, keep, radius, 8)) {
           const score = c.length * stripeScore(img, orientation, extent(xs, ys, c), radius);
           // A tall stack's tips outrun one neighbourhood: follow their column up and down.
-          if (score > 0) ranked.push({ members: followColumn(xs, ys, keep, c, params.columnWidth * radius, params.columnGap * ch), score, negative });
+          if (score > 0) ranked.push({ members: followColumn(xs, ys, keep, c, params.columnWidth * radius, params.columnGap * rows), score, negative });
         }
       }
       // Stable: of equal scores the first found leads.
