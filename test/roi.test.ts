@@ -207,6 +207,7 @@ describe('parameters', () => {
     expect(() => makeRoiParams({ centre: 'mode' as never })).toThrow(/roi\.centre/);
     expect(() => makeRoiParams({ front: -0.1 })).toThrow(/roi\.front must be in \[0, 4\]/);
     expect(() => makeRoiParams({ minRows: -1 })).toThrow(/roi\.minRows/);
+    expect(() => makeRoiParams({ minRows: 3000, maxRows: 2048 })).toThrow(/roi\.maxRows must be an integer from max\(1, minRows = 3000\)/);
     expect(makeRoiParams({ gradient: 0.2 }).gradient).toBe(0.2);
   });
 
@@ -269,6 +270,31 @@ describe('roiForFrame on small frames (SPEC: 256 px a side and up)', () => {
     expect(now).toBeGreaterThanOrEqual(without);
     if (w * h < 512 * 512) expect(now).toBeGreaterThan(without);
   });
+});
+
+describe('roiForFrame on a large frame (SPEC: up to 8192 px a side)', () => {
+  // A 4096 px frame's stack is still at most ~470 px tall (pitch <= 30 px): shares of the frame
+  // height are taken of at most maxRows, or the box grows far beyond the stack and the model
+  // sees too small a stack in it (8192 px, 12 frames: 5 ROI_NOT_FOUND without the cap, none with).
+  it.each([
+    [4300, 'tips-right', 16],
+    [4302, 'tips-up', 8],
+  ] as const)('seed %i (%s, %i-bit): holds every keypoint in about the area it has at 2048 px', (seed, o, depth) => {
+    const f = renderFrame({ seed, width: 4096, height: 4096, depth, orientation: o, defectRate: 0.3, supersample: 1 });
+    const k = f.keypoints;
+    let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+    for (let j = 0; j < k.length; j += 3) {
+      if (k[j + 2] !== 2) continue;
+      [x0, x1, y0, y1] = [Math.min(x0, k[j]!), Math.max(x1, k[j]!), Math.min(y0, k[j + 1]!), Math.max(y1, k[j + 1]!)];
+    }
+    const m = 0.1 * Math.max(x1 - x0, y1 - y0);
+    const reference = (x1 - x0 + 2 * m) * (y1 - y0 + 2 * m);
+    const capped = roiForFrame(f.image, f.orientation);
+    const uncapped = roiForFrame(f.image, f.orientation, makeRoiParams({ maxRows: 100000 }));
+    expect(roiHoldsKeypoints(capped, k)).toBe(true);
+    expect((capped[2] * capped[3]) / reference).toBeLessThan(4);
+    expect(uncapped[2] * uncapped[3]).toBeGreaterThan(2 * capped[2] * capped[3]);
+  }, 30_000);
 });
 
 describe('roiGroups: the candidate regions, best first', () => {

@@ -54,9 +54,11 @@ export interface RoiParams {
   /** Width = alpha * height. */
   alpha: number;
   /** The fractions of the canonical frame height above (clusterRadius, columnGap, band, reach)
-   *  are taken of at least this many rows: a small frame's stack fills more of its height, while
-   *  its pitch stays 8-30 px (SPEC), so a share of a small frame is too small to follow it. */
+   *  are taken of at least minRows and at most maxRows rows: the stack's pitch stays 8-30 px
+   *  (SPEC) whatever the frame's size, so a share of a small frame is too small to follow it,
+   *  and a share of a large one spans far more than the stack. */
   minRows: number;
+  maxRows: number;
   /** The box reaches this share of its height beyond the tip corners' outermost x (canonical +x);
    *  the rest of its width lies behind them. 0.5 * alpha = centred on the corners (the paper). */
   front: number;
@@ -84,6 +86,7 @@ export const DEFAULT_ROI_PARAMS: Readonly<RoiParams> = Object.freeze({
   margin: 0.1,
   alpha: 0.5,
   minRows: 1000,
+  maxRows: 2048,
   front: 0.1,
   // Twice the default recipe's largest overhang (1.60 mm at 0.02 mm/px): the pipeline sets it
   // from its recipe (backReachPx). Tuning set: recall 99.3 -> 99.5%, area 2.59 -> 2.69 (docs/roi.md).
@@ -122,6 +125,7 @@ export function makeRoiParams(over: Partial<RoiParams> = {}): RoiParams {
   check(p.margin >= 0 && p.margin <= 1, 'margin', 'in [0, 1]');
   check(p.alpha > 0 && p.alpha <= 4, 'alpha', 'in (0, 4]');
   check(Number.isInteger(p.minRows) && p.minRows >= 0 && p.minRows <= 100000, 'minRows', 'an integer from 0 to 100000');
+  check(Number.isInteger(p.maxRows) && p.maxRows >= Math.max(1, p.minRows) && p.maxRows <= 100000, 'maxRows', `an integer from max(1, minRows = ${p.minRows}) to 100000`);
   check(p.front >= 0 && p.front <= 4, 'front', 'in [0, 4]');
   check(p.minBack >= 0 && p.minBack <= 100000, 'minBack', 'from 0 to 100000 px');
   return p;
@@ -273,7 +277,7 @@ export function estimateRoi(img: Image, corners: Corners, orientation: Orientati
 /** The box around a corner group: the pointers on the row profile, then margins and width. */
 export function roiBox(img: Image, g: CornerGroup, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS): Box {
   const [cw, ch] = canonicalSize(img.width, img.height, orientation);
-  const rows = Math.max(ch, params.minRows);
+  const rows = scaleRows(ch, params);
   let c0 = 0;
   let c1 = cw - 1;
   if (params.band > 0) {
@@ -303,6 +307,11 @@ export function roiBox(img: Image, g: CornerGroup, orientation: Orientation, par
   return boxFromCanonical([back, top - pad, w + x - back, h], img.width, img.height, orientation);
 }
 
+/** The rows the height shares of RoiParams are taken of, for a canonical frame height ch. */
+function scaleRows(ch: number, params: Pick<RoiParams, 'minRows' | 'maxRows'>): number {
+  return Math.min(params.maxRows, Math.max(ch, params.minRows));
+}
+
 /** Where the corners say the poles are, canonical: a centre and the x / y range of the chosen corners. */
 export interface CornerGroup {
   cx: number;
@@ -329,7 +338,7 @@ export function cornerGroup(img: Image, corners: Corners, orientation: Orientati
  * corner cluster that stands on sheets, by score (none: an empty list).
  */
 export function cornerGroups(img: Image, corners: Corners, orientation: Orientation, params: RoiParams = DEFAULT_ROI_PARAMS): CornerGroup[] {
-  const rows = Math.max(canonicalSize(img.width, img.height, orientation)[1], params.minRows);
+  const rows = scaleRows(canonicalSize(img.width, img.height, orientation)[1], params);
   const n = corners.count;
   const xs = new Float64Array(n);
   const ys = new Float64Array(n);
