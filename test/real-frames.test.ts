@@ -1,0 +1,50 @@
+// The shipped model and the pipeline's defaults on the 34 real frames, against the only truth they
+// carry: the dataset authors' box around the poles, and the line's verdict in some names (NG).
+// Figures and per-frame rows: `npx tsx bench/real-pipeline.ts`.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeFrame } from '../src/frame/decode.ts';
+import { Pipeline } from '../src/inspect/pipeline.ts';
+import type { Result } from '../src/types.ts';
+import { againstAuthorsBox, authorsBoxes, realOrientation } from '../bench/real-frames.ts';
+
+const REAL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/real-frames');
+if (!existsSync(REAL)) console.warn(`real-frames.test: skipped: ${REAL} not found`);
+
+describe.skipIf(!existsSync(REAL))('the pipeline on the real frames (../shared/real-frames)', () => {
+  let pipeline: Pipeline;
+  const judged = new Map<string, Result>();
+
+  beforeAll(async () => {
+    pipeline = await Pipeline.load({ providers: ['cpu'] });
+    for (const [seq, name] of readdirSync(path.join(REAL, 'images')).sort().entries()) {
+      const image = await decodeFrame(readFileSync(path.join(REAL, 'images', name)));
+      judged.set(name, await pipeline.judge({ frame: name, cellId: null, image, orientation: realOrientation(name) }, { id: `real-${seq}`, seq, ts: '' }));
+    }
+  }, 180_000);
+  afterAll(async () => pipeline?.close());
+
+  it('judges every frame, and FAILs every frame the line named NG', () => {
+    expect(judged.size).toBe(34);
+    for (const [name, r] of judged) {
+      expect(r.verdict, name).not.toBe('ERROR');
+      if (/NG/.test(name)) expect(r.verdict, name).toBe('FAIL');
+    }
+  });
+
+  it("puts every pole inside the authors' box on at least 32 of the 34 frames (33 measured), its box over theirs", () => {
+    const boxes = authorsBoxes(REAL);
+    let allInside = 0;
+    let iou = 0;
+    for (const [name, r] of judged) {
+      const a = againstAuthorsBox(r, boxes[name]!);
+      if (a.polesInside === r.poles.length) allInside++;
+      iou += a.iou;
+    }
+    expect(allInside).toBeGreaterThanOrEqual(32);
+    // The result's box (the second pass's) against theirs: 0.735 measured.
+    expect(iou / judged.size).toBeGreaterThan(0.65);
+  });
+});
