@@ -244,17 +244,16 @@ describe('roiForFrame on small frames (SPEC: 256 px a side and up)', () => {
   // frame height (cluster radius, column gap, band, pointer reach) are taken of at least minRows.
   // Seeds 4200-4215 fixed up front; without the floor (minRows 0) 10, 11 and 6 of 16 hold every
   // keypoint at 256 x 1024, 1024 x 256 and 256 x 256 (docs/roi.md).
-  const O = ORIENTATIONS;
   it.each([
     [256, 1024, 15],
     [1024, 256, 15],
     [256, 256, 16],
     [512, 512, 16],
-  ])('%i x %i: at least %i of 16 frames hold every labelled keypoint, more than without the floor', (w, h, least) => {
+  ])('%i x %i: at least %i of 16 frames hold every labelled keypoint, no fewer than without the floor (more with a 256 px side)', (w, h, least) => {
     let now = 0;
     let without = 0;
     for (let i = 0; i < 16; i++) {
-      const f = renderFrame({ seed: 4200 + i, width: w, height: h, depth: i % 2 ? 8 : 16, orientation: O[i % 4]!, defectRate: 0.3 });
+      const f = renderFrame({ seed: 4200 + i, width: w, height: h, depth: i % 2 ? 8 : 16, orientation: ORIENTATIONS[i % 4]!, defectRate: 0.3 });
       const held = (params: RoiParams) => {
         try {
           return roiHoldsKeypoints(roiForFrame(f.image, f.orientation, params), f.keypoints);
@@ -268,7 +267,7 @@ describe('roiForFrame on small frames (SPEC: 256 px a side and up)', () => {
     }
     expect(now).toBeGreaterThanOrEqual(least);
     expect(now).toBeGreaterThanOrEqual(without);
-    if (w * h < 512 * 512) expect(now).toBeGreaterThan(without);
+    if (Math.min(w, h) === 256) expect(now).toBeGreaterThan(without);
   });
 });
 
