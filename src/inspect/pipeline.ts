@@ -16,7 +16,7 @@ import { cardMismatch, HeatmapModel, ModelLoadError, PolishModel, type Logger, t
 import { applyPolish, polishPatches } from '../vision/polish.ts';
 import { cropForModelAsync, withMirrored } from '../vision/preprocess.ts';
 import { DEFAULT_REFINE_PARAMS, refinePoles, type RefineParams } from '../vision/refine.ts';
-import { checkCathodeTips } from '../vision/tip-evidence.ts';
+import { checkCathodeTips, checkSharedTips } from '../vision/tip-evidence.ts';
 import { backReachPx, DEFAULT_ROI_PARAMS, greyRange, roiBox, roiGroupsAsync, scaledThreshold, type RoiParams } from '../vision/roi.ts';
 import { DEFAULT_RECIPE, type Recipe, type Sheet } from './recipe.ts';
 import { Slots } from './slots.ts';
@@ -75,8 +75,9 @@ export interface PipelineOptions {
   polish: boolean;
   /** The polish model (its card beside it); loaded only when `polish` is on. */
   polishModelPath: string;
-  /** Scale each cathode's confidence by the image's evidence that a sheet ends at its tip
-   *  (vision/tip-evidence.ts): a cathode placed where no cathode ends becomes POLE_MISSING. */
+  /** Scale each cathode's confidence by the image's evidence that a sheet ends at its tip, and
+   *  give one tip to one pole (vision/tip-evidence.ts): a cathode placed where no cathode ends,
+   *  or a weak pole on the tip of a neighbour of its kind, becomes POLE_MISSING. */
   tipCheck: boolean;
   /** How many of the ROI stage's candidate regions (best first) the model may look at before the
    *  frame is ROI_NOT_FOUND: the next one is tried when the model sees no stack in a box. */
@@ -372,7 +373,8 @@ export class Pipeline {
     if (!v.tipCheck) return { cnn, poles: located };
     t = now();
     const { recipe } = this.options;
-    const poles = { ...located, conf: checkCathodeTips(a.image, a.orientation, located, recipe.sheets, recipe.minConfidence) };
+    const checked = { ...located, conf: checkCathodeTips(a.image, a.orientation, located, recipe.sheets, recipe.minConfidence) };
+    const poles = { ...checked, conf: checkSharedTips(a.image.width, a.image.height, a.orientation, checked, recipe.sheets) };
     timingsMs.tips = ms(t);
     return { cnn, poles };
   }
@@ -648,7 +650,7 @@ export interface Variant {
   refineParams: RefineParams;
   /** The polish model's move to the apex (PipelineOptions.polish). */
   polish: boolean;
-  /** The tip evidence check (PipelineOptions.tipCheck). */
+  /** The tip checks (PipelineOptions.tipCheck). */
   tipCheck: boolean;
   recipe?: Recipe;
 }
