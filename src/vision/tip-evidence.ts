@@ -1,4 +1,5 @@
-// Image evidence for each cathode tip the model placed: does a sheet end there?
+// The tip checks on the poles the model placed. Here, image evidence for each cathode tip: does
+// a sheet end there? (And at the end, checkSharedTips: no two poles of one kind share a tip.)
 // Behind a cathode's apex (toward the stack) the cathode lies between its two anodes; ahead of it
 // there is only the gap between those anodes. So the mean intensity along the sheet's line
 // changes across a true tip, by about the same step at every cathode of a frame. The model
