@@ -64,6 +64,14 @@ describe('config', () => {
     expect(off.firstPassModelPath).toBeNull();
   });
 
+  it('maps pipeline.tipCheck and pipeline.sharedTipCheck onto the pipeline separately (both on by default)', () => {
+    const on = pipelineOptionsFromConfig(parseConfig('', 'c.yaml', {}));
+    expect([on.tipCheck, on.sharedTipCheck]).toEqual([true, true]);
+    const off = pipelineOptionsFromConfig(parseConfig('pipeline:\n  sharedTipCheck: false\n', 'c.yaml', {}));
+    expect([off.tipCheck, off.sharedTipCheck]).toEqual([true, false]);
+    expect(() => parseConfig('pipeline:\n  sharedTipCheck: maybe\n', 'c.yaml', {})).toThrow(/pipeline\.sharedTipCheck/);
+  });
+
   it('names the field and the line of a bad value', () => {
     expect(errorOf('station:\n  line: L1\nmqtt:\n  verdictExpirySec: soon\n')).toBe(
       'x.yaml:4: mqtt.verdictExpirySec must be an integer from 1 to 86400, got "soon"',

@@ -182,14 +182,14 @@ describe('checkSharedTips: one tip, one pole', () => {
 describe('the shipped model and the shared-tip check', () => {
   it('fails the escape it was made for: a recessed cathode put on its neighbour\'s tip (seed-90 frame 000241)', async () => {
     // C7 is recessed to an overhang of about 2.1 mm (OVERHANG_HIGH). The model puts it on C8's tip
-    // at confidence 0.50, where a cathode does end, so the step check keeps it and the frame
-    // passes without the shared-tip check.
+    // at confidence 0.50, where a cathode does end, so the step check (on in both runs) keeps it
+    // and the frame passes without the shared-tip check.
     const f = renderFrame({ seed: 3965933753, defectRate: 0.3, width: 1000, height: 1000 });
     expect(f.defects).toEqual(['OVERHANG_HIGH']);
     const pipeline = await Pipeline.load({ providers: ['cpu'] });
     try {
-      const judgeWith = async (tipCheck: boolean) =>
-        (await pipeline.judgeDetailed({ frame: 'f', cellId: null, image: f.image, orientation: f.orientation }, { id: 'f', seq: 1, ts: '' }, { ...pipeline.variant(), tipCheck })).result;
+      const judgeWith = async (sharedTipCheck: boolean) =>
+        (await pipeline.judgeDetailed({ frame: 'f', cellId: null, image: f.image, orientation: f.orientation }, { id: 'f', seq: 1, ts: '' }, { ...pipeline.variant(), sharedTipCheck })).result;
       const unchecked = await judgeWith(false);
       expect(unchecked.verdict).toBe('PASS');
       const checked = await judgeWith(true);

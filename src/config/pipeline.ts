@@ -27,6 +27,7 @@ export function pipelineOptionsFromConfig(config: Config, log?: Logger): Omit<Pi
     deepLook: p.deepLook,
     polish: p.polish,
     tipCheck: p.tipCheck,
+    sharedTipCheck: p.sharedTipCheck,
     flipTest: p.flipTest,
     roiCandidates: p.roiCandidates,
     maxFrameSide: p.maxFrameSide,

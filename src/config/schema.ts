@@ -35,6 +35,7 @@ export interface Config {
     deepLook: boolean;
     polish: boolean;
     tipCheck: boolean;
+    sharedTipCheck: boolean;
     flipTest: boolean;
     roiCandidates: number;
     decode: 'argmax' | 'dark';
@@ -125,7 +126,8 @@ export const SCHEMA: Record<string, Field> = {
       secondPassBackReach: num(1.25, 0, 10, "how far behind the outermost tip the second pass's box reaches at least, times overhangMaxMm"),
       deepLook: bool(true, "a cathode below minConfidence gets a look at a box reaching twice as far behind the tips; taken from there only recessed past the limit"),
       polish: bool(true, 'move each pole to the apex a small CNN finds in a full-resolution patch around it (at most the card\'s maxMovePx)'),
-      tipCheck: bool(true, "a cathode's confidence drops where the image shows no sheet ending at its tip (the step along the sheet, against the frame's other cathodes), and a weak pole (below 0.6) on the tip of a neighbour of its kind gets confidence 0"),
+      tipCheck: bool(true, "a cathode's confidence drops where the image shows no sheet ending at its tip (the step along the sheet, against the frame's other cathodes)"),
+      sharedTipCheck: bool(true, 'one tip, one pole: of two poles of one kind within 0.3 anode pitches, the weaker gets confidence 0 (POLE_MISSING) if it is below 0.6'),
       flipTest: bool(false, 'the final model pass also runs its crop mirrored top-bottom and averages the heatmaps'),
       roiCandidates: int(3, 1, 16, "the ROI stage's candidate regions, best first, the model may look at before a frame is ROI_NOT_FOUND"),
       decode: oneOf(['argmax', 'dark'] as const, 'dark', 'heatmap peak decoding'),

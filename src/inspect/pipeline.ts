@@ -75,10 +75,13 @@ export interface PipelineOptions {
   polish: boolean;
   /** The polish model (its card beside it); loaded only when `polish` is on. */
   polishModelPath: string;
-  /** Scale each cathode's confidence by the image's evidence that a sheet ends at its tip, and
-   *  give one tip to one pole (vision/tip-evidence.ts): a cathode placed where no cathode ends,
-   *  or a weak pole on the tip of a neighbour of its kind, becomes POLE_MISSING. */
+  /** Scale each cathode's confidence by the image's evidence that a sheet ends at its tip
+   *  (vision/tip-evidence.ts): a cathode placed where no cathode ends becomes POLE_MISSING. */
   tipCheck: boolean;
+  /** One tip, one pole (vision/tip-evidence.ts, checkSharedTips): a weak pole on the tip of a
+   *  neighbour of its kind becomes POLE_MISSING. A line that would rather scrap than ship a cell
+   *  measured on a shared tip keeps it on; it costs some overkill at fine pitch. */
+  sharedTipCheck: boolean;
   /** How many of the ROI stage's candidate regions (best first) the model may look at before the
    *  frame is ROI_NOT_FOUND: the next one is tried when the model sees no stack in a box. */
   roiCandidates: number;
@@ -110,6 +113,7 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   deepLook: true,
   polish: true,
   tipCheck: true,
+  sharedTipCheck: true,
   roiCandidates: 3,
   maxFrameSide: SPEC_LIMITS.maxSide,
   analysisSlots: Number.POSITIVE_INFINITY,
@@ -354,7 +358,7 @@ export class Pipeline {
   /** The decode / refinement settings in effect (eval varies them per run). */
   variant(): Variant {
     const o = this.options;
-    return { decode: o.decode, refine: o.refine, corners: o.corners, refineParams: o.refineParams, polish: o.polish, tipCheck: o.tipCheck };
+    return { decode: o.decode, refine: o.refine, corners: o.corners, refineParams: o.refineParams, polish: o.polish, tipCheck: o.tipCheck, sharedTipCheck: o.sharedTipCheck };
   }
 
   /** CNN poles and the poles as the variant corrects them (corners, polish, tip check). */
@@ -370,11 +374,12 @@ export class Pipeline {
       located = await this.polish(a, located);
       timingsMs.polish = ms(t);
     }
-    if (!v.tipCheck) return { cnn, poles: located };
+    if (!v.tipCheck && !v.sharedTipCheck) return { cnn, poles: located };
     t = now();
     const { recipe } = this.options;
-    const checked = { ...located, conf: checkCathodeTips(a.image, a.orientation, located, recipe.sheets, recipe.minConfidence) };
-    const poles = { ...checked, conf: checkSharedTips(a.image.width, a.image.height, a.orientation, checked, recipe.sheets) };
+    let poles = located;
+    if (v.tipCheck) poles = { ...poles, conf: checkCathodeTips(a.image, a.orientation, poles, recipe.sheets, recipe.minConfidence) };
+    if (v.sharedTipCheck) poles = { ...poles, conf: checkSharedTips(a.image.width, a.image.height, a.orientation, poles, recipe.sheets) };
     timingsMs.tips = ms(t);
     return { cnn, poles };
   }
@@ -650,8 +655,10 @@ export interface Variant {
   refineParams: RefineParams;
   /** The polish model's move to the apex (PipelineOptions.polish). */
   polish: boolean;
-  /** The tip checks (PipelineOptions.tipCheck). */
+  /** The tip evidence check (PipelineOptions.tipCheck). */
   tipCheck: boolean;
+  /** One tip, one pole (PipelineOptions.sharedTipCheck). */
+  sharedTipCheck: boolean;
   recipe?: Recipe;
 }
 
