@@ -19,7 +19,7 @@ import { renderFrame } from '../src/synth/frame.ts';
 import type { Box, Image, Orientation } from '../src/types.ts';
 import { detectCorners } from '../src/vision/corners.ts';
 import { cornerThreshold, estimateRoi, makeRoiParams, roiForFrame, type RoiParams } from '../src/vision/roi.ts';
-import { realOrientation } from './real-frames.ts';
+import { authorsBoxes, covers, realOrientation } from './real-frames.ts';
 
 const { values } = parse(process.argv.slice(2), {
   dataset: { type: 'string' },
@@ -109,7 +109,7 @@ function referenceBox(kp: ArrayLike<number>): Box {
 
 /** Real frames with the authors' boxes. */
 async function* realSamples(dir: string): AsyncGenerator<Sample> {
-  const boxes = JSON.parse(readFileSync(path.join(dir, 'roi-boxes.json'), 'utf8')).boxes as Record<string, Box>;
+  const boxes = authorsBoxes(dir);
   for (const name of readdirSync(path.join(dir, 'images')).sort()) {
     const image = await decodeFrame(readFileSync(path.join(dir, 'images', name)));
     yield { name, image, orientation: realOrientation(name), bbox: boxes[name] };
@@ -164,7 +164,7 @@ async function main(): Promise<void> {
         const inside = boxContains(roi, s.bbox[0], s.bbox[1]) && boxContains(roi, s.bbox[0] + s.bbox[2], s.bbox[1] + s.bbox[3]);
         if (inside) r.hit++;
         r.iou.push(iou(roi, s.bbox));
-        r.cover.push((iou(roi, s.bbox) > 0 ? intersection(roi, s.bbox) : 0) / (s.bbox[2] * s.bbox[3]));
+        r.cover.push(covers(roi, s.bbox));
       } else {
         if (roiHoldsKeypoints(roi, s.keypoints!)) r.hit++;
         else if (v === VARIANTS.length - 1) misses.push(`${s.name} (${s.orientation}${s.defects?.length ? ', ' + s.defects.join('+') : ''}): ${outside(s, roi)}`);
@@ -212,12 +212,6 @@ function outside(s: Sample, roi: Box): string {
     }
   }
   return `${out.join(', ')}; roi/ref height ${(h / refH).toFixed(2)}`;
-}
-
-function intersection(a: Box, b: Box): number {
-  const w = Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]);
-  const h = Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]);
-  return w > 0 && h > 0 ? w * h : 0;
 }
 
 

@@ -14,7 +14,7 @@ import { renderFrame } from '../src/synth/frame.ts';
 import { frameSeed } from '../src/synth/prng.ts';
 import { ORIENTATIONS, type Box, type Corners, type Image, type Orientation } from '../src/types.ts';
 import { cornerThreshold, DEFAULT_ROI_PARAMS, estimateRoi, makeRoiParams, roiBox, roiForFrame, roiForFrameAsync, roiGroups, rowProfile, stackRows, type RoiParams } from '../src/vision/roi.ts';
-import { realOrientation } from '../bench/real-frames.ts';
+import { authorsBoxes, covers, realOrientation } from '../bench/real-frames.ts';
 
 const REAL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/real-frames');
 if (!existsSync(REAL)) console.warn(`roi.test: skipping the real-frame test: ${REAL} not found`);
@@ -313,7 +313,7 @@ describe('roiGroups: the candidate regions, best first', () => {
 
 describe.skipIf(!existsSync(REAL))('real frames (../shared/real-frames)', () => {
   it('the ROI covers >= 80% of the authors\' box on at least 29 of the 34 frames', async () => {
-    const boxes = JSON.parse(readFileSync(path.join(REAL, 'roi-boxes.json'), 'utf8')).boxes as Record<string, Box>;
+    const boxes = authorsBoxes(REAL);
     const names = readdirSync(path.join(REAL, 'images')).sort();
     expect(names).toHaveLength(34);
     let good = 0;
@@ -326,10 +326,7 @@ describe.skipIf(!existsSync(REAL))('real frames (../shared/real-frames)', () => 
       } catch {
         continue;
       }
-      const b = boxes[name];
-      const w = Math.min(roi[0] + roi[2], b[0] + b[2]) - Math.max(roi[0], b[0]);
-      const h = Math.min(roi[1] + roi[3], b[1] + b[3]) - Math.max(roi[1], b[1]);
-      if (w > 0 && h > 0 && (w * h) / (b[2] * b[3]) >= REAL_COVER) good++;
+      if (covers(roi, boxes[name]!) >= REAL_COVER) good++;
     }
     expect(good).toBeGreaterThanOrEqual(REAL_MIN_FRAMES);
   });

@@ -142,11 +142,16 @@ function share(n: number, of: number): number | null {
   return of === 0 ? null : n / of;
 }
 
-/** Intersection over union of two boxes (0 when either has no area). */
-export function iou(a: Box, b: Box): number {
+/** The area two boxes share (0 when they do not overlap). */
+export function boxIntersection(a: Box, b: Box): number {
   const w = Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]);
   const h = Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]);
-  const inter = w > 0 && h > 0 ? w * h : 0;
+  return w > 0 && h > 0 ? w * h : 0;
+}
+
+/** Intersection over union of two boxes (0 when either has no area). */
+export function iou(a: Box, b: Box): number {
+  const inter = boxIntersection(a, b);
   const union = a[2] * a[3] + b[2] * b[3] - inter;
   return union > 0 ? inter / union : 0;
 }
