@@ -1,7 +1,9 @@
 // The real frames in ../shared/real-frames: their orientation and their authors' boxes.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { boxContains, boxIntersection, iou } from '../src/eval/metrics.ts';
+import { decodeFrame } from '../src/frame/decode.ts';
+import type { Pipeline } from '../src/inspect/pipeline.ts';
 import type { Box, Orientation, Result } from '../src/types.ts';
 
 /** The frames carry no orientation: tips point left in the two 864 x 1536 line exports (2022...)
@@ -28,4 +30,12 @@ export function againstAuthorsBox(result: Pick<Result, 'roi' | 'poles'>, box: Bo
     covers: covers(result.roi, box),
     polesInside: result.poles.filter((q) => boxContains(box, q.x, q.y)).length,
   };
+}
+
+/** Each real frame judged by `pipeline` in its orientation, in name order. */
+export async function* judgeRealFrames(pipeline: Pipeline, realDir: string): AsyncGenerator<{ name: string; result: Result }> {
+  for (const [seq, name] of readdirSync(path.join(realDir, 'images')).sort().entries()) {
+    const image = await decodeFrame(readFileSync(path.join(realDir, 'images', name)));
+    yield { name, result: await pipeline.judge({ frame: name, cellId: null, image, orientation: realOrientation(name) }, { id: `real-${seq}`, seq, ts: new Date().toISOString() }) };
+  }
 }

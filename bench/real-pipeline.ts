@@ -3,12 +3,9 @@
 // inside the box, per frame and in sum. No labels: a pole inside the box may still sit on the
 // wrong sheet, but one outside it is wrong.
 // Usage: npx tsx bench/real-pipeline.ts [--real ../shared/real-frames]
-import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { decodeFrame } from '../src/frame/decode.ts';
 import { Pipeline } from '../src/inspect/pipeline.ts';
-import { againstAuthorsBox, authorsBoxes, realOrientation } from './real-frames.ts';
+import { againstAuthorsBox, authorsBoxes, judgeRealFrames } from './real-frames.ts';
 
 const { values: opt } = parseArgs({ options: { real: { type: 'string', default: '../shared/real-frames' } } });
 const boxes = authorsBoxes(opt.real);
@@ -17,9 +14,7 @@ console.log(`# the pipeline on the real frames against the authors' boxes: model
 console.log('| frame | verdict | reasons | roi IoU | box covered | poles inside the box |');
 console.log('|---|---|---|---|---|---|');
 const sum = { frames: 0, errors: 0, iou: 0, covers90: 0, allInside: 0 };
-for (const [seq, name] of readdirSync(path.join(opt.real, 'images')).sort().entries()) {
-  const image = await decodeFrame(readFileSync(path.join(opt.real, 'images', name)));
-  const r = await pipeline.judge({ frame: name, cellId: null, image, orientation: realOrientation(name) }, { id: `real-${seq}`, seq, ts: new Date().toISOString() });
+for await (const { name, result: r } of judgeRealFrames(pipeline, opt.real)) {
   const box = boxes[name];
   if (!box) throw new Error(`${name}: no box in roi-boxes.json`);
   const a = againstAuthorsBox(r, box);

@@ -1,14 +1,13 @@
 // The shipped model and the pipeline's defaults on the 34 real frames, against the only truth they
 // carry: the dataset authors' box around the poles, and the line's verdict in some names (NG).
 // Figures and per-frame rows: `npx tsx bench/real-pipeline.ts`.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeFrame } from '../src/frame/decode.ts';
 import { Pipeline } from '../src/inspect/pipeline.ts';
 import type { Result } from '../src/types.ts';
-import { againstAuthorsBox, authorsBoxes, realOrientation } from '../bench/real-frames.ts';
+import { againstAuthorsBox, authorsBoxes, judgeRealFrames } from '../bench/real-frames.ts';
 
 const REAL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/real-frames');
 if (!existsSync(REAL)) console.warn(`real-frames.test: skipped: ${REAL} not found`);
@@ -19,10 +18,7 @@ describe.skipIf(!existsSync(REAL))('the pipeline on the real frames (../shared/r
 
   beforeAll(async () => {
     pipeline = await Pipeline.load({ providers: ['cpu'] });
-    for (const [seq, name] of readdirSync(path.join(REAL, 'images')).sort().entries()) {
-      const image = await decodeFrame(readFileSync(path.join(REAL, 'images', name)));
-      judged.set(name, await pipeline.judge({ frame: name, cellId: null, image, orientation: realOrientation(name) }, { id: `real-${seq}`, seq, ts: '' }));
-    }
+    for await (const { name, result } of judgeRealFrames(pipeline, REAL)) judged.set(name, result);
   }, 180_000);
   afterAll(async () => pipeline?.close());
 
