@@ -30,6 +30,7 @@ import { renderFrame } from '../src/synth/frame.ts';
 import type { Image, Result } from '../src/types.ts';
 import { dropFrame, startDaemon, stopDaemon, Subscriber, tempDir, until, writeConfig } from '../test/faults/harness.ts';
 import { Mosquitto, mosquittoAvailable } from '../test/helpers/mosquitto.ts';
+import { pngWithFilters } from '../test/helpers/png-writer.ts';
 
 const { values: opt } = parseArgs({
   options: {
@@ -220,6 +221,10 @@ async function decodeBreakdown(size: number): Promise<void> {
   const containers: [string, Buffer][] = [
     ['PNG, zlib level 3 (encodePng)', await encodePng(img)],
     ['PNG, zlib level 0 (stored)', await grey16(img).png({ compressionLevel: 0 }).toBuffer()],
+    // Other encoders filter their rows, and undoing a filter costs more than inflating it.
+    ["PNG, libpng's adaptive filters (Sub, Up, Average rows)", await grey16(img).png({ compressionLevel: 3, adaptiveFiltering: true }).toBuffer()],
+    ['PNG, Sub on every row (as OpenCV writes)', pngWithFilters(img, () => 1)],
+    ['PNG, Paeth on every row', pngWithFilters(img, () => 4)],
     ['TIFF, uncompressed', await grey16(img).tiff({ compression: 'none' }).toBuffer()],
     ['TIFF, LZW', await grey16(img).tiff({ compression: 'lzw' }).toBuffer()],
   ];

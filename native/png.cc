@@ -10,37 +10,101 @@
 #include <memory>
 #include <vector>
 
+#if defined(__SSSE3__)
+#include <tmmintrin.h>
+#endif
+
 namespace xpole {
 namespace {
 
-inline uint8_t paeth(int a, int b, int c) {
-  int p = a + b - c;
-  int pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
-  return uint8_t(pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
+// Row filters (PNG spec §9.2) for BPP bytes a pixel, 1 or 2 for grey frames. A byte's filter
+// reads the byte BPP back in its own row, so each row holds BPP independent chains. Sub is a
+// prefix sum over those chains, done 16 bytes at a time; Average and Paeth stay serial but are
+// written without data-dependent branches: Paeth's branches cost about 7 ns a byte, mispredicted
+// on noisy X-ray rows, which made a Paeth-filtered 2048² 16-bit frame 3x slower to decode.
+template <size_t BPP>
+void unfilterSub(uint8_t* cur, size_t n) {
+  size_t i = BPP;
+#if defined(__SSSE3__)
+  // Prefix sums within 16 bytes by shifts of BPP, 2 BPP, ...; then the previous block's last
+  // pixel, broadcast, carries in. Byte adds wrap mod 256 as the filter does.
+  const __m128i last = BPP == 1 ? _mm_set1_epi8(15) : _mm_set_epi8(15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14);
+  __m128i carry = _mm_setzero_si128();
+  for (i = 0; i + 16 <= n; i += 16) {
+    __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(cur + i));
+    if (BPP == 1) x = _mm_add_epi8(x, _mm_slli_si128(x, 1));
+    x = _mm_add_epi8(x, _mm_slli_si128(x, 2));
+    x = _mm_add_epi8(x, _mm_slli_si128(x, 4));
+    x = _mm_add_epi8(x, _mm_slli_si128(x, 8));
+    x = _mm_add_epi8(x, carry);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(cur + i), x);
+    carry = _mm_shuffle_epi8(x, last);
+  }
+  if (i == 0) i = BPP;
+#endif
+  for (; i < n; i++) cur[i] = uint8_t(cur[i] + cur[i - BPP]);
 }
 
-// Undoes one row's filter in place; `prev` is the previous row's unfiltered bytes (zeros for the first).
-bool unfilterRow(uint8_t filter, uint8_t* cur, const uint8_t* prev, size_t n, size_t bpp) {
+// Average and Paeth keep the left pixel (a) and the upper-left one (c) in registers: read back
+// from the row just written, each byte would wait on a store-to-load forward.
+template <size_t BPP>
+void unfilterAverage(uint8_t* cur, const uint8_t* prev, size_t n) {
+  unsigned a[BPP];
+  for (size_t k = 0; k < BPP; k++) a[k] = 0;
+  for (size_t i = 0; i + BPP <= n; i += BPP) {
+    for (size_t k = 0; k < BPP; k++) {
+      a[k] = uint8_t(cur[i + k] + ((a[k] + prev[i + k]) >> 1));
+      cur[i + k] = uint8_t(a[k]);
+    }
+  }
+}
+
+inline unsigned paethPredictor(int a, int b, int c) {
+  // |p - a|, |p - b|, |p - c| with p = a + b - c; ties go to a, then b (the spec's order).
+  const int pa = std::abs(b - c), pb = std::abs(a - c), pc = std::abs(a + b - 2 * c);
+  const int bc = pb <= pc ? b : c;
+  return unsigned(pa <= pb && pa <= pc ? a : bc);
+}
+
+template <size_t BPP>
+void unfilterPaeth(uint8_t* cur, const uint8_t* prev, size_t n) {
+  int a[BPP], c[BPP];
+  for (size_t k = 0; k < BPP; k++) a[k] = c[k] = 0;  // left of the row: paeth(0, b, 0) = b
+  for (size_t i = 0; i + BPP <= n; i += BPP) {
+    for (size_t k = 0; k < BPP; k++) {
+      const int b = prev[i + k];
+      a[k] = uint8_t(cur[i + k] + paethPredictor(a[k], b, c[k]));
+      cur[i + k] = uint8_t(a[k]);
+      c[k] = b;
+    }
+  }
+}
+
+template <size_t BPP>
+bool unfilterRowOf(uint8_t filter, uint8_t* cur, const uint8_t* prev, size_t n) {
   switch (filter) {
     case 0:
       return true;
     case 1:
-      for (size_t i = bpp; i < n; i++) cur[i] = uint8_t(cur[i] + cur[i - bpp]);
+      unfilterSub<BPP>(cur, n);
       return true;
     case 2:
       for (size_t i = 0; i < n; i++) cur[i] = uint8_t(cur[i] + prev[i]);
       return true;
     case 3:
-      for (size_t i = 0; i < bpp; i++) cur[i] = uint8_t(cur[i] + (prev[i] >> 1));
-      for (size_t i = bpp; i < n; i++) cur[i] = uint8_t(cur[i] + ((cur[i - bpp] + prev[i]) >> 1));
+      unfilterAverage<BPP>(cur, prev, n);
       return true;
     case 4:
-      for (size_t i = 0; i < bpp; i++) cur[i] = uint8_t(cur[i] + prev[i]);  // paeth(0, b, 0) = b
-      for (size_t i = bpp; i < n; i++) cur[i] = uint8_t(cur[i] + paeth(cur[i - bpp], prev[i], prev[i - bpp]));
+      unfilterPaeth<BPP>(cur, prev, n);
       return true;
     default:
       return false;
   }
+}
+
+// Undoes one row's filter in place; `prev` is the previous row's unfiltered bytes (zeros for the first).
+bool unfilterRow(uint8_t filter, uint8_t* cur, const uint8_t* prev, size_t n, size_t bpp) {
+  return bpp == 1 ? unfilterRowOf<1>(filter, cur, prev, n) : unfilterRowOf<2>(filter, cur, prev, n);
 }
 
 struct Decompressor {

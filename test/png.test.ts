@@ -4,7 +4,6 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { FrameError } from '../src/errors.ts';
 import { decodeFrame, encodePng } from '../src/frame/decode.ts';
@@ -13,48 +12,8 @@ import { greyPngLayout } from '../src/frame/png-format.ts';
 import { native } from '../src/native.ts';
 import { renderFrame } from '../src/synth/frame.ts';
 import type { Image } from '../src/types.ts';
-import { PNG_SIGNATURE, pngChunk, pngClaiming } from './helpers/bad-frames.ts';
-
-/** A grey PNG whose row y uses filter filters(y); IDAT split into `parts` chunks. */
-function writePng(img: Image, filters: (y: number) => number, parts = 1, ihdr: Partial<{ width: number; height: number; depth: number }> = {}): Buffer {
-  const bpp = img.depth / 8;
-  const rowBytes = img.width * bpp;
-  const rows = Buffer.alloc((rowBytes + 1) * img.height);
-  const bytesOf = (y: number) => {
-    const r = Buffer.alloc(rowBytes);
-    for (let x = 0; x < img.width; x++) {
-      const v = img.pixels[y * img.width + x]!;
-      if (bpp === 2) r.writeUInt16BE(v, 2 * x);
-      else r[x] = v;
-    }
-    return r;
-  };
-  let prev = Buffer.alloc(rowBytes);
-  for (let y = 0; y < img.height; y++) {
-    const cur = bytesOf(y);
-    const f = filters(y);
-    const out = rows.subarray(y * (rowBytes + 1), (y + 1) * (rowBytes + 1));
-    out[0] = f;
-    for (let i = 0; i < rowBytes; i++) {
-      const a = i >= bpp ? cur[i - bpp]! : 0;
-      const b = prev[i]!;
-      const c = i >= bpp ? prev[i - bpp]! : 0;
-      const p = a + b - c;
-      const paeth = Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
-      const pred = [0, a, b, (a + b) >> 1, paeth][f] ?? 0;
-      out[1 + i] = (cur[i]! - pred) & 0xff;
-    }
-    prev = cur;
-  }
-  const z = deflateSync(rows);
-  const head = Buffer.alloc(13);
-  head.writeUInt32BE(ihdr.width ?? img.width, 0);
-  head.writeUInt32BE(ihdr.height ?? img.height, 4);
-  head[8] = ihdr.depth ?? img.depth;
-  const size = Math.ceil(z.length / parts);
-  const idat = Array.from({ length: parts }, (_, k) => pngChunk('IDAT', z.subarray(k * size, (k + 1) * size)));
-  return Buffer.concat([PNG_SIGNATURE, pngChunk('IHDR', head), ...idat, pngChunk('IEND', Buffer.alloc(0))]);
-}
+import { pngClaiming } from './helpers/bad-frames.ts';
+import { pngWithFilters } from './helpers/png-writer.ts';
 
 function testImage(width: number, height: number, depth: 8 | 16, seed: number): Image {
   const pixels = depth === 8 ? new Uint8Array(width * height) : new Uint16Array(width * height);
@@ -83,7 +42,7 @@ describe.skipIf(!nativePng)('grey PNG through the addon (built with libdeflate)'
   for (const depth of [8, 16] as const) {
     it(`undoes every row filter (${depth}-bit): rows cycle through 0-4, 3 IDAT chunks`, async () => {
       const img = testImage(300, 260, depth, depth);
-      const png = writePng(img, (y) => y % 5, 3);
+      const png = pngWithFilters(img, (y) => y % 5, 3);
       expect(greyPngLayout(png)?.idat.length).toBe(6);
       const out = await decodeFrame(png);
       expect([out.width, out.height, out.depth]).toEqual([300, 260, depth]);
@@ -91,6 +50,21 @@ describe.skipIf(!nativePng)('grey PNG through the addon (built with libdeflate)'
       expect(Buffer.from(out.pixels.buffer, out.pixels.byteOffset, out.pixels.byteLength).equals(Buffer.from(img.pixels.buffer))).toBe(true);
     });
   }
+
+  it('undoes each filter on every row, at widths around the 16-byte blocks of the Sub prefix sum', async () => {
+    // Rows of one filter each, so a filter's carry across blocks and its tail both matter; widths
+    // 256-272 (the smallest frames) give every row length modulo 16 at both depths.
+    for (const depth of [8, 16] as const) {
+      for (let width = 256; width <= 272; width++) {
+        const img = testImage(width, 256, depth, width * depth);
+        for (const f of [1, 2, 3, 4]) {
+          const out = await decodeFrame(pngWithFilters(img, () => f));
+          const same = Buffer.from(out.pixels.buffer, out.pixels.byteOffset, out.pixels.byteLength).equals(Buffer.from(img.pixels.buffer));
+          expect(same, `filter ${f}, ${depth}-bit, width ${width}`).toBe(true);
+        }
+      }
+    }
+  });
 
   it('decodes what sharp writes (a synthetic 16-bit frame) to the same samples', async () => {
     const f = renderFrame({ seed: 11, width: 640, height: 512, depth: 16 });
@@ -100,7 +74,7 @@ describe.skipIf(!nativePng)('grey PNG through the addon (built with libdeflate)'
 
   it('names what is damaged: truncated, corrupt data, bad checksum, unknown filter, too much data', async () => {
     const img = testImage(300, 300, 16, 3);
-    const good = writePng(img, (y) => y % 5);
+    const good = pngWithFilters(img, (y) => y % 5);
     expect((await decodeError(good.subarray(0, good.length - 2000))).message).toMatch(/truncated/);
     const corrupt = Buffer.from(good);
     for (let i = 200; i < 260; i++) corrupt[i] ^= 0x5a;
@@ -110,12 +84,12 @@ describe.skipIf(!nativePng)('grey PNG through the addon (built with libdeflate)'
     const badCrc = Buffer.from(good);
     badCrc[30] ^= 1;
     expect((await decodeError(badCrc)).message).toMatch(/IHDR.*checksum/);
-    const e2 = await decodeError(writePng(img, (y) => (y === 17 ? 7 : 0)));
+    const e2 = await decodeError(pngWithFilters(img, (y) => (y === 17 ? 7 : 0)));
     expect(e2.message).toMatch(/row 17 has filter type 7/);
     // The header says fewer rows than the data holds: refused, not silently cropped.
-    expect((await decodeError(writePng(img, () => 0, 1, { height: 260 }))).message).toMatch(/more than/);
+    expect((await decodeError(pngWithFilters(img, () => 0, 1, { height: 260 }))).message).toMatch(/more than/);
     // ...or more rows than it holds.
-    expect((await decodeError(writePng(img, () => 0, 1, { height: 340 }))).message).toMatch(/truncated/);
+    expect((await decodeError(pngWithFilters(img, () => 0, 1, { height: 340 }))).message).toMatch(/truncated/);
   });
 
   it('refuses a header claiming 100000 x 100000 before inflating anything', async () => {
@@ -141,7 +115,7 @@ describe.skipIf(!nativePng)('grey PNG through the addon (built with libdeflate)'
     // Without the addon's reference, the collected file's memory would be reused by the garbage
     // allocated below while the pool still inflates from it.
     const img = testImage(1600, 1200, 16, 9);
-    const png = writePng(img, (y) => y % 5, 40);
+    const png = pngWithFilters(img, (y) => y % 5, 40);
     const layout = greyPngLayout(png)!;
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'xpole-png-')), 'held.png');
     writeFileSync(file, png);
@@ -160,7 +134,7 @@ describe.skipIf(!nativePng)('grey PNG through the addon (built with libdeflate)'
   });
 
   it('the addon checks its own arguments', () => {
-    const png = writePng(testImage(256, 256, 8, 5), () => 0);
+    const png = pngWithFilters(testImage(256, 256, 8, 5), () => 0);
     const layout = greyPngLayout(png)!;
     expect(() => native.decodeGreyPngAsync!(png, layout.idat, 256, 256, 8, new ArrayBuffer(256 * 257 - 1))).toThrow(/out holds 65791 bytes, the decode needs 65792/);
     expect(() => native.decodeGreyPngAsync!(png, layout.idat, 256, 256, 8, new Uint8Array(70000) as unknown as ArrayBuffer)).toThrow(/out must be an ArrayBuffer/);
