@@ -18,6 +18,8 @@
 //          --no-int8-first-pass (pipeline.firstPassInt8 off: the model runs both passes itself, not its int8 variant the first)
 //          --intra-op N (model.intraOpNumThreads, default 0: ONNX Runtime's choice, one per core)
 //          --container png|tiff (the frames' file format, default png; tiff = uncompressed, as raw detector exports)
+//          --png-filters none|sub|adaptive|paeth (the PNG rows' filters: none as encodePng writes, the
+//          cheapest to decode; sub on every row as OpenCV writes; libpng's adaptive choice; paeth on every row)
 // Env XPOLE_BENCH_NODE_ARGS: node options for the daemon, e.g. '--cpu-prof --cpu-prof-dir=DIR' (profiles of its threads).
 import fs from 'node:fs';
 import os from 'node:os';
@@ -49,6 +51,7 @@ const { values: opt } = parseArgs({
     'decode-ahead': { type: 'string', default: '1' },
     'intra-op': { type: 'string', default: '0' },
     container: { type: 'string', default: 'png' },
+    'png-filters': { type: 'string', default: 'none' },
   },
 });
 /** A count option's value; 0 or junk would leave the tables empty (NaN), so it is refused. */
@@ -73,15 +76,31 @@ const ids = (seq: number) => ({ id: `b-${seq}`, seq, ts: new Date().toISOString(
 
 if (opt.container !== 'png' && opt.container !== 'tiff') throw new Error(`--container must be png or tiff, got ${opt.container}`);
 const EXT = opt.container === 'png' ? 'png' : 'tif';
+const PNG_FILTERS = ['none', 'sub', 'adaptive', 'paeth'];
+if (!PNG_FILTERS.includes(opt['png-filters']!)) throw new Error(`--png-filters must be one of ${PNG_FILTERS.join(', ')}, got ${opt['png-filters']}`);
 
 /** sharp over a 16-bit synthetic frame's samples, to write it in any container. */
 const grey16 = (img: Image) => sharp(img.pixels, { raw: { width: img.width, height: img.height, channels: 1 } }).toColourspace('grey16');
+
+/** The frame as a PNG with the row filters --png-filters names (encodePng writes unfiltered rows). */
+async function pngOf(img: Image): Promise<Buffer> {
+  switch (opt['png-filters']) {
+    case 'sub':
+      return pngWithFilters(img, () => 1);
+    case 'paeth':
+      return pngWithFilters(img, () => 4);
+    case 'adaptive':
+      return grey16(img).png({ compressionLevel: 3, adaptiveFiltering: true }).toBuffer();
+    default:
+      return encodePng(img);
+  }
+}
 
 async function frames(size: number, n: number): Promise<Buffer[]> {
   const out: Buffer[] = [];
   for (let i = 0; i < n; i++) {
     const img = renderFrame({ seed: 500 + i, width: size, height: size, depth: 16, orientation: 'tips-right' }).image;
-    out.push(EXT === 'png' ? await encodePng(img) : await grey16(img).tiff({ compression: 'none' }).toBuffer());
+    out.push(EXT === 'png' ? await pngOf(img) : await grey16(img).tiff({ compression: 'none' }).toBuffer());
   }
   return out;
 }
@@ -246,7 +265,7 @@ async function decodeBreakdown(size: number): Promise<void> {
 async function main(): Promise<void> {
   const loadavg = os.loadavg().map((v) => v.toFixed(1)).join(' ');
   console.log(`# xpole pipeline bench: CPU provider, ${os.cpus().length} cores, load average ${loadavg}`);
-  console.log(`# model ${path.relative(process.cwd(), MODEL)}; ${FRAMES} judgements per size from ${EXT === "png" ? "PNG" : "uncompressed TIFF"} bytes (16-bit synthetic frames)`);
+  console.log(`# model ${path.relative(process.cwd(), MODEL)}; ${FRAMES} judgements per size from ${EXT === "png" ? `PNG (${opt['png-filters']} row filters)` : "uncompressed TIFF"} bytes (16-bit synthetic frames)`);
   const pipeline = await Pipeline.load({ modelPath: MODEL, providers: ['cpu'], intraOpNumThreads: Number(opt['intra-op']), spinning: opt.spinning, flipTest: opt['flip-test'], polish: !opt['no-polish'], ...(INT8_FIRST ? {} : { firstPassModelPath: null }) });
   console.log(`# intra-op threads ${opt.spinning ? 'spin' : 'do not spin'} while idle; flip test ${opt['flip-test'] ? 'on' : 'off'}; polish ${opt['no-polish'] ? 'off' : 'on'}; int8 first pass ${INT8_FIRST ? 'on (where the model has a variant)' : 'off'}`);
   const figures: SizeFigures[] = [];

@@ -3,7 +3,10 @@
 # The training set comes in chunks of CHUNK frames (seeds 1001, 1002, ...) so training can start on
 # the first chunks while the rest renders. DEFECT_FRAMES more training frames (default 0; seeds 1101,
 # 1102, ...) are all FAIL (defect rate 1), for training on more defects, above all missing poles
-# (rare at 0.3); the shipped model does not use them (docs/training.md). Usage: make_data.sh DATA_DIR [TRAIN_FRAMES] [VAL] [TEST]
+# (rare at 0.3); the shipped model does not use them (docs/training.md). SIZE_FRAMES more training
+# frames (default 0; seeds 1201, 1202, ...) are drawn at the frame sizes in SIZES, a chunk each in
+# turn: the renderer draws 1000-2048 px by default, SPEC allows 256-8192 px a side.
+# Usage: make_data.sh DATA_DIR [TRAIN_FRAMES] [VAL] [TEST]
 set -euo pipefail
 cd "${XPOLE_ROOT:-$(dirname "$0")/..}"
 DATA=${1:-/work/data}
@@ -12,10 +15,12 @@ VAL=${3:-1000}
 TEST=${4:-1000}
 CHUNK=${CHUNK:-250}
 DEFECT_FRAMES=${DEFECT_FRAMES:-0}
-mk() { # dir count seed [defect rate]
+SIZE_FRAMES=${SIZE_FRAMES:-0}
+read -r -a SIZES <<< "${SIZES:-256x256 512x512 256x1024 1024x256 384x640}"
+mk() { # dir count seed [defect rate [synth options]]
   if [ -f "$1/annotations.json" ]; then echo "have $1"; return; fi
   rm -rf "$1.part"
-  node bin/xpole.js synth --out "$1.part" --count "$2" --seed "$3" --defect-rate "${4:-0.3}"
+  node bin/xpole.js synth --out "$1.part" --count "$2" --seed "$3" --defect-rate "${4:-0.3}" "${@:5}"
   # The ROI stage's boxes, so training sees what the pipeline will crop (when the stage exists).
   if [ -f bench/roi.ts ]; then
     npx tsx bench/roi.ts --dataset "$1.part" --dump "$1.part/rois.json" || echo "ROI dump failed for $1"
@@ -29,5 +34,9 @@ for ((i = 1; i * CHUNK < TRAIN; i++)); do
 done
 for ((i = 0; i * CHUNK < DEFECT_FRAMES; i++)); do
   mk "$DATA/train-$((1101 + i))" "$CHUNK" $((1101 + i)) 1
+done
+for ((i = 0; i * CHUNK < SIZE_FRAMES; i++)); do
+  size=${SIZES[$((i % ${#SIZES[@]}))]}
+  mk "$DATA/train-$((1201 + i))" "$CHUNK" $((1201 + i)) 0.3 --width "${size%x*}" --height "${size#*x}"
 done
 mk "$DATA/test" "$TEST" 3
