@@ -19,18 +19,24 @@ namespace {
 
 // Row filters (PNG spec §9.2) for BPP bytes a pixel, 1 or 2 for grey frames. A byte's filter
 // reads the byte BPP back in its own row, so each row holds BPP independent chains. Sub is a
-// prefix sum over those chains, done 16 bytes at a time; Average and Paeth stay serial but are
-// written without data-dependent branches: Paeth's branches cost about 7 ns a byte, mispredicted
-// on noisy X-ray rows, which made a Paeth-filtered 2048² 16-bit frame 3x slower to decode.
-template <size_t BPP>
-void unfilterSub(uint8_t* cur, size_t n) {
-  size_t i = BPP;
+// prefix sum along those chains, 16 bytes at a time. Average and Paeth stay serial; Paeth chooses
+// without branches, which mispredicted on noisy X-ray rows (60 of 83 ms for a 2048² 16-bit frame).
 #if defined(__SSSE3__)
-  // Prefix sums within 16 bytes by shifts of BPP, 2 BPP, ...; then the previous block's last
+// XPOLE_SIMD=generic takes the scalar loops an ARM build runs, so that tests can check them here.
+const bool kScalarOnly = [] {
+  const char* force = std::getenv("XPOLE_SIMD");
+  return force != nullptr && std::strcmp(force, "generic") == 0;
+}();
+
+// Sub over the whole 16-byte blocks of a row (n >= 16); returns where the scalar tail starts.
+template <size_t BPP>
+size_t unfilterSubBlocks(uint8_t* cur, size_t n) {
+  // Prefix sums within a block by shifts of BPP, 2 BPP, ...; then the previous block's last
   // pixel, broadcast, carries in. Byte adds wrap mod 256 as the filter does.
   const __m128i last = BPP == 1 ? _mm_set1_epi8(15) : _mm_set_epi8(15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14);
   __m128i carry = _mm_setzero_si128();
-  for (i = 0; i + 16 <= n; i += 16) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
     __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(cur + i));
     if (BPP == 1) x = _mm_add_epi8(x, _mm_slli_si128(x, 1));
     x = _mm_add_epi8(x, _mm_slli_si128(x, 2));
@@ -40,7 +46,15 @@ void unfilterSub(uint8_t* cur, size_t n) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(cur + i), x);
     carry = _mm_shuffle_epi8(x, last);
   }
-  if (i == 0) i = BPP;
+  return i;
+}
+#endif
+
+template <size_t BPP>
+void unfilterSub(uint8_t* cur, size_t n) {
+  size_t i = BPP;
+#if defined(__SSSE3__)
+  if (!kScalarOnly && n >= 16) i = unfilterSubBlocks<BPP>(cur, n);
 #endif
   for (; i < n; i++) cur[i] = uint8_t(cur[i] + cur[i - BPP]);
 }

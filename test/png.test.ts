@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { FrameError } from '../src/errors.ts';
 import { decodeFrame, encodePng } from '../src/frame/decode.ts';
@@ -63,6 +64,34 @@ describe.skipIf(!nativePng)('grey PNG through the addon (built with libdeflate)'
           expect(same, `filter ${f}, ${depth}-bit, width ${width}`).toBe(true);
         }
       }
+    }
+  });
+
+  it('gives the same samples with the scalar row filters an ARM build runs (XPOLE_SIMD=generic)', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'xpole-png-scalar-'));
+    const cases = [8, 16].flatMap((depth) =>
+      [1, 2, 3, 4].map((f) => {
+        const img = testImage(263, 256, depth as 8 | 16, f + depth);
+        const png = pngWithFilters(img, () => f);
+        const file = path.join(dir, `f${f}-${depth}`);
+        writeFileSync(`${file}.png`, png);
+        writeFileSync(`${file}.raw`, img.pixels);
+        const { idat, width, height } = greyPngLayout(png)!;
+        return { file, idat: Array.from(idat), width, height, depth };
+      }),
+    );
+    writeFileSync(path.join(dir, 'cases.json'), JSON.stringify(cases));
+    const addon = process.env.XPOLE_NATIVE ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../build/Release/xpole_native.node');
+    const script = `const m = require(${JSON.stringify(addon)}); const fs = require('fs');
+      const cases = JSON.parse(fs.readFileSync(${JSON.stringify(path.join(dir, 'cases.json'))}, 'utf8'));
+      Promise.all(cases.map(async (c) => {
+        const px = await m.decodeGreyPngAsync(fs.readFileSync(c.file + '.png'), Uint32Array.from(c.idat), c.width, c.height, c.depth);
+        return Buffer.from(px.buffer, px.byteOffset, px.byteLength).equals(fs.readFileSync(c.file + '.raw')); }))
+      .then((same) => console.log(JSON.stringify(same)));`;
+    for (const simd of ['generic', '']) {
+      const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, XPOLE_SIMD: simd } });
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout), `XPOLE_SIMD=${simd}`).toEqual(Array(8).fill(true));
     }
   });
 
