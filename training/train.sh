@@ -19,8 +19,16 @@ VAL=${VAL_FRAMES:-1000}
 TEST=${TEST_FRAMES:-1000}
 export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
 bash training/make_data.sh "$DATA" "$TRAIN" "$VAL" "$TEST"
+# Exactly the chunks this run asked for, in make_data.sh's order: a chunk left in DATA by another
+# run (DEFECT_FRAMES, SIZE_FRAMES) must not join this one unasked.
+CHUNK=${CHUNK:-250}
+dirs=()
+for ((i = 0; i * CHUNK < TRAIN; i++)); do dirs+=("$DATA/train-$((1001 + i))"); done
+for ((i = 0; i * CHUNK < ${DEFECT_FRAMES:-0}; i++)); do dirs+=("$DATA/train-$((1101 + i))"); done
+for ((i = 0; i * CHUNK < ${SIZE_FRAMES:-0}; i++)); do dirs+=("$DATA/train-$((1201 + i))"); done
+TRAIN_DIRS=$(IFS=,; echo "${dirs[*]}")
 SEEDS="{\"train\": \"1001.. in chunks of 250 frames\", \"trainFrames\": $TRAIN, \"defectTrain\": \"1101.. in chunks of 250 frames, defect rate 1\", \"defectTrainFrames\": ${DEFECT_FRAMES:-0}, \"sizeTrain\": \"1201.. in chunks of 250 frames at ${SIZES:-256x256 512x512 256x1024 1024x256 384x640} in turn\", \"sizeTrainFrames\": ${SIZE_FRAMES:-0}, \"val\": 2, \"valFrames\": $VAL, \"test\": 3, \"testFrames\": $TEST, \"defectRate\": 0.3}"
-/usr/bin/python3 training/train.py --train "$DATA/train-*" --val "$DATA/val" \
+/usr/bin/python3 training/train.py --train "$TRAIN_DIRS" --val "$DATA/val" \
   --rois-train '{dir}/rois.json' --rois-val "$DATA/val/rois.json" \
  --epochs "${EPOCHS:-30}" --lr "${LR:-2e-3}" --warmup "${WARMUP:-100}" --defect-boost "${DEFECT_BOOST:-1}" --pitch-boost "${PITCH_BOOST:-1}" --pitch-below "${PITCH_BELOW:-13}" ${SECOND_PASS:+--second-pass} ${FREEZE_BN:+--freeze-bn} ${INIT:+--init "$INIT"} --work "${WORK:-$DATA/run}" --data-seeds "$SEEDS" --log training/logs/train-log.jsonl
 ROIS=()
