@@ -240,7 +240,7 @@ async function decodeBreakdown(size: number): Promise<void> {
   const containers: [string, Buffer][] = [
     ['PNG, zlib level 3 (encodePng)', await encodePng(img)],
     ['PNG, zlib level 0 (stored)', await grey16(img).png({ compressionLevel: 0 }).toBuffer()],
-    // Other encoders filter their rows, and undoing a filter costs more than inflating it.
+    // Other encoders filter their rows; undoing Sub, Average or Paeth is a serial pass over every byte.
     ["PNG, libpng's adaptive filters (Sub, Up, Average rows)", await grey16(img).png({ compressionLevel: 3, adaptiveFiltering: true }).toBuffer()],
     ['PNG, Sub on every row (as OpenCV writes)', pngWithFilters(img, () => 1)],
     ['PNG, Paeth on every row', pngWithFilters(img, () => 4)],
