@@ -1,16 +1,16 @@
-// Figures across SPEC's frame sizes (256 to 8192 px a side): for each size, `xpole synth` renders a
-// labelled set into a temporary folder and the pipeline's defaults judge it, as `xpole eval` does.
+// Figures across SPEC's frame sizes (256 to 8192 px a side): for each size, the renderer (as
+// `xpole synth --width W --height H`) draws a labelled set into a temporary folder and the pipeline's defaults judge it, as `xpole eval` does.
 // The synthetic sets' own sizes are 1000-2048 px; this is where the rest of SPEC's range is checked.
 // Usage: npx tsx bench/sizes.ts [--sizes 256x256,512x512,...] [--count N (default 300; frames of
 //        4096 px or more: N / 10, at least 12)] [--seed S (default 90)] [--keep DIR]
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { evaluate } from '../src/cli/eval.ts';
 import { readCocoDataset } from '../src/eval/coco.ts';
 import { Pipeline } from '../src/inspect/pipeline.ts';
+import { renderDataset } from '../src/synth/pool.ts';
 
 const { values: opt } = parseArgs({
   options: {
@@ -27,9 +27,10 @@ const sizes = opt.sizes.split(',').map((s) => {
 });
 const count = Number(opt.count);
 if (!Number.isInteger(count) || count < 1) throw new Error(`--count must be a whole number of at least 1, got ${opt.count}`);
+const seed = Number(opt.seed);
+if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a whole number, got ${opt.seed}`);
 
 const root = opt.keep ?? mkdtempSync(path.join(tmpdir(), 'xpole-sizes-'));
-const cli = path.resolve(import.meta.dirname, '../bin/xpole.js');
 const pipeline = await Pipeline.load({ providers: ['cpu'] });
 console.log(`# xpole across SPEC's frame sizes: model ${pipeline.model.name} (${pipeline.model.sha256.slice(0, 8)}), defaults, defect rate 0.3, seed ${opt.seed}`);
 console.log('| frame (w x h) | frames | ROI recall | PCK@0.5 | PCS@1.0 | overkill | escape | ERROR frames |');
@@ -40,8 +41,7 @@ try {
   for (const [w, h] of sizes) {
     const n = Math.max(w, h) >= 4096 ? Math.max(12, Math.round(count / 10)) : count;
     const dir = path.join(root, `${w}x${h}`);
-    const synth = spawnSync(process.execPath, [cli, 'synth', '--out', dir, '--count', String(n), '--seed', opt.seed, '--defect-rate', '0.3', '--width', String(w), '--height', String(h)], { encoding: 'utf8' });
-    if (synth.status !== 0) throw new Error(`xpole synth ${w}x${h} failed: ${synth.stderr}`);
+    await renderDataset({ out: dir, count: n, seed, defectRate: 0.3, workers: Math.min(cpus().length, 8), frame: { width: w, height: h } });
     const [score] = await evaluate(pipeline, readCocoDataset(dir), [pipeline.variant()]);
     const r = score!.report;
     console.log(`| ${w} x ${h} | ${r.images} | ${pct(r.roiRecall)} | ${fix(r['pck@0.5'])} | ${fix(r['pcs@1.0'])} | ${pct(r.overkill)} | ${pct(r.escape)} | ${score!.errors} |`);
