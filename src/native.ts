@@ -60,13 +60,14 @@ export interface NativeAddon {
 }
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const file = process.env.XPOLE_NATIVE ?? path.join(root, 'build', 'Release', 'xpole_native.node');
+/** The addon file this process loads: XPOLE_NATIVE (the sanitizer build, say) or the package's build. */
+export const ADDON_FILE = process.env.XPOLE_NATIVE ?? path.join(root, 'build', 'Release', 'xpole_native.node');
 
 function load(): NativeAddon {
   try {
-    return createRequire(import.meta.url)(file) as NativeAddon;
+    return createRequire(import.meta.url)(ADDON_FILE) as NativeAddon;
   } catch (err) {
-    throw new Error(`cannot load the native addon ${file} (build it with 'npm run build'): ${(err as Error).message}`);
+    throw new Error(`cannot load the native addon ${ADDON_FILE} (build it with 'npm run build'): ${(err as Error).message}`);
   }
 }
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeFrame, encodePng } from '../src/frame/decode.ts';
-import { native } from '../src/native.ts';
+import { ADDON_FILE, native } from '../src/native.ts';
 import type { Corners, Image } from '../src/types.ts';
 import { defaultThreshold, detectCorners, detectCornersAsync } from '../src/vision/corners.ts';
 import { rng } from './peers/opencv.ts';
@@ -162,8 +162,7 @@ describe('ranking, threads and async', () => {
     // allocated below while the pool still reads it.
     const file = path.join(tmp, 'held.bin');
     writeFileSync(file, scene(600, 400, 5).pixels);
-    const addon = process.env.XPOLE_NATIVE ?? path.join(ROOT, 'build/Release/xpole_native.node');
-    const script = `const m = require(${JSON.stringify(addon)}); const px = require('fs').readFileSync(${JSON.stringify(file)});
+    const script = `const m = require(${JSON.stringify(ADDON_FILE)}); const px = require('fs').readFileSync(${JSON.stringify(file)});
       const want = m.detect(new Uint8Array(px), 600, 400, 600, 8, 10, 0, 0, 1, true).count;
       const runs = [];
       for (let i = 0; i < 8; i++) runs.push(m.detectAsync(new Uint8Array(px), 600, 400, 600, 8, 10, 0, 0, 1, true, true));
@@ -180,8 +179,7 @@ describe('ranking, threads and async', () => {
     const file = path.join(tmp, 'simd.bin');
     const probe = scene(203, 77, 12);
     writeFileSync(file, probe.pixels);
-    const addon = process.env.XPOLE_NATIVE ?? path.join(ROOT, 'build/Release/xpole_native.node');
-    const script = `const m = require(${JSON.stringify(addon)}); const px = require('fs').readFileSync(${JSON.stringify(file)});
+    const script = `const m = require(${JSON.stringify(ADDON_FILE)}); const px = require('fs').readFileSync(${JSON.stringify(file)});
       const p8 = new Uint8Array(px), p16 = Uint16Array.from(p8, (v) => v * 256), out = [];
       for (const t of [3, 12, 40]) for (const [p, d, s] of [[p8, 8, 1], [p16, 16, 256]]) { const c = m.detect(p, 203, 77, 203, d, t * s, 0, 0, 1, true); out.push([...c.x, ...c.y, ...c.score]); }
       console.log(JSON.stringify(out));`;

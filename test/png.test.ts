@@ -4,13 +4,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { FrameError } from '../src/errors.ts';
 import { decodeFrame, encodePng } from '../src/frame/decode.ts';
 import { greyPngWorkBytes, nativePng } from '../src/frame/png.ts';
 import { greyPngLayout } from '../src/frame/png-format.ts';
-import { native } from '../src/native.ts';
+import { ADDON_FILE, native } from '../src/native.ts';
 import { renderFrame } from '../src/synth/frame.ts';
 import type { Image } from '../src/types.ts';
 import { pngClaiming } from './helpers/bad-frames.ts';
@@ -81,8 +80,7 @@ describe.skipIf(!nativePng)('grey PNG through the addon (built with libdeflate)'
       }),
     );
     writeFileSync(path.join(dir, 'cases.json'), JSON.stringify(cases));
-    const addon = process.env.XPOLE_NATIVE ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../build/Release/xpole_native.node');
-    const script = `const m = require(${JSON.stringify(addon)}); const fs = require('fs');
+    const script = `const m = require(${JSON.stringify(ADDON_FILE)}); const fs = require('fs');
       const cases = JSON.parse(fs.readFileSync(${JSON.stringify(path.join(dir, 'cases.json'))}, 'utf8'));
       Promise.all(cases.map(async (c) => {
         const px = await m.decodeGreyPngAsync(fs.readFileSync(c.file + '.png'), Uint32Array.from(c.idat), c.width, c.height, c.depth);
@@ -148,8 +146,7 @@ describe.skipIf(!nativePng)('grey PNG through the addon (built with libdeflate)'
     const layout = greyPngLayout(png)!;
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'xpole-png-')), 'held.png');
     writeFileSync(file, png);
-    const addon = process.env.XPOLE_NATIVE ?? path.resolve(import.meta.dirname, '../build/Release/xpole_native.node');
-    const script = `const m = require(${JSON.stringify(addon)}); const bytes = require('fs').readFileSync(${JSON.stringify(file)});
+    const script = `const m = require(${JSON.stringify(ADDON_FILE)}); const bytes = require('fs').readFileSync(${JSON.stringify(file)});
       const idat = Uint32Array.from(${JSON.stringify([...layout.idat])}), sum = (p) => p.reduce((a, v) => a + v, 0);
       const runs = [];
       for (let i = 0; i < 8; i++) runs.push(m.decodeGreyPngAsync(new Uint8Array(bytes), idat, 1600, 1200, 16, undefined, true).then(sum));

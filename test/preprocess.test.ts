@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { boxToCanonical, canonicalAffine } from '../src/frame/orientation.ts';
-import { native } from '../src/native.ts';
+import { ADDON_FILE, native } from '../src/native.ts';
 import { cropForModel, cropForModelAsync, samplesPerCell, withMirrored, type InputSize } from '../src/vision/preprocess.ts';
 import { ORIENTATIONS, type Box, type Image } from '../src/types.ts';
 
@@ -296,9 +296,8 @@ describe('cropForModelAsync', () => {
     const box: Box = [100, 50, 900, 800];
     const cb = boxToCanonical(box, 1200, 900, 'tips-right');
     const a = canonicalAffine(1200, 900, 'tips-right');
-    const addon = process.env.XPOLE_NATIVE ?? path.join(ROOT, 'build/Release/xpole_native.node');
     const args = `1200, 900, 16, Float64Array.of(${[a.ox, a.oy, a.exx, a.exy, a.eyx, a.eyy].join(', ')}), Float64Array.of(${cb.join(', ')}), 128, 256, ${samplesPerCell(cb, SIZE)}`;
-    const script = `const m = require(${JSON.stringify(addon)}); const b = require('fs').readFileSync(${JSON.stringify(file)});
+    const script = `const m = require(${JSON.stringify(ADDON_FILE)}); const b = require('fs').readFileSync(${JSON.stringify(file)});
       const px = () => new Uint16Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
       const want = new Float32Array(128 * 256);
       m.cropForModel(px(), ${args}, want);
