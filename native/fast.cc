@@ -2,6 +2,7 @@
 // the same 3-pixel border, the same score (cornerScore<16>) and the same strict 3x3 suppression
 // over three row buffers. Harris ranking and intensity-centroid angle follow ORB (orb.cpp).
 #include "fast.h"
+#include "simd_force.h"
 
 #include <algorithm>
 #include <cmath>
@@ -148,11 +149,9 @@ namespace generic {
 // can check every copy on one machine.
 enum class Simd { Generic, Sse2, Avx2 };
 Simd pickSimd() {
-  const char* force = std::getenv("XPOLE_SIMD");
-  std::string want = force ? force : "";
-  if (want == "generic") return Simd::Generic;
+  if (simdForced("generic")) return Simd::Generic;
 #if defined(__SSE2__)
-  if (want == "sse2" || !__builtin_cpu_supports("avx2")) return Simd::Sse2;
+  if (simdForced("sse2") || !__builtin_cpu_supports("avx2")) return Simd::Sse2;
   return Simd::Avx2;
 #else
   return Simd::Generic;

@@ -2,6 +2,7 @@
 // libdeflate inflates about 1.7x faster than zlib, and one pass undoes the filters and the
 // big-endian byte order. Chunk parsing and header checks stay in TypeScript (src/frame/png-format.ts).
 #include "png.h"
+#include "simd_force.h"
 
 #include <libdeflate.h>
 
@@ -22,11 +23,8 @@ namespace {
 // prefix sum along those chains, 16 bytes at a time. Average and Paeth stay serial; Paeth chooses
 // without branches, which mispredicted on noisy X-ray rows (60 of 83 ms for a 2048² 16-bit frame).
 #if defined(__SSSE3__)
-// XPOLE_SIMD=generic takes the scalar loops an ARM build runs, so that tests can check them here.
-const bool kScalarOnly = [] {
-  const char* force = std::getenv("XPOLE_SIMD");
-  return force != nullptr && std::strcmp(force, "generic") == 0;
-}();
+// XPOLE_SIMD=generic takes the scalar loops an ARM build runs.
+const bool kScalarOnly = simdForced("generic");
 
 // Sub over the whole 16-byte blocks of a row (n >= 16); returns where the scalar tail starts.
 template <size_t BPP>
