@@ -82,9 +82,9 @@ if (!PNG_FILTERS.includes(opt['png-filters']!)) throw new Error(`--png-filters m
 /** sharp over a 16-bit synthetic frame's samples, to write it in any container. */
 const grey16 = (img: Image) => sharp(img.pixels, { raw: { width: img.width, height: img.height, channels: 1 } }).toColourspace('grey16');
 
-/** The frame as a PNG with the row filters --png-filters names (encodePng writes unfiltered rows). */
-async function pngOf(img: Image): Promise<Buffer> {
-  switch (opt['png-filters']) {
+/** The frame as a PNG with the given row filters (--png-filters; encodePng writes unfiltered rows). */
+async function pngOf(img: Image, filters = opt['png-filters']): Promise<Buffer> {
+  switch (filters) {
     case 'sub':
       return pngWithFilters(img, () => 1);
     case 'paeth':
@@ -241,9 +241,9 @@ async function decodeBreakdown(size: number): Promise<void> {
     ['PNG, zlib level 3 (encodePng)', await encodePng(img)],
     ['PNG, zlib level 0 (stored)', await grey16(img).png({ compressionLevel: 0 }).toBuffer()],
     // Other encoders filter their rows; undoing Sub, Average or Paeth is a serial pass over every byte.
-    ["PNG, libpng's adaptive filters (Sub, Up, Average rows)", await grey16(img).png({ compressionLevel: 3, adaptiveFiltering: true }).toBuffer()],
-    ['PNG, Sub on every row (as OpenCV writes)', pngWithFilters(img, () => 1)],
-    ['PNG, Paeth on every row', pngWithFilters(img, () => 4)],
+    ["PNG, libpng's adaptive filters (Sub, Up, Average rows)", await pngOf(img, 'adaptive')],
+    ['PNG, Sub on every row (as OpenCV writes)', await pngOf(img, 'sub')],
+    ['PNG, Paeth on every row', await pngOf(img, 'paeth')],
     ['TIFF, uncompressed', await grey16(img).tiff({ compression: 'none' }).toBuffer()],
     ['TIFF, LZW', await grey16(img).tiff({ compression: 'lzw' }).toBuffer()],
   ];
