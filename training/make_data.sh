@@ -14,9 +14,7 @@ TRAIN=${2:-3000}
 VAL=${3:-1000}
 TEST=${4:-1000}
 CHUNK=${CHUNK:-250}
-DEFECT_FRAMES=${DEFECT_FRAMES:-0}
-SIZE_FRAMES=${SIZE_FRAMES:-0}
-read -r -a SIZES <<< "${SIZES:-256x256 512x512 256x1024 1024x256 384x640}"
+source training/chunks.sh
 mk() { # dir count seed [defect rate [synth options]]
   if [ -f "$1/annotations.json" ]; then echo "have $1"; return; fi
   rm -rf "$1.part"
@@ -27,16 +25,11 @@ mk() { # dir count seed [defect rate [synth options]]
   fi
   mv "$1.part" "$1"
 }
-mk "$DATA/train-1001" "$CHUNK" 1001
-mk "$DATA/val" "$VAL" 2
-for ((i = 1; i * CHUNK < TRAIN; i++)); do
-  mk "$DATA/train-$((1001 + i))" "$CHUNK" $((1001 + i))
-done
-for ((i = 0; i * CHUNK < DEFECT_FRAMES; i++)); do
-  mk "$DATA/train-$((1101 + i))" "$CHUNK" $((1101 + i)) 1
-done
-for ((i = 0; i * CHUNK < SIZE_FRAMES; i++)); do
-  size=${SIZES[$((i % ${#SIZES[@]}))]}
-  mk "$DATA/train-$((1201 + i))" "$CHUNK" $((1201 + i)) 0.3 --width "${size%x*}" --height "${size#*x}"
+mapfile -t chunks < <(training_chunks "$TRAIN")
+for k in "${!chunks[@]}"; do
+  read -r seed rate width height <<< "${chunks[$k]}"
+  mk "$DATA/train-$seed" "$CHUNK" "$seed" "$rate" ${width:+--width "$width" --height "$height"}
+  # The validation set right after the first chunk, so a run may start while the rest renders.
+  if [ "$k" -eq 0 ]; then mk "$DATA/val" "$VAL" 2; fi
 done
 mk "$DATA/test" "$TEST" 3

@@ -21,12 +21,9 @@ export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
 bash training/make_data.sh "$DATA" "$TRAIN" "$VAL" "$TEST"
 # Exactly the chunks this run asked for, in make_data.sh's order: a chunk left in DATA by another
 # run (DEFECT_FRAMES, SIZE_FRAMES) must not join this one unasked.
-CHUNK=${CHUNK:-250}
-dirs=()
-for ((i = 0; i * CHUNK < TRAIN; i++)); do dirs+=("$DATA/train-$((1001 + i))"); done
-for ((i = 0; i * CHUNK < ${DEFECT_FRAMES:-0}; i++)); do dirs+=("$DATA/train-$((1101 + i))"); done
-for ((i = 0; i * CHUNK < ${SIZE_FRAMES:-0}; i++)); do dirs+=("$DATA/train-$((1201 + i))"); done
-TRAIN_DIRS=$(IFS=,; echo "${dirs[*]}")
+source training/chunks.sh
+TRAIN_DIRS=$(training_chunks "$TRAIN" | while read -r seed _; do printf '%s,' "$DATA/train-$seed"; done)
+TRAIN_DIRS=${TRAIN_DIRS%,}
 SEEDS="{\"train\": \"1001.. in chunks of 250 frames\", \"trainFrames\": $TRAIN, \"defectTrain\": \"1101.. in chunks of 250 frames, defect rate 1\", \"defectTrainFrames\": ${DEFECT_FRAMES:-0}, \"sizeTrain\": \"1201.. in chunks of 250 frames at ${SIZES:-256x256 512x512 256x1024 1024x256 384x640} in turn\", \"sizeTrainFrames\": ${SIZE_FRAMES:-0}, \"val\": 2, \"valFrames\": $VAL, \"test\": 3, \"testFrames\": $TEST, \"defectRate\": 0.3}"
 /usr/bin/python3 training/train.py --train "$TRAIN_DIRS" --val "$DATA/val" \
   --rois-train '{dir}/rois.json' --rois-val "$DATA/val/rois.json" \

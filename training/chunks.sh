@@ -1,0 +1,14 @@
+# The training chunks a run asks for, one line each: SEED DEFECT_RATE [WIDTH HEIGHT], CHUNK frames
+# each (default 250): TRAIN frames at seeds 1001.., DEFECT_FRAMES all-FAIL frames at 1101..,
+# SIZE_FRAMES frames at 1201.. drawn at the sizes of SIZES in turn. Sourced by make_data.sh, which
+# renders them into DATA/train-SEED, and by train.sh, which trains on exactly those.
+training_chunks() { # TRAIN_FRAMES
+  local chunk=${CHUNK:-250} i size sizes
+  read -r -a sizes <<< "${SIZES:-256x256 512x512 256x1024 1024x256 384x640}"
+  for ((i = 0; i * chunk < $1; i++)); do echo "$((1001 + i)) 0.3"; done
+  for ((i = 0; i * chunk < ${DEFECT_FRAMES:-0}; i++)); do echo "$((1101 + i)) 1"; done
+  for ((i = 0; i * chunk < ${SIZE_FRAMES:-0}; i++)); do
+    size=${sizes[$((i % ${#sizes[@]}))]}
+    echo "$((1201 + i)) 0.3 ${size%x*} ${size#*x}"
+  done
+}
