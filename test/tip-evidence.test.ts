@@ -170,7 +170,7 @@ describe('checkSharedTips: one tip, one pole', () => {
     poles.conf[C7] = 0.55;
     // 5 px < 0.3 x 20 px: near.
     expect(checkSharedTips(W, H, 'tips-right', poles, DEFAULT_RECIPE.sheets)[C7]).toBe(0);
-    // The whole stack twice as coarse (pitch 40 px): 5 px is no longer near.
+    // The whole stack twice as coarse (pitch 40 px, so "near" is 12 px): 5 px is still near, 13 px is not.
     const coarse = { ...poles, y: poles.y.map((v) => 2 * v) };
     coarse.y[C7] = coarse.y[C8]! - 5;
     expect(checkSharedTips(W, H * 2, 'tips-right', coarse, DEFAULT_RECIPE.sheets)[C7]).toBe(0);
