@@ -119,6 +119,25 @@ bool unfilterRow(uint8_t filter, uint8_t* cur, const uint8_t* prev, size_t n, si
   return bpp == 1 ? unfilterRowOf<1>(filter, cur, prev, n) : unfilterRowOf<2>(filter, cur, prev, n);
 }
 
+// 16-bit samples from the file's big-endian order to host order, moved to `dst` at or before
+// `src`: each block is loaded before its store, which lands only on bytes already read.
+void moveBigEndian16(uint8_t* dst, const uint8_t* src, size_t samples) {
+  size_t x = 0;
+#if defined(__SSSE3__)
+  if (!kScalarOnly) {
+    const __m128i swap = _mm_set_epi8(14, 15, 12, 13, 10, 11, 8, 9, 6, 7, 4, 5, 2, 3, 0, 1);
+    for (; x + 8 <= samples; x += 8) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * x));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 2 * x), _mm_shuffle_epi8(v, swap));
+    }
+  }
+#endif
+  for (; x < samples; x++) {
+    const uint16_t v = uint16_t((src[2 * x] << 8) | src[2 * x + 1]);
+    std::memcpy(dst + 2 * x, &v, 2);
+  }
+}
+
 struct Decompressor {
   libdeflate_decompressor* d = libdeflate_alloc_decompressor();
   ~Decompressor() { libdeflate_free_decompressor(d); }
@@ -143,28 +162,22 @@ std::string decodeGreyPng(const uint8_t* z, size_t zBytes, int width, int height
   if (got != rawBytes) {
     return "the pixel data (IDAT) ends after " + std::to_string(got) + " of " + std::to_string(rawBytes) + " bytes (truncated)";
   }
-  // Every row is unfiltered before any moves: a row's filter reads the row above as it was decoded.
-  std::vector<uint8_t> zeros(rowBytes, 0);
-  const uint8_t* prev = zeros.data();
+  // One pass, a row at a time while it is in cache: undo its filter, keep its bytes for the next
+  // row's filter (which reads the row above as decoded), then close it up over the filter bytes
+  // in host order. Row y moves y + 1 bytes toward the start, over bytes already read.
+  std::vector<uint8_t> above(rowBytes, 0);
   for (int y = 0; y < height; y++) {
     uint8_t* row = buf + size_t(y) * stride;
-    if (!unfilterRow(row[0], row + 1, prev, rowBytes, bpp)) {
+    if (!unfilterRow(row[0], row + 1, above.data(), rowBytes, bpp)) {
       return "row " + std::to_string(y) + " has filter type " + std::to_string(row[0]) + " (PNG knows 0 to 4)";
     }
-    prev = row + 1;
-  }
-  // Rows close up over their filter bytes: row y moves y + 1 bytes toward the start, so every byte
-  // is read before anything is written over it.
-  for (int y = 0; y < height; y++) {
-    const uint8_t* src = buf + size_t(y) * stride + 1;
+    // Only Up, Average and Paeth read the row above; the next row's filter byte is still in place.
+    if (y + 1 < height && row[stride] >= 2) std::memcpy(above.data(), row + 1, rowBytes);
     uint8_t* dst = buf + size_t(y) * rowBytes;
     if (depth == 8) {
-      std::memmove(dst, src, rowBytes);
+      std::memmove(dst, row + 1, rowBytes);
     } else {
-      for (int x = 0; x < width; x++) {
-        const uint16_t v = uint16_t((src[2 * x] << 8) | src[2 * x + 1]);  // big-endian in the file
-        std::memcpy(dst + 2 * x, &v, 2);
-      }
+      moveBigEndian16(dst, row + 1, size_t(width));
     }
   }
   return "";
