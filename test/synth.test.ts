@@ -237,6 +237,7 @@ describe('renderFrame options', () => {
     [{ seed: 1, supersample: 0 }, /supersample/],
     [{ seed: 1, jpegQuality: 101 }, /jpegQuality/],
     [{ seed: 1, snr: 0 }, /snr/],
+    [{ seed: 1, cathodeScatterPx: [3, 1] as [number, number] }, /cathodeScatterPx/],
   ])('refuses %j naming the option', (opts, name) => {
     expect(() => renderFrame(opts)).toThrow(name);
   });
@@ -256,6 +257,33 @@ describe('renderFrame options', () => {
         expect(f.keypoints[k + 1]).toBeLessThanOrEqual(height - 5);
       }
     }
+  });
+
+  it('cathodeScatterPx spreads the overhangs of a PASS frame across the spec; its default is the straight cathode line', () => {
+    const spread = (scatter?: [number, number]) => {
+      const sds: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        const f = renderFrame({ ...CLEAN, seed: frameSeed(31, i), width: 600, height: 600, defectRate: 0, cathodeScatterPx: scatter });
+        expect(f.expectedVerdict).toBe('PASS');
+        const ov = f.overhangMm.filter((v): v is number => v !== null);
+        for (const v of ov) {
+          expect(v).toBeGreaterThanOrEqual(DEFAULT_RECIPE.overhangMinMm + SPEC_MARGIN_MM - 1e-9);
+          expect(v).toBeLessThanOrEqual(DEFAULT_RECIPE.overhangMaxMm - SPEC_MARGIN_MM + 1e-9);
+        }
+        const mean = ov.reduce((a, b) => a + b, 0) / ov.length;
+        sds.push(Math.sqrt(ov.reduce((a, b) => a + (b - mean) ** 2, 0) / ov.length));
+      }
+      return sds.reduce((a, b) => a + b, 0) / sds.length;
+    };
+    const straight = spread();
+    const wide = spread([8, 12]);
+    // 8-12 px at 0.02 mm/px is 0.16-0.24 mm; the default line scatters 0.15-1.5 px plus the anodes'.
+    expect(wide).toBeGreaterThan(0.12);
+    expect(wide).toBeGreaterThan(2 * straight);
+    // The default is the range it names: the same frame either way.
+    const a = renderFrame({ ...CLEAN, seed: 41, width: 600, height: 600 });
+    const b = renderFrame({ ...CLEAN, seed: 41, width: 600, height: 600, cathodeScatterPx: [0.15, 1.5] });
+    expect(Array.from(b.keypoints)).toEqual(Array.from(a.keypoints));
   });
 
   it('reports what it drew: the options given, and the anode pitch its keypoints show', () => {

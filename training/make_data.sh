@@ -5,7 +5,8 @@
 # 1102, ...) are all FAIL (defect rate 1), for training on more defects, above all missing poles
 # (rare at 0.3); the shipped model does not use them (docs/training.md). SIZE_FRAMES more training
 # frames (default 0; seeds 1201, 1202, ...) are drawn at the frame sizes in SIZES, a chunk each in
-# turn: the renderer draws 1000-2048 px by default, SPEC allows 256-8192 px a side.
+# turn: the renderer draws 1000-2048 px by default, SPEC allows 256-8192 px a side. WIDE_FRAMES
+# more (default 0; seeds 1301, 1302, ...) have cathode tips scattered 1.5-12 px about their line.
 # Usage: make_data.sh DATA_DIR [TRAIN_FRAMES] [VAL] [TEST]
 set -euo pipefail
 cd "${XPOLE_ROOT:-$(dirname "$0")/..}"
@@ -27,8 +28,9 @@ mk() { # dir count seed [defect rate [synth options]]
 }
 mapfile -t chunks < <(training_chunks "$TRAIN")
 for k in "${!chunks[@]}"; do
-  read -r seed rate width height <<< "${chunks[$k]}"
-  mk "$DATA/train-$seed" "$CHUNK" "$seed" "$rate" ${width:+--width "$width" --height "$height"}
+  read -r seed rate options <<< "${chunks[$k]}"
+  # shellcheck disable=SC2086 # the synth options are words
+  mk "$DATA/train-$seed" "$CHUNK" "$seed" "$rate" $options
   # The validation set right after the first chunk, so a run may start while the rest renders.
   if [ "$k" -eq 0 ]; then mk "$DATA/val" "$VAL" 2; fi
 done

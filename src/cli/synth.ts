@@ -18,6 +18,7 @@ const OPTIONS = {
   width: { type: 'string' },
   height: { type: 'string' },
   depth: { type: 'string' },
+  'cathode-scatter': { type: 'string' },
   preview: { type: 'string' },
 } as const;
 
@@ -33,7 +34,14 @@ export async function run(argv: string[]): Promise<number> {
     if (values.depth !== '8' && values.depth !== '16') throw new UsageError(`--depth must be 8 or 16, got '${values.depth}'`);
     depth = values.depth === '8' ? 8 : 16;
   }
-  const frame = { width, height, depth };
+  let cathodeScatterPx: [number, number] | undefined;
+  if (values['cathode-scatter'] !== undefined) {
+    const m = /^([0-9.]+),([0-9.]+)$/.exec(values['cathode-scatter']);
+    const lo = Number(m?.[1]), hi = Number(m?.[2]);
+    if (!m || !(lo > 0 && hi >= lo && hi <= 50)) throw new UsageError(`--cathode-scatter must be LO,HI in px with 0 < LO <= HI <= 50, got '${values['cathode-scatter']}'`);
+    cathodeScatterPx = [lo, hi];
+  }
+  const frame = { width, height, depth, cathodeScatterPx };
 
   if (values.preview !== undefined) {
     if (values.out !== undefined || values.count !== undefined) throw new UsageError('--preview writes one montage: leave out --out and --count');

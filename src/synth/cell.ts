@@ -116,7 +116,12 @@ export interface StackParams {
   centreY: number;
   /** Mean anode apex x. */
   tipX: number;
+  /** Range (px) the cathodes' scatter about their own line is drawn from, log-uniform. */
+  cathodeScatterPx?: readonly [number, number];
 }
+
+/** The cathodes' scatter about their line unless asked otherwise (px): cut on a nearly straight line. */
+export const CATHODE_SCATTER_PX: readonly [number, number] = [0.15, 1.5];
 
 /**
  * Lays out the sheets: positions, thicknesses, bends, tips. The cathode apexes drawn here are
@@ -140,7 +145,7 @@ export function layoutStack(rng: Rng, p: StackParams): Stack {
   // Cathodes are cut on their own, straighter line (frame.ts moves it back by the overhang).
   const slantC = slant + rng.uniform(-0.04, 0.04);
   const bowC = bow * rng.uniform(0.3, 1);
-  const scatterC = rng.logUniform(0.15, 1.5);
+  const scatterC = rng.logUniform(...(p.cathodeScatterPx ?? CATHODE_SCATTER_PX));
   // Ends lean: a fan (top up, bottom down, or the reverse) plus per-sheet scatter, within +-10 degrees.
   const fan = rng.chance(0.5) ? rng.uniform(-8, 8) : 0;
   const leanScatter = rng.uniform(0, 3);

@@ -34,6 +34,12 @@ export interface RenderOptions {
   clutter?: boolean;
   /** Samples per pixel side near the tips (default 4). */
   supersample?: number;
+  /**
+   * Range (px, log-uniform) of the cathode tips' scatter about their own line (default 0.15-1.5:
+   * the straight cathode edge of the real frames). Wider ranges make PASS frames whose overhangs
+   * vary from cathode to cathode across the spec, as SPEC's 0.3-2.0 mm allows.
+   */
+  cathodeScatterPx?: [number, number];
 }
 
 export interface SynthFrame {
@@ -74,6 +80,10 @@ function checkOptions(o: RenderOptions): void {
     if (v !== undefined && !(Number.isInteger(v) && v >= 256 && v <= 8192)) bad(name, 'an integer from 256 to 8192 (SPEC frame sizes)', v);
   }
   if (o.depth !== undefined && o.depth !== 8 && o.depth !== 16) bad('depth', '8 or 16', o.depth);
+  if (o.cathodeScatterPx !== undefined) {
+    const [lo, hi] = o.cathodeScatterPx;
+    if (!(lo > 0 && hi >= lo && hi <= 50)) bad('cathodeScatterPx', '[lo, hi] with 0 < lo <= hi <= 50 px', o.cathodeScatterPx);
+  }
   if (o.pixelPitchMm !== undefined && !(o.pixelPitchMm > 0.002 && o.pixelPitchMm < 0.2)) bad('pixelPitchMm', 'within (0.002, 0.2) mm', o.pixelPitchMm);
   if (o.rotationDeg !== undefined && !(Math.abs(o.rotationDeg) <= 45)) bad('rotationDeg', 'within +-45', o.rotationDeg);
   if (o.blurSigma !== undefined && !(o.blurSigma >= 0 && o.blurSigma <= 50)) bad('blurSigma', 'from 0 to 50 px', o.blurSigma);
@@ -107,9 +117,9 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
   const failing = rGeom.next() < (opts.defectRate ?? 0.25);
 
   // Draw the cell until every pole lies inside the frame (a few px from its edges).
-  let cell = layoutCell(rGeom, { recipe, pitchMm, width, height, orientation, theta, failing });
+  let cell = layoutCell(rGeom, { recipe, pitchMm, width, height, orientation, theta, failing, cathodeScatterPx: opts.cathodeScatterPx });
   for (let attempt = 0; attempt < 50 && !insideFrame(cell.keypoints, width, height, 4); attempt++) {
-    cell = layoutCell(rGeom, { recipe, pitchMm, width, height, orientation, theta, failing });
+    cell = layoutCell(rGeom, { recipe, pitchMm, width, height, orientation, theta, failing, cathodeScatterPx: opts.cathodeScatterPx });
   }
   if (!insideFrame(cell.keypoints, width, height, 0)) {
     throw new RangeError(`renderFrame: no cell layout fits a ${width}x${height} frame`);
@@ -173,6 +183,7 @@ interface CellSpec {
   orientation: Orientation;
   theta: number;
   failing: boolean;
+  cathodeScatterPx?: [number, number];
 }
 
 /**
@@ -180,7 +191,7 @@ interface CellSpec {
  * about the tip centre) -> frame as delivered.
  */
 function layoutCell(rGeom: Rng, spec: CellSpec) {
-  const { recipe, pitchMm, width, height, orientation, theta, failing } = spec;
+  const { recipe, pitchMm, width, height, orientation, theta, failing, cathodeScatterPx } = spec;
   const [wc, hc] = canonicalSize(width, height, orientation);
   // Anode pitch 8-30 px, the stack 10-40% of the canonical height where the pitch allows.
   const n = recipe.sheets.length;
@@ -193,7 +204,7 @@ function layoutCell(rGeom: Rng, spec: CellSpec) {
   const cy = rGeom.uniform(margin + stackH / 2, Math.max(margin + stackH / 2, hc - margin - stackH / 2));
   const maxOverPx = 2.8 / pitchMm;
   const tipX = rGeom.uniform(Math.max(0.3 * wc, maxOverPx + 40), Math.min(0.88 * wc, wc - 40));
-  const stack = layoutStack(rGeom, { recipe, pitch, centreY: cy, tipX });
+  const stack = layoutStack(rGeom, { recipe, pitch, centreY: cy, tipX, cathodeScatterPx });
   const centre: [number, number] = [tipX, cy];
   const cosT = Math.cos(theta);
   const sinT = Math.sin(theta);
