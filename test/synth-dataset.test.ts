@@ -75,6 +75,8 @@ describe('xpole synth command line', () => {
     [['--out', '/tmp/x', '--count', '3', '--seed', '-1'], /--seed/],
     [['--out', '/tmp/x', '--count', '3', '--depth', '12'], /--depth/],
     [['--out', '/tmp/x', '--count', '3', '--workers', '0'], /--workers/],
+    [['--out', '/tmp/x', '--count', '3', '--cathode-scatter', '4'], /--cathode-scatter/],
+    [['--out', '/tmp/x', '--count', '3', '--cathode-scatter', '4,2'], /--cathode-scatter/],
     [['--count', '3'], /--out/],
     [['--out', '/tmp/x'], /--count/],
     [['--preview', 'montage.jpg'], /--preview/],
