@@ -25,7 +25,9 @@ HeatmapModel.prototype.run = function (this: HeatmapModel, input: Float32Array, 
   crops.push({ input: input.slice(), dims: [n, 1, this.card.input.height, this.card.input.width] });
   return run.call(this, input, n);
 };
-const pipeline = await Pipeline.load({ modelPath: opt.model, providers: ['cpu'], log: () => {} });
+// The float model runs both passes, as the ranges are for it: without an int8 first pass that
+// would also refuse to load once a new model has made the old int8 variant stale.
+const pipeline = await Pipeline.load({ modelPath: opt.model, firstPassModelPath: null, providers: ['cpu'], log: () => {} });
 crops.length = 0; // the load's warm-up run is all zeros
 const dataset = readCocoDataset(opt.dataset);
 const frames = dataset.images.slice(0, Number(opt.frames));
