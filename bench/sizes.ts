@@ -1,10 +1,11 @@
 // Figures across SPEC's frame sizes (256 to 8192 px a side): for each size, the renderer (as
-// `xpole synth --width W --height H`) draws a labelled set into a temporary folder and the pipeline's defaults judge it, as `xpole eval` does.
+// `xpole synth --width W --height H`) draws a labelled set into a temporary folder and the
+// pipeline's defaults judge it, as `xpole eval` does.
 // The synthetic sets' own sizes are 1000-2048 px; this is where the rest of SPEC's range is checked.
 // Usage: npx tsx bench/sizes.ts [--sizes 256x256,512x512,...] [--count N (default 300; frames of
 //        4096 px or more: N / 10, at least 12)] [--seed S (default 90)] [--keep DIR]
 import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { evaluate } from '../src/cli/eval.ts';
@@ -41,7 +42,7 @@ try {
   for (const [w, h] of sizes) {
     const n = Math.max(w, h) >= 4096 ? Math.max(12, Math.round(count / 10)) : count;
     const dir = path.join(root, `${w}x${h}`);
-    await renderDataset({ out: dir, count: n, seed, defectRate: 0.3, workers: Math.min(cpus().length, 8), frame: { width: w, height: h } });
+    await renderDataset({ out: dir, count: n, seed, defectRate: 0.3, frame: { width: w, height: h } });
     const [score] = await evaluate(pipeline, readCocoDataset(dir), [pipeline.variant()]);
     const r = score!.report;
     console.log(`| ${w} x ${h} | ${r.images} | ${pct(r.roiRecall)} | ${fix(r['pck@0.5'])} | ${fix(r['pcs@1.0'])} | ${pct(r.overkill)} | ${pct(r.escape)} | ${score!.errors} |`);

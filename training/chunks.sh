@@ -3,15 +3,17 @@
 # SIZE_FRAMES frames at 1201.. drawn at the sizes of SIZES in turn, WIDE_FRAMES frames at 1301..
 # whose cathode tips scatter 1.5-12 px about their line (overhangs that vary across the spec
 # within a PASS frame). Sourced by make_data.sh, which renders them into DATA/train-SEED, and by
-# train.sh, which trains on exactly those.
+# train.sh, which trains on exactly those (and names them in the model card).
+CHUNK_SIZES=${SIZES:-256x256 512x512 256x1024 1024x256 384x640}
+WIDE_OPTIONS="--cathode-scatter 1.5,12"
 training_chunks() { # TRAIN_FRAMES
   local chunk=${CHUNK:-250} i size sizes
-  read -r -a sizes <<< "${SIZES:-256x256 512x512 256x1024 1024x256 384x640}"
+  read -r -a sizes <<< "$CHUNK_SIZES"
   for ((i = 0; i * chunk < $1; i++)); do echo "$((1001 + i)) 0.3"; done
   for ((i = 0; i * chunk < ${DEFECT_FRAMES:-0}; i++)); do echo "$((1101 + i)) 1"; done
   for ((i = 0; i * chunk < ${SIZE_FRAMES:-0}; i++)); do
     size=${sizes[$((i % ${#sizes[@]}))]}
     echo "$((1201 + i)) 0.3 --width ${size%x*} --height ${size#*x}"
   done
-  for ((i = 0; i * chunk < ${WIDE_FRAMES:-0}; i++)); do echo "$((1301 + i)) 0.3 --cathode-scatter 1.5,12"; done
+  for ((i = 0; i * chunk < ${WIDE_FRAMES:-0}; i++)); do echo "$((1301 + i)) 0.3 $WIDE_OPTIONS"; done
 }

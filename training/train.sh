@@ -25,7 +25,7 @@ bash training/make_data.sh "$DATA" "$TRAIN" "$VAL" "$TEST"
 source training/chunks.sh
 TRAIN_DIRS=$(training_chunks "$TRAIN" | while read -r seed _; do printf '%s,' "$DATA/train-$seed"; done)
 TRAIN_DIRS=${TRAIN_DIRS%,}
-SEEDS="{\"train\": \"1001.. in chunks of 250 frames\", \"trainFrames\": $TRAIN, \"defectTrain\": \"1101.. in chunks of 250 frames, defect rate 1\", \"defectTrainFrames\": ${DEFECT_FRAMES:-0}, \"sizeTrain\": \"1201.. in chunks of 250 frames at ${SIZES:-256x256 512x512 256x1024 1024x256 384x640} in turn\", \"sizeTrainFrames\": ${SIZE_FRAMES:-0}, \"wideTrain\": \"1301.. in chunks of 250 frames, --cathode-scatter 1.5,12\", \"wideTrainFrames\": ${WIDE_FRAMES:-0}, \"val\": 2, \"valFrames\": $VAL, \"test\": 3, \"testFrames\": $TEST, \"defectRate\": 0.3}"
+SEEDS="{\"train\": \"1001.. in chunks of 250 frames\", \"trainFrames\": $TRAIN, \"defectTrain\": \"1101.. in chunks of 250 frames, defect rate 1\", \"defectTrainFrames\": ${DEFECT_FRAMES:-0}, \"sizeTrain\": \"1201.. in chunks of 250 frames at $CHUNK_SIZES in turn\", \"sizeTrainFrames\": ${SIZE_FRAMES:-0}, \"wideTrain\": \"1301.. in chunks of 250 frames, $WIDE_OPTIONS\", \"wideTrainFrames\": ${WIDE_FRAMES:-0}, \"val\": 2, \"valFrames\": $VAL, \"test\": 3, \"testFrames\": $TEST, \"defectRate\": 0.3}"
 /usr/bin/python3 training/train.py --train "$TRAIN_DIRS" --val "$DATA/val" \
   --rois-train '{dir}/rois.json' --rois-val "$DATA/val/rois.json" \
  --epochs "${EPOCHS:-30}" --lr "${LR:-2e-3}" --warmup "${WARMUP:-100}" --defect-boost "${DEFECT_BOOST:-1}" --pitch-boost "${PITCH_BOOST:-1}" --pitch-below "${PITCH_BELOW:-13}" ${SECOND_PASS:+--second-pass} ${FREEZE_BN:+--freeze-bn} ${INIT:+--init "$INIT"} --work "${WORK:-$DATA/run}" --data-seeds "$SEEDS" --log training/logs/train-log.jsonl

@@ -1,10 +1,9 @@
 // `xpole synth`: a synthetic dataset in SPEC's COCO layout, or a preview montage.
-import { cpus } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { UsageError } from '../errors.ts';
 import { renderFrame, type SynthFrame } from '../synth/frame.ts';
-import { renderDataset } from '../synth/pool.ts';
+import { DEFAULT_WORKERS, renderDataset } from '../synth/pool.ts';
 import { montage } from '../synth/preview.ts';
 import { frameSeed } from '../synth/prng.ts';
 import { intOption, numberOption, parse } from './args.ts';
@@ -57,7 +56,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.out === undefined) throw new UsageError('--out DIR is required (or --preview FILE.png)');
   if (values.count === undefined) throw new UsageError('--count N is required');
   const count = intOption(values.count, 'count', 0, 1, 10_000_000);
-  const workers = intOption(values.workers, 'workers', Math.max(1, Math.min(cpus().length, 8)), 1, 64);
+  const workers = intOption(values.workers, 'workers', DEFAULT_WORKERS, 1, 64);
   const tty = process.stderr.isTTY;
   const start = Date.now();
   let last = 0;

@@ -117,9 +117,10 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
   const failing = rGeom.next() < (opts.defectRate ?? 0.25);
 
   // Draw the cell until every pole lies inside the frame (a few px from its edges).
-  let cell = layoutCell(rGeom, { recipe, pitchMm, width, height, orientation, theta, failing, cathodeScatterPx: opts.cathodeScatterPx });
+  const spec: CellSpec = { recipe, pitchMm, width, height, orientation, theta, failing, cathodeScatterPx: opts.cathodeScatterPx };
+  let cell = layoutCell(rGeom, spec);
   for (let attempt = 0; attempt < 50 && !insideFrame(cell.keypoints, width, height, 4); attempt++) {
-    cell = layoutCell(rGeom, { recipe, pitchMm, width, height, orientation, theta, failing, cathodeScatterPx: opts.cathodeScatterPx });
+    cell = layoutCell(rGeom, spec);
   }
   if (!insideFrame(cell.keypoints, width, height, 0)) {
     throw new RangeError(`renderFrame: no cell layout fits a ${width}x${height} frame`);

@@ -2,6 +2,7 @@
 // is the same for any number of workers.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { cpus } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -9,6 +10,9 @@ import { DEFAULT_RECIPE } from '../inspect/recipe.ts';
 import { cocoDataset, type CocoAnnotation, type CocoImage } from './dataset.ts';
 import type { RenderOptions } from './frame.ts';
 import { frameSeed } from './prng.ts';
+
+/** Worker threads when not told: one per core, at most 8. */
+export const DEFAULT_WORKERS = Math.max(1, Math.min(cpus().length, 8));
 
 export interface Job {
   index: number;
@@ -23,7 +27,8 @@ export interface DatasetOptions {
   count: number;
   seed: number;
   defectRate: number;
-  workers: number;
+  /** Default DEFAULT_WORKERS. */
+  workers?: number;
   /** Options applied to every frame (size, depth...); seed and defectRate come from above. */
   frame?: Omit<RenderOptions, 'seed' | 'defectRate'>;
   onProgress?: (done: number, total: number) => void;
@@ -45,7 +50,7 @@ export async function renderDataset(opts: DatasetOptions): Promise<{ images: num
   const records: ({ image: CocoImage; annotation: CocoAnnotation } | undefined)[] = new Array(opts.count);
   let next = 0;
   let done = 0;
-  const workers = Array.from({ length: Math.max(1, Math.min(opts.workers, opts.count)) }, spawn);
+  const workers = Array.from({ length: Math.max(1, Math.min(opts.workers ?? DEFAULT_WORKERS, opts.count)) }, spawn);
   try {
     await Promise.all(
       workers.map(
