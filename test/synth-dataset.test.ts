@@ -8,7 +8,9 @@ import { UsageError } from '../src/errors.ts';
 import { decodeFrame } from '../src/frame/decode.ts';
 import { DEFAULT_RECIPE } from '../src/inspect/recipe.ts';
 import type { CocoDataset } from '../src/synth/dataset.ts';
+import { renderFrame } from '../src/synth/frame.ts';
 import { renderDataset } from '../src/synth/pool.ts';
+import { frameSeed } from '../src/synth/prng.ts';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -77,6 +79,9 @@ describe('xpole synth command line', () => {
     [['--out', '/tmp/x', '--count', '3', '--workers', '0'], /--workers/],
     [['--out', '/tmp/x', '--count', '3', '--cathode-scatter', '4'], /--cathode-scatter/],
     [['--out', '/tmp/x', '--count', '3', '--cathode-scatter', '4,2'], /--cathode-scatter/],
+    [['--out', '/tmp/x', '--count', '3', '--cathode-thickness', '0,1'], /--cathode-thickness/],
+    [['--out', '/tmp/x', '--count', '3', '--cathode-contrast', '1,5'], /--cathode-contrast/],
+    [['--out', '/tmp/x', '--count', '3', '--hidden-missing', 'yes'], /--hidden-missing/],
     [['--count', '3'], /--out/],
     [['--out', '/tmp/x'], /--count/],
     [['--preview', 'montage.jpg'], /--preview/],
@@ -95,5 +100,19 @@ describe('xpole synth command line', () => {
       [256, 256, 8],
       [256, 256, 8],
     ]);
+  });
+
+  it('draws the cathode look it is given', async () => {
+    const out = await tempDir();
+    const look = { cathodeScatterPx: [4, 8], cathodeThickness: [0.3, 0.5], cathodeContrast: [0.5, 0.7], hiddenMissing: 0.5 } as const;
+    await run(['--out', out, '--count', '1', '--seed', '9', '--width', '256', '--height', '256', '--workers', '1',
+      '--cathode-scatter', '4,8', '--cathode-thickness', '0.3,0.5', '--cathode-contrast', '0.5,0.7', '--hidden-missing', '0.5']);
+    const ds = JSON.parse(await readFile(path.join(out, 'annotations.json'), 'utf8')) as CocoDataset;
+    const seed = frameSeed(9, 0);
+    const size = { seed, width: 256, height: 256, defectRate: 0.25 };
+    const want = renderFrame({ ...size, cathodeScatterPx: [...look.cathodeScatterPx], cathodeThickness: [...look.cathodeThickness], cathodeContrast: [...look.cathodeContrast], hiddenMissing: look.hiddenMissing });
+    const plain = renderFrame(size);
+    ds.annotations[0]!.keypoints.forEach((v, i) => expect(v).toBeCloseTo(want.keypoints[i]!, 3));
+    expect(ds.annotations[0]!.keypoints.some((v, i) => Math.abs(v - plain.keypoints[i]!) > 0.01)).toBe(true);
   });
 });

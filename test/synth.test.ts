@@ -7,7 +7,7 @@ import { judge } from '../src/inspect/verdict.ts';
 import { addSeparators, apexOf, layoutStack } from '../src/synth/cell.ts';
 import { addNoise, jpegRoundTrip } from '../src/synth/detector.ts';
 import { referenceBox } from '../src/synth/dataset.ts';
-import { renderFrame, SPEC_MARGIN_MM } from '../src/synth/frame.ts';
+import { renderFrame, SPEC_MARGIN_MM, type SynthFrame } from '../src/synth/frame.ts';
 import { Rng, frameSeed } from '../src/synth/prng.ts';
 import { rasterize, stackFineTest, stackScene, type Affine } from '../src/synth/raster.ts';
 import { place, shapeAttenuation } from '../src/synth/shapes.ts';
@@ -238,6 +238,9 @@ describe('renderFrame options', () => {
     [{ seed: 1, jpegQuality: 101 }, /jpegQuality/],
     [{ seed: 1, snr: 0 }, /snr/],
     [{ seed: 1, cathodeScatterPx: [3, 1] as [number, number] }, /cathodeScatterPx/],
+    [{ seed: 1, cathodeThickness: [0.05, 1] as [number, number] }, /cathodeThickness/],
+    [{ seed: 1, cathodeContrast: [2, 1] as [number, number] }, /cathodeContrast/],
+    [{ seed: 1, hiddenMissing: 1.5 }, /hiddenMissing/],
   ])('refuses %j naming the option', (opts, name) => {
     expect(() => renderFrame(opts)).toThrow(name);
   });
@@ -284,6 +287,55 @@ describe('renderFrame options', () => {
     const a = renderFrame({ ...CLEAN, seed: 41, width: 600, height: 600 });
     const b = renderFrame({ ...CLEAN, seed: 41, width: 600, height: 600, cathodeScatterPx: [0.15, 1.5] });
     expect(Array.from(b.keypoints)).toEqual(Array.from(a.keypoints));
+  });
+
+  it('cathodeThickness and cathodeContrast lighten the overlap zone without moving the anodes', () => {
+    // Mean of the overlap zone (behind every cathode tip, between the outer anodes) in a clean frame.
+    const zone = (f: SynthFrame) => {
+      const k = f.keypoints;
+      const { width, pixels } = f.image;
+      let tipLine = Infinity;
+      for (let i = 1; i < 31; i += 2) tipLine = Math.min(tipLine, k[3 * i]!);
+      let sum = 0;
+      let n = 0;
+      for (let y = Math.ceil(k[1]!); y <= Math.floor(k[3 * 30 + 1]!); y++) {
+        for (let x = Math.floor(tipLine - 40); x < tipLine - 10; x++, n++) sum += pixels[y * width + x]!;
+      }
+      return sum / n;
+    };
+    const same = { ...CLEAN, width: 700, height: 700, orientation: 'tips-right' as const, rotationDeg: 0, defectRate: 0 };
+    for (const seed of [51, 52, 53]) {
+      // Equal bounds still draw, so both frames share every other draw.
+      const full = renderFrame({ ...same, seed, cathodeThickness: [1, 1], cathodeContrast: [2, 2] });
+      const faint = renderFrame({ ...same, seed, cathodeThickness: [0.25, 0.25], cathodeContrast: [0.4, 0.4] });
+      for (let i = 0; i < 31; i += 2) expect(faint.keypoints.slice(3 * i, 3 * i + 3)).toEqual(full.keypoints.slice(3 * i, 3 * i + 3));
+      expect(zone(faint)).toBeGreaterThan(1.3 * zone(full));
+    }
+  });
+
+  it('hiddenMissing keeps the overlap zone dark across a missing cathode; without it the zone shows a gap', () => {
+    const same = { ...CLEAN, width: 500, height: 500, orientation: 'tips-right' as const, rotationDeg: 0, defectRate: 1 };
+    // Seeds whose FAIL frame lacks a cathode between two anodes, absent or torn back (not folded).
+    for (const seed of [11, 19, 34]) {
+      // A tiny share draws like 1 but hides nothing: the two frames differ only there.
+      const gap = renderFrame({ ...same, seed, hiddenMissing: 1e-12 });
+      const hidden = renderFrame({ ...same, seed, hiddenMissing: 1 });
+      const k = gap.keypoints;
+      const c = [...Array(15).keys()].map((j) => 2 * j + 1).find((i) => k[3 * i + 2] === 0 && k[3 * (i - 1) + 2] === 2 && k[3 * (i + 1) + 2] === 2);
+      expect(c).toBeDefined();
+      expect(Array.from(hidden.keypoints)).toEqual(Array.from(k));
+      let tipLine = Infinity;
+      for (let i = 1; i < 31; i += 2) if (k[3 * i + 2] === 2) tipLine = Math.min(tipLine, k[3 * i]!);
+      const y = Math.round((k[3 * (c! - 1) + 1]! + k[3 * (c! + 1) + 1]!) / 2);
+      const mean = (f: SynthFrame) => {
+        let sum = 0;
+        for (let x = Math.floor(tipLine - 25); x < tipLine - 5; x++) sum += f.image.pixels[y * f.image.width + x]!;
+        return sum / 20;
+      };
+      expect(mean(hidden)).toBeLessThan(0.8 * mean(gap));
+      expect(hidden.expectedVerdict).toBe('FAIL');
+      expect(hidden.defects).toContain('POLE_MISSING');
+    }
   });
 
   it('reports what it drew: the options given, and the anode pitch its keypoints show', () => {

@@ -10,7 +10,7 @@ WORK=${WORK:-$DATA/polish}
 mkdir -p "$WORK"
 export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
 # The chunks npm run train always renders (seeds 1001..), not the optional ones a run may have
-# added (DEFECT_FRAMES: 11xx, SIZE_FRAMES: 12xx, WIDE_FRAMES: 13xx): same data, same polisher.
+# added (DEFECT_FRAMES: 11xx, SIZE_FRAMES: 12xx, WIDE_FRAMES: 13xx, LOOK_FRAMES: 15xx): same data, same polisher.
 shopt -s nullglob
 chunks=("$DATA"/train-10[0-9][0-9])
 [ ${#chunks[@]} -gt 0 ] || { echo "no training frames under $DATA: run training/make_data.sh first (npm run train does)" >&2; exit 1; }

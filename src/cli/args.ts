@@ -31,3 +31,16 @@ export function numberOption(value: string | undefined, name: string, dflt: numb
   }
   return n;
 }
+
+/** `--name LO,HI`: a range with min <= LO <= HI <= max (LO > 0 when min is 0); undefined when not given. */
+export function rangeOption(value: string | undefined, name: string, min: number, max: number, unit = ''): [number, number] | undefined {
+  if (value === undefined) return undefined;
+  const m = /^([0-9.]+),([0-9.]+)$/.exec(value);
+  const lo = Number(m?.[1]);
+  const hi = Number(m?.[2]);
+  const loOk = min === 0 ? lo > 0 : lo >= min;
+  if (!m || !(loOk && hi >= lo && hi <= max)) {
+    throw new UsageError(`--${name} must be LO,HI${unit} with ${min} ${min === 0 ? '<' : '<='} LO <= HI <= ${max}, got '${value}'`);
+  }
+  return [lo, hi];
+}

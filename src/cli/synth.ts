@@ -6,7 +6,7 @@ import { renderFrame, type SynthFrame } from '../synth/frame.ts';
 import { DEFAULT_WORKERS, renderDataset } from '../synth/pool.ts';
 import { montage } from '../synth/preview.ts';
 import { frameSeed } from '../synth/prng.ts';
-import { intOption, numberOption, parse } from './args.ts';
+import { intOption, numberOption, parse, rangeOption } from './args.ts';
 
 const OPTIONS = {
   out: { type: 'string' },
@@ -18,6 +18,9 @@ const OPTIONS = {
   height: { type: 'string' },
   depth: { type: 'string' },
   'cathode-scatter': { type: 'string' },
+  'cathode-thickness': { type: 'string' },
+  'cathode-contrast': { type: 'string' },
+  'hidden-missing': { type: 'string' },
   preview: { type: 'string' },
 } as const;
 
@@ -33,14 +36,11 @@ export async function run(argv: string[]): Promise<number> {
     if (values.depth !== '8' && values.depth !== '16') throw new UsageError(`--depth must be 8 or 16, got '${values.depth}'`);
     depth = values.depth === '8' ? 8 : 16;
   }
-  let cathodeScatterPx: [number, number] | undefined;
-  if (values['cathode-scatter'] !== undefined) {
-    const m = /^([0-9.]+),([0-9.]+)$/.exec(values['cathode-scatter']);
-    const lo = Number(m?.[1]), hi = Number(m?.[2]);
-    if (!m || !(lo > 0 && hi >= lo && hi <= 50)) throw new UsageError(`--cathode-scatter must be LO,HI in px with 0 < LO <= HI <= 50, got '${values['cathode-scatter']}'`);
-    cathodeScatterPx = [lo, hi];
-  }
-  const frame = { width, height, depth, cathodeScatterPx };
+  const cathodeScatterPx = rangeOption(values['cathode-scatter'], 'cathode-scatter', 0, 50, ' in px');
+  const cathodeThickness = rangeOption(values['cathode-thickness'], 'cathode-thickness', 0.1, 1);
+  const cathodeContrast = rangeOption(values['cathode-contrast'], 'cathode-contrast', 0.1, 4);
+  const hiddenMissing = values['hidden-missing'] === undefined ? undefined : numberOption(values['hidden-missing'], 'hidden-missing', 0, 0, 1);
+  const frame = { width, height, depth, cathodeScatterPx, cathodeThickness, cathodeContrast, hiddenMissing };
 
   if (values.preview !== undefined) {
     if (values.out !== undefined || values.count !== undefined) throw new UsageError('--preview writes one montage: leave out --out and --count');

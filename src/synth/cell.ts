@@ -46,6 +46,9 @@ export interface StackSheet {
   visible: boolean;
   /** False when the sheet does not exist at all. */
   exists: boolean;
+  /** A missing cathode whose overlap zone stays dark, its edge running on from its neighbours':
+   *  only the sheet's own line is gone (see RenderOptions.hiddenMissing). */
+  hiddenInBody: boolean;
   /** Heights between which any part of the sheet lies (set by addSeparators). */
   vMin: number;
   vMax: number;
@@ -118,10 +121,16 @@ export interface StackParams {
   tipX: number;
   /** Range (px) the cathodes' scatter about their own line is drawn from, log-uniform. */
   cathodeScatterPx?: readonly [number, number];
+  /** Range of the share of the space between the anodes that a cathode fills (default: all of it). */
+  cathodeThickness?: readonly [number, number];
+  /** Range of the cathodes' attenuation relative to the anodes', log-uniform (default CATHODE_CONTRAST). */
+  cathodeContrast?: readonly [number, number];
 }
 
 /** The cathodes' scatter about their line unless asked otherwise (px): cut on a nearly straight line. */
 export const CATHODE_SCATTER_PX: readonly [number, number] = [0.15, 1.5];
+/** Cathode attenuation relative to the anodes' unless asked otherwise (uniform): heavier than the anodes. */
+export const CATHODE_CONTRAST: readonly [number, number] = [1.0, 1.8];
 
 /**
  * Lays out the sheets: positions, thicknesses, bends, tips. The cathode apexes drawn here are
@@ -135,9 +144,11 @@ export function layoutStack(rng: Rng, p: StackParams): Stack {
   // Anode lines 2-8 px. In the overlap zone the sheets lie packed (A, separator, C, separator), so the cathode fills
   // what the anode and two separator films leave; beyond the cathode tips that becomes the gap.
   const tA = Math.min(8, Math.max(2, p.pitch * rng.uniform(0.35, 0.6)));
-  const tC = Math.max(1.5, p.pitch - tA - rng.uniform(0.8, 2.5));
+  const room = p.pitch - tA - rng.uniform(0.8, 2.5);
+  // Options draw only when given, so the default frames stay what they were.
+  const tC = Math.max(1.5, p.cathodeThickness ? room * rng.uniform(...p.cathodeThickness) : room);
   const muA = rng.uniform(0.4, 1.6);
-  const muC = muA * rng.uniform(1.0, 1.8);
+  const muC = muA * (p.cathodeContrast ? rng.logUniform(...p.cathodeContrast) : rng.uniform(...CATHODE_CONTRAST));
   // The tip line: slant and bow across the stack, plus per-sheet scatter.
   const slant = rng.uniform(-0.08, 0.08); // px per half pitch: a tip line up to ~5 degrees off the sheets' normal
   const bow = rng.uniform(-12, 12);
@@ -177,6 +188,7 @@ export function layoutStack(rng: Rng, p: StackParams): Stack {
       fold: null,
       visible: true,
       exists: true,
+      hiddenInBody: false,
       vMin: 0,
       vMax: 0,
     };
@@ -290,9 +302,9 @@ export function addBody(rng: Rng, stack: Stack): void {
   const edgeY: number[] = [];
   const edgeX: number[] = [];
   for (const s of stack.sheets) {
-    if (s.kind !== 'C') continue;
+    if (s.kind !== 'C' || s.hiddenInBody) continue;
     // A torn or folded cathode pulls the edge back to where it ends; an absent one leaves a gap
-    // through the whole overlap zone: the missing pole must show.
+    // through the whole overlap zone, unless the frame draws it hidden in the zone.
     const [x, y] = s.exists ? apexOf(s) : [-1e6, s.y];
     edgeY.push(y);
     edgeX.push(x - inset - s.capLen * 0.5);

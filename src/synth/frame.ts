@@ -40,6 +40,18 @@ export interface RenderOptions {
    * vary from cathode to cathode across the spec, as SPEC's 0.3-2.0 mm allows.
    */
   cathodeScatterPx?: [number, number];
+  /**
+   * Range (uniform) of the share of the space between two anodes that a cathode fills (default:
+   * all of it). Thin cathodes leave the overlap zone striped by the separators' gaps.
+   */
+  cathodeThickness?: [number, number];
+  /** Range (log-uniform) of the cathodes' attenuation relative to the anodes' (default 1.0-1.8, uniform). */
+  cathodeContrast?: [number, number];
+  /**
+   * Share of the cathodes drawn absent or torn back whose overlap zone stays dark, so that only
+   * the sheet's own line is gone (default 0: the missing cathode leaves a gap through the zone).
+   */
+  hiddenMissing?: number;
 }
 
 export interface SynthFrame {
@@ -84,6 +96,15 @@ function checkOptions(o: RenderOptions): void {
     const [lo, hi] = o.cathodeScatterPx;
     if (!(lo > 0 && hi >= lo && hi <= 50)) bad('cathodeScatterPx', '[lo, hi] with 0 < lo <= hi <= 50 px', o.cathodeScatterPx);
   }
+  if (o.cathodeThickness !== undefined) {
+    const [lo, hi] = o.cathodeThickness;
+    if (!(lo >= 0.1 && hi >= lo && hi <= 1)) bad('cathodeThickness', '[lo, hi] with 0.1 <= lo <= hi <= 1', o.cathodeThickness);
+  }
+  if (o.cathodeContrast !== undefined) {
+    const [lo, hi] = o.cathodeContrast;
+    if (!(lo >= 0.1 && hi >= lo && hi <= 4)) bad('cathodeContrast', '[lo, hi] with 0.1 <= lo <= hi <= 4', o.cathodeContrast);
+  }
+  if (o.hiddenMissing !== undefined && !(o.hiddenMissing >= 0 && o.hiddenMissing <= 1)) bad('hiddenMissing', 'from 0 to 1', o.hiddenMissing);
   if (o.pixelPitchMm !== undefined && !(o.pixelPitchMm > 0.002 && o.pixelPitchMm < 0.2)) bad('pixelPitchMm', 'within (0.002, 0.2) mm', o.pixelPitchMm);
   if (o.rotationDeg !== undefined && !(Math.abs(o.rotationDeg) <= 45)) bad('rotationDeg', 'within +-45', o.rotationDeg);
   if (o.blurSigma !== undefined && !(o.blurSigma >= 0 && o.blurSigma <= 50)) bad('blurSigma', 'from 0 to 50 px', o.blurSigma);
@@ -117,7 +138,8 @@ export function renderFrame(opts: RenderOptions): SynthFrame {
   const failing = rGeom.next() < (opts.defectRate ?? 0.25);
 
   // Draw the cell until every pole lies inside the frame (a few px from its edges).
-  const spec: CellSpec = { recipe, pitchMm, width, height, orientation, theta, failing, cathodeScatterPx: opts.cathodeScatterPx };
+  const { cathodeScatterPx, cathodeThickness, cathodeContrast, hiddenMissing = 0 } = opts;
+  const spec: CellSpec = { recipe, pitchMm, width, height, orientation, theta, failing, cathodeScatterPx, cathodeThickness, cathodeContrast, hiddenMissing };
   let cell = layoutCell(rGeom, spec);
   for (let attempt = 0; attempt < 50 && !insideFrame(cell.keypoints, width, height, 4); attempt++) {
     cell = layoutCell(rGeom, spec);
@@ -185,6 +207,9 @@ interface CellSpec {
   theta: number;
   failing: boolean;
   cathodeScatterPx?: [number, number];
+  cathodeThickness?: [number, number];
+  cathodeContrast?: [number, number];
+  hiddenMissing: number;
 }
 
 /**
@@ -192,7 +217,7 @@ interface CellSpec {
  * about the tip centre) -> frame as delivered.
  */
 function layoutCell(rGeom: Rng, spec: CellSpec) {
-  const { recipe, pitchMm, width, height, orientation, theta, failing, cathodeScatterPx } = spec;
+  const { recipe, pitchMm, width, height, orientation, theta, failing, cathodeScatterPx, cathodeThickness, cathodeContrast, hiddenMissing } = spec;
   const [wc, hc] = canonicalSize(width, height, orientation);
   // Anode pitch 8-30 px, the stack 10-40% of the canonical height where the pitch allows.
   const n = recipe.sheets.length;
@@ -205,7 +230,7 @@ function layoutCell(rGeom: Rng, spec: CellSpec) {
   const cy = rGeom.uniform(margin + stackH / 2, Math.max(margin + stackH / 2, hc - margin - stackH / 2));
   const maxOverPx = 2.8 / pitchMm;
   const tipX = rGeom.uniform(Math.max(0.3 * wc, maxOverPx + 40), Math.min(0.88 * wc, wc - 40));
-  const stack = layoutStack(rGeom, { recipe, pitch, centreY: cy, tipX, cathodeScatterPx });
+  const stack = layoutStack(rGeom, { recipe, pitch, centreY: cy, tipX, cathodeScatterPx, cathodeThickness, cathodeContrast });
   const centre: [number, number] = [tipX, cy];
   const cosT = Math.cos(theta);
   const sinT = Math.sin(theta);
@@ -258,10 +283,14 @@ function layoutCell(rGeom: Rng, spec: CellSpec) {
     s.fork = null;
     const mode = rGeom.next();
     const hiddenX = Math.min(...stack.sheets.filter((q) => q.kind === 'C').map((q) => q.apexX)) - rGeom.uniform(30, 200);
-    if (mode < 0.35) s.exists = false;
-    else if (mode < 0.7) {
-      s.apexX = hiddenX; // torn back into the overlap zone
-      s.capLen = s.thick / 2;
+    if (mode < 0.7) {
+      if (mode < 0.35) s.exists = false;
+      else {
+        s.apexX = hiddenX; // torn back into the overlap zone
+        s.capLen = s.thick / 2;
+      }
+      // Drawn only when asked for, so the default frames stay what they were.
+      if (hiddenMissing > 0 && s.kind === 'C') s.hiddenInBody = rGeom.next() < hiddenMissing;
     } else {
       const at = s.apexX - rGeom.uniform(0, 30);
       s.fold = { atX: at, length: rGeom.uniform(10, 60), side: rGeom.chance(0.5) ? 1 : -1 };
