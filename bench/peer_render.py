@@ -9,7 +9,7 @@ If xpole's figures on it drop far below those on its own test set, the model has
 renderer rather than the cell.
 
 Usage: /usr/bin/python3 bench/peer_render.py --out DIR [--count N] [--seed S] [--defect-rate R]
-                        [--cathode-spread MM]
+                        [--cathode-spread MM] [--hidden-missing P]
 Writes SPEC's COCO layout (DIR/annotations.json, DIR/images/*.png); then
 `npx xpole eval --dataset DIR` measures it. Needs numpy and OpenCV (python3-opencv).
 """
@@ -128,7 +128,7 @@ def sheet_cover(g, i, U, V):
     return np.clip(0.5 - d, 0, 1)
 
 
-def render(seed, fail, spread):
+def render(seed, fail, spread, hidden=0.0):
     rng = np.random.default_rng(seed)
     W, H = [(1000, 1000), (1000, 1000), (1600, 1600), (2048, 2048), (1536, 864), (864, 1536),
             (int(rng.integers(1000, 2049)), int(rng.integers(1000, 2049)))][int(rng.integers(0, 7))]
@@ -167,8 +167,9 @@ def render(seed, fail, spread):
         mu[sl] += (mu_a if i % 2 == 0 else mu_c) * sheet_cover(g, i, U[sl], Vv[sl])
     # The overlap zone: separators and electrolyte between the sheets, bounded by the cathode tips.
     # Row by row it ends at the cathode tips, linear between them; the zone is the cathodes', so a
-    # missing cathode leaves a gap through it.
-    cath = list(range(1, SHEETS, 2))
+    # missing cathode leaves a gap through it, unless (--hidden-missing) the zone closes over it and
+    # only the sheet's own line is gone. Drawn only when asked for: the default frames stay as they were.
+    cath = [i for i in range(1, SHEETS, 2) if g['present'][i] or not (hidden > 0 and rng.random() < hidden)]
     ctip = np.interp(Vv, g['ys'][cath], [g['xs'][i] if g['present'][i] else -1e6 for i in cath])
     body = (U < ctip - rng.uniform(0, 4)) & (Vv > g['ys'][0]) & (Vv < g['ys'][-1])
     mu += body * rng.uniform(0.5, 1.5)
@@ -234,13 +235,14 @@ def main():
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--defect-rate', type=float, default=0.3)
     ap.add_argument('--cathode-spread', type=float, default=0.05, help='sd (mm) of each cathode tip about the cathodes\' line')
+    ap.add_argument('--hidden-missing', type=float, default=0.0, help='share of absent cathodes the dark overlap zone closes over')
     a = ap.parse_args()
     os.makedirs(os.path.join(a.out, 'images'), exist_ok=True)
     images, annotations = [], []
     for n in range(a.count):
         seed = a.seed * 1_000_003 + n
         fail = np.random.default_rng([seed, 7]).random() < a.defect_rate
-        img, xs, ys, present, orientation, v, reasons, info = render(seed, fail, a.cathode_spread)
+        img, xs, ys, present, orientation, v, reasons, info = render(seed, fail, a.cathode_spread, a.hidden_missing)
         name = f'{n:06d}.png'
         cv2.imwrite(os.path.join(a.out, 'images', name), img)
         kp = []
