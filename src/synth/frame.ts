@@ -92,18 +92,15 @@ function checkOptions(o: RenderOptions): void {
     if (v !== undefined && !(Number.isInteger(v) && v >= 256 && v <= 8192)) bad(name, 'an integer from 256 to 8192 (SPEC frame sizes)', v);
   }
   if (o.depth !== undefined && o.depth !== 8 && o.depth !== 16) bad('depth', '8 or 16', o.depth);
-  if (o.cathodeScatterPx !== undefined) {
-    const [lo, hi] = o.cathodeScatterPx;
-    if (!(lo > 0 && hi >= lo && hi <= 50)) bad('cathodeScatterPx', '[lo, hi] with 0 < lo <= hi <= 50 px', o.cathodeScatterPx);
-  }
-  if (o.cathodeThickness !== undefined) {
-    const [lo, hi] = o.cathodeThickness;
-    if (!(lo >= 0.1 && hi >= lo && hi <= 1)) bad('cathodeThickness', '[lo, hi] with 0.1 <= lo <= hi <= 1', o.cathodeThickness);
-  }
-  if (o.cathodeContrast !== undefined) {
-    const [lo, hi] = o.cathodeContrast;
-    if (!(lo >= 0.1 && hi >= lo && hi <= 4)) bad('cathodeContrast', '[lo, hi] with 0.1 <= lo <= hi <= 4', o.cathodeContrast);
-  }
+  const range = (name: string, r: [number, number] | undefined, min: number, max: number, unit = '') => {
+    // A zero minimum is exclusive: a scatter of 0 would make log-uniform draws infinite.
+    if (r !== undefined && !((min === 0 ? r[0] > 0 : r[0] >= min) && r[1] >= r[0] && r[1] <= max)) {
+      bad(name, `[lo, hi] with ${min} ${min === 0 ? '<' : '<='} lo <= hi <= ${max}${unit}`, r);
+    }
+  };
+  range('cathodeScatterPx', o.cathodeScatterPx, 0, 50, ' px');
+  range('cathodeThickness', o.cathodeThickness, 0.1, 1);
+  range('cathodeContrast', o.cathodeContrast, 0.1, 4);
   if (o.hiddenMissing !== undefined && !(o.hiddenMissing >= 0 && o.hiddenMissing <= 1)) bad('hiddenMissing', 'from 0 to 1', o.hiddenMissing);
   if (o.pixelPitchMm !== undefined && !(o.pixelPitchMm > 0.002 && o.pixelPitchMm < 0.2)) bad('pixelPitchMm', 'within (0.002, 0.2) mm', o.pixelPitchMm);
   if (o.rotationDeg !== undefined && !(Math.abs(o.rotationDeg) <= 45)) bad('rotationDeg', 'within +-45', o.rotationDeg);
