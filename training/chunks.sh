@@ -8,6 +8,7 @@
 # those (and names them in the model card).
 CHUNK_SIZES=${SIZES:-256x256 512x512 256x1024 1024x256 384x640}
 WIDE_OPTIONS="--cathode-scatter 1.5,12"
+LOOK_RATE=0.5 # defect rate: more missing cathodes to hide
 LOOK_OPTIONS="--cathode-scatter 0.15,12 --cathode-thickness 0.25,1 --cathode-contrast 0.4,2 --hidden-missing 0.7"
 training_chunks() { # TRAIN_FRAMES
   local chunk=${CHUNK:-250} i size sizes
@@ -19,5 +20,5 @@ training_chunks() { # TRAIN_FRAMES
     echo "$((1201 + i)) 0.3 --width ${size%x*} --height ${size#*x}"
   done
   for ((i = 0; i * chunk < ${WIDE_FRAMES:-0}; i++)); do echo "$((1301 + i)) 0.3 $WIDE_OPTIONS"; done
-  for ((i = 0; i * chunk < ${LOOK_FRAMES:-0}; i++)); do echo "$((1501 + i)) 0.5 $LOOK_OPTIONS"; done
+  for ((i = 0; i * chunk < ${LOOK_FRAMES:-0}; i++)); do echo "$((1501 + i)) $LOOK_RATE $LOOK_OPTIONS"; done
 }

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import sharp from 'sharp';
 import { UsageError } from '../errors.ts';
-import { renderFrame, type SynthFrame } from '../synth/frame.ts';
+import { CATHODE_LOOK_LIMITS, renderFrame, type SynthFrame } from '../synth/frame.ts';
 import { DEFAULT_WORKERS, renderDataset } from '../synth/pool.ts';
 import { montage } from '../synth/preview.ts';
 import { frameSeed } from '../synth/prng.ts';
@@ -36,9 +36,9 @@ export async function run(argv: string[]): Promise<number> {
     if (values.depth !== '8' && values.depth !== '16') throw new UsageError(`--depth must be 8 or 16, got '${values.depth}'`);
     depth = values.depth === '8' ? 8 : 16;
   }
-  const cathodeScatterPx = rangeOption(values['cathode-scatter'], 'cathode-scatter', 0, 50, ' in px');
-  const cathodeThickness = rangeOption(values['cathode-thickness'], 'cathode-thickness', 0.1, 1);
-  const cathodeContrast = rangeOption(values['cathode-contrast'], 'cathode-contrast', 0.1, 4);
+  const cathodeScatterPx = rangeOption(values['cathode-scatter'], 'cathode-scatter', ...CATHODE_LOOK_LIMITS.cathodeScatterPx, ' in px');
+  const cathodeThickness = rangeOption(values['cathode-thickness'], 'cathode-thickness', ...CATHODE_LOOK_LIMITS.cathodeThickness);
+  const cathodeContrast = rangeOption(values['cathode-contrast'], 'cathode-contrast', ...CATHODE_LOOK_LIMITS.cathodeContrast);
   const hiddenMissing = values['hidden-missing'] === undefined ? undefined : numberOption(values['hidden-missing'], 'hidden-missing', 0, 0, 1);
   const frame = { width, height, depth, cathodeScatterPx, cathodeThickness, cathodeContrast, hiddenMissing };
 

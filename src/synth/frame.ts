@@ -70,6 +70,14 @@ export interface SynthFrame {
   drawn: { pitchPx: number; blurSigma: number; snr: number; rotationDeg: number; depth: 8 | 16; capPx: number };
 }
 
+/** The bounds the cathode-look ranges must keep, [lo, hi] of both ends; a bound of 0 is exclusive
+ *  (a scatter of 0 would make its log-uniform draw infinite). The CLI checks its flags against them. */
+export const CATHODE_LOOK_LIMITS = {
+  cathodeScatterPx: [0, 50],
+  cathodeThickness: [0.1, 1],
+  cathodeContrast: [0.1, 4],
+} as const satisfies Record<string, readonly [number, number]>;
+
 /** PASS overhangs keep at least this distance (mm) inside the spec limits; FAIL ones as far outside. */
 export const SPEC_MARGIN_MM = 0.05;
 
@@ -92,15 +100,13 @@ function checkOptions(o: RenderOptions): void {
     if (v !== undefined && !(Number.isInteger(v) && v >= 256 && v <= 8192)) bad(name, 'an integer from 256 to 8192 (SPEC frame sizes)', v);
   }
   if (o.depth !== undefined && o.depth !== 8 && o.depth !== 16) bad('depth', '8 or 16', o.depth);
-  const range = (name: string, r: [number, number] | undefined, min: number, max: number, unit = '') => {
-    // A zero minimum is exclusive: a scatter of 0 would make log-uniform draws infinite.
+  for (const name of ['cathodeScatterPx', 'cathodeThickness', 'cathodeContrast'] as const) {
+    const r = o[name];
+    const [min, max] = CATHODE_LOOK_LIMITS[name];
     if (r !== undefined && !((min === 0 ? r[0] > 0 : r[0] >= min) && r[1] >= r[0] && r[1] <= max)) {
-      bad(name, `[lo, hi] with ${min} ${min === 0 ? '<' : '<='} lo <= hi <= ${max}${unit}`, r);
+      bad(name, `[lo, hi] with ${min} ${min === 0 ? '<' : '<='} lo <= hi <= ${max}`, r);
     }
-  };
-  range('cathodeScatterPx', o.cathodeScatterPx, 0, 50, ' px');
-  range('cathodeThickness', o.cathodeThickness, 0.1, 1);
-  range('cathodeContrast', o.cathodeContrast, 0.1, 4);
+  }
   if (o.hiddenMissing !== undefined && !(o.hiddenMissing >= 0 && o.hiddenMissing <= 1)) bad('hiddenMissing', 'from 0 to 1', o.hiddenMissing);
   if (o.pixelPitchMm !== undefined && !(o.pixelPitchMm > 0.002 && o.pixelPitchMm < 0.2)) bad('pixelPitchMm', 'within (0.002, 0.2) mm', o.pixelPitchMm);
   if (o.rotationDeg !== undefined && !(Math.abs(o.rotationDeg) <= 45)) bad('rotationDeg', 'within +-45', o.rotationDeg);
