@@ -12,6 +12,13 @@ export function realOrientation(name: string): Orientation {
   return name.startsWith('2022') || name.endsWith('.BMP') ? 'tips-left' : 'tips-right';
 }
 
+/** The line's own verdict where the name carries one (`NG` or `OK` as a word of it), else null. */
+export function lineVerdict(name: string): 'PASS' | 'FAIL' | null {
+  if (/(^|[^A-Za-z])NG([^A-Za-z]|$)/.test(name)) return 'FAIL';
+  if (/(^|[^A-Za-z])OK([^A-Za-z]|$)/.test(name)) return 'PASS';
+  return null;
+}
+
 /** The dataset authors' box of the poles of each real frame, [x, y, w, h] in its pixels. */
 export function authorsBoxes(realDir: string): Record<string, Box> {
   return (JSON.parse(readFileSync(path.join(realDir, 'roi-boxes.json'), 'utf8')) as { boxes: Record<string, Box> }).boxes;

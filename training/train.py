@@ -133,6 +133,9 @@ def main():
     p.add_argument('--freeze-bn', action='store_true',
                    help='keep BatchNorm in inference mode (needed for a checkpoint from training/from_onnx.py)')
     p.add_argument('--data-seeds', default='{}', help='JSON recorded in the model card')
+    p.add_argument('--keep-epochs', action='store_true',
+                   help='also export every validated epoch to WORK/epochs/NN/ (model and card), so a check the '
+                        'validation set cannot make (the real frames: training/real_gate.sh) can pick among them')
     a = p.parse_args()
 
     resumed = load_resume(a) if a.resume else None
@@ -349,6 +352,10 @@ def main():
             save_atomic({key: v for key, v in ckpt.items() if key not in RESUME_STATE}, os.path.join(a.work, 'best.pt'))
             export(ckpt, os.path.join(a.models, 'xpole-hrnet.onnx'), os.path.join(a.models, 'xpole-hrnet.json'))
             m['exported'] = True
+        if a.keep_epochs:
+            kept = os.path.join(a.work, 'epochs', f'{epoch:02d}')
+            os.makedirs(kept, exist_ok=True)
+            export(ckpt, os.path.join(kept, 'xpole-hrnet.onnx'), os.path.join(kept, 'xpole-hrnet.json'))
         log('epoch', **m)
         if a.deadline and time.time() > a.deadline:
             log('deadline reached', epoch=epoch)
