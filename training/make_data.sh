@@ -8,7 +8,8 @@
 # turn: the renderer draws 1000-2048 px by default, SPEC allows 256-8192 px a side. WIDE_FRAMES
 # more (default 0; seeds 1301, 1302, ...) have cathode tips scattered 1.5-12 px about their line.
 # LOOK_FRAMES more (default 0; seeds 1501, 1502, ..., defect rate 0.5) vary the cathodes' look:
-# scatter, thickness, contrast, and missing cathodes hidden in the overlap zone (chunks.sh).
+# scatter, thickness, contrast, and missing cathodes hidden in the overlap zone; with LOOK_HIDDEN=0
+# none hides and the seeds are 1551, 1552, ... (chunks.sh).
 # Usage: make_data.sh DATA_DIR [TRAIN_FRAMES] [VAL] [TEST]
 set -euo pipefail
 cd "${XPOLE_ROOT:-$(dirname "$0")/..}"
