@@ -1,7 +1,9 @@
 // The shipped model and the pipeline's defaults on the 34 real frames, against the only truth they
 // carry: the dataset authors' box around the poles, and the line's verdict in some names (NG).
 // Figures and per-frame rows: `npx tsx bench/real-pipeline.ts`.
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -54,4 +56,39 @@ describe.skipIf(!existsSync(REAL))('the pipeline on the real frames (../shared/r
     // The result's box (the second pass's) against theirs: 0.735 measured.
     expect(iou / judged.size).toBeGreaterThan(0.65);
   });
+});
+
+// training/real_gate.sh on a run's kept epochs: here the shipped model as one epoch and the tiny
+// fixture model (it finds no stack) as another.
+describe.skipIf(!existsSync(REAL))('the real-frame gate over kept epochs (training/real_gate.sh)', () => {
+  const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  let work: string;
+  beforeAll(() => {
+    work = mkdtempSync(path.join(os.tmpdir(), 'xpole-gate-'));
+    const epoch = (n: string, model: string) => {
+      mkdirSync(path.join(work, 'epochs', n), { recursive: true });
+      copyFileSync(`${model}.onnx`, path.join(work, 'epochs', n, 'xpole-hrnet.onnx'));
+      copyFileSync(`${model}.json`, path.join(work, 'epochs', n, 'xpole-hrnet.json'));
+    };
+    epoch('00', path.join(ROOT, 'models/xpole-hrnet'));
+    epoch('01', path.join(ROOT, 'test/fixtures/tiny-model'));
+    writeFileSync(path.join(work, 'train-log.jsonl'), ['{"msg": "epoch", "epoch": 0, "valNme": 0.526}', '{"msg": "epoch", "epoch": 1, "valNme": 3.5}', '{"msg": "done"}'].join('\n') + '\n');
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it("passes the shipped model, fails one that finds no stack, and keeps each epoch's figures", () => {
+    const table = execFileSync('bash', [path.join(ROOT, 'training/real_gate.sh'), work], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const rows = table.split('\n').filter((l) => /^\| \d+ \|/.test(l)).map((l) => l.split('|').map((c) => c.trim()).slice(1, -1));
+    expect(rows.map((r) => r[0])).toEqual(['0', '1']);
+    const [shipped, tiny] = rows as [string[], string[]];
+    // epoch, val NME, PASS, FAIL, ERROR, every pole in the box, IoU, NG -> FAIL, OK -> PASS, gate
+    expect(shipped[1]).toBe('0.5260');
+    expect(Number(shipped[2]) + Number(shipped[3])).toBe(34);
+    expect(Number(shipped[5])).toBeGreaterThanOrEqual(32);
+    expect([shipped[4], ...shipped.slice(7)]).toEqual(['0', '9 of 9', '0 of 3', 'pass']);
+    expect(Number(tiny[4])).toBeGreaterThan(0);
+    expect(tiny[9]).toBe('FAIL');
+    const sums = JSON.parse(readFileSync(path.join(work, 'epochs/00/real.txt'), 'utf8').trim().split('\n').at(-1)!);
+    expect(sums).toMatchObject({ frames: 34, errors: 0, allInside: Number(shipped[5]), namedNg: 9, ngFail: 9 });
+  }, 180_000);
 });
