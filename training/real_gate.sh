@@ -1,13 +1,14 @@
 #!/bin/bash
-# The real-frame gate: the whole pipeline (defaults) with each epoch a run kept (train.py
-# --keep-epochs) on the 34 real frames, beside the epoch's validation NME. The validation set is
+# The real-frame gate: the whole pipeline (defaults) on the 34 real frames with each epoch a run
+# kept (train.py --keep-epochs), beside the epoch's validation NME. The validation set is
 # synthetic; three fine-tunes in a row picked by it did worse on the real frames than the model they
 # started from, so an epoch to ship is picked here. It passes ("gate" column) with what
 # test/real-frames.test.ts asks of the shipped model: 0 ERROR, every frame the line named NG FAIL,
 # every pole inside the authors' box on at least 32 frames. PASS falling below the shipped model's
 # 17 is then the thing to look at: the frames carry no labels beyond their boxes and some names.
 # Usage: [TRAIN_LOG=FILE] training/real_gate.sh WORK [--watch]: --watch waits for new epochs until
-# the run logs "done"; TRAIN_LOG is the run's --log (default WORK/train-log.jsonl).
+# the run logs "done" (a run that dies before that leaves it waiting: stop it); TRAIN_LOG is the
+# run's --log (default WORK/train-log.jsonl).
 # Each epoch's figures go to WORK/epochs/NN/real.txt (per-frame rows, then the sums as JSON).
 set -euo pipefail
 cd "${XPOLE_ROOT:-$(dirname "$0")/..}"
