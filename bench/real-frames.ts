@@ -19,6 +19,15 @@ export function lineVerdict(name: string): 'PASS' | 'FAIL' | null {
   return null;
 }
 
+/** What the shipped model must do on the real frames (test/real-frames.test.ts), and what a
+ *  training epoch must do to be considered (training/real_gate.sh): no ERROR, every frame the line
+ *  named NG judged FAIL, every pole inside the authors' box on at least `minAllInside` frames. */
+export const REAL_FRAME_GATE = { minAllInside: 32 } as const;
+
+export function passesRealFrameGate(s: { errors: number; namedNg: number; ngFail: number; allInside: number }): boolean {
+  return s.errors === 0 && s.ngFail === s.namedNg && s.allInside >= REAL_FRAME_GATE.minAllInside;
+}
+
 /** The dataset authors' box of the poles of each real frame, [x, y, w, h] in its pixels. */
 export function authorsBoxes(realDir: string): Record<string, Box> {
   return (JSON.parse(readFileSync(path.join(realDir, 'roi-boxes.json'), 'utf8')) as { boxes: Record<string, Box> }).boxes;

@@ -3,12 +3,13 @@
 // inside the box, per frame and in sum. No labels: a pole inside the box may still sit on the
 // wrong sheet, but one outside it is wrong.
 // The names carry the line's own verdict on some frames (NG, OK): how many of those agree is shown
-// too. --json ends with one JSON line of the sums, for training/real_gate.sh.
+// too. --json ends with one JSON line of the sums and whether they pass REAL_FRAME_GATE, for
+// training/real_gate.sh.
 // Usage: npx tsx bench/real-pipeline.ts [--real ../shared/real-frames] [--model models/xpole-hrnet.onnx] [--json]
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pipeline } from '../src/inspect/pipeline.ts';
-import { againstAuthorsBox, authorsBoxes, judgeRealFrames, lineVerdict } from './real-frames.ts';
+import { againstAuthorsBox, authorsBoxes, judgeRealFrames, lineVerdict, passesRealFrameGate } from './real-frames.ts';
 
 const { values: opt } = parseArgs({
   options: { real: { type: 'string', default: '../shared/real-frames' }, model: { type: 'string' }, json: { type: 'boolean', default: false } },
@@ -40,4 +41,4 @@ for await (const { name, result: r } of judgeRealFrames(pipeline, opt.real)) {
 await pipeline.close();
 console.log(`\n${sum.frames} frames: PASS ${sum.pass}, FAIL ${sum.fail}, ERROR ${sum.errors}; roi IoU mean ${(sum.iou / sum.frames).toFixed(3)}; the roi covers >= 90% of the box on ${sum.covers90}; every pole inside the box on ${sum.allInside}`);
 console.log(`the line's verdict in the name: NG judged FAIL on ${sum.ngFail} of ${sum.namedNg}, OK judged PASS on ${sum.okPass} of ${sum.namedOk}`);
-if (opt.json) console.log(JSON.stringify({ model: pipeline.model.sha256, ...sum, iou: sum.iou / sum.frames }));
+if (opt.json) console.log(JSON.stringify({ model: pipeline.model.sha256, ...sum, iou: sum.iou / sum.frames, gate: passesRealFrameGate(sum) }));

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Pipeline } from '../src/inspect/pipeline.ts';
 import type { Result } from '../src/types.ts';
-import { againstAuthorsBox, authorsBoxes, judgeRealFrames, lineVerdict } from '../bench/real-frames.ts';
+import { againstAuthorsBox, authorsBoxes, judgeRealFrames, lineVerdict, REAL_FRAME_GATE } from '../bench/real-frames.ts';
 
 const REAL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/real-frames');
 if (!existsSync(REAL)) console.warn(`real-frames.test: skipped: ${REAL} not found`);
@@ -52,7 +52,7 @@ describe.skipIf(!existsSync(REAL))('the pipeline on the real frames (../shared/r
       if (a.polesInside === r.poles.length) allInside++;
       iou += a.iou;
     }
-    expect(allInside).toBeGreaterThanOrEqual(32);
+    expect(allInside).toBeGreaterThanOrEqual(REAL_FRAME_GATE.minAllInside); // 32
     // The result's box (the second pass's) against theirs: 0.735 measured.
     expect(iou / judged.size).toBeGreaterThan(0.65);
   });
@@ -84,11 +84,11 @@ describe.skipIf(!existsSync(REAL))('the real-frame gate over kept epochs (traini
     // epoch, val NME, PASS, FAIL, ERROR, every pole in the box, IoU, NG -> FAIL, OK -> PASS, gate
     expect(shipped[1]).toBe('0.5260');
     expect(Number(shipped[2]) + Number(shipped[3])).toBe(34);
-    expect(Number(shipped[5])).toBeGreaterThanOrEqual(32);
+    expect(Number(shipped[5])).toBeGreaterThanOrEqual(REAL_FRAME_GATE.minAllInside);
     expect([shipped[4], ...shipped.slice(7)]).toEqual(['0', '9 of 9', '0 of 3', 'pass']);
     expect(Number(tiny[4])).toBeGreaterThan(0);
     expect(tiny[9]).toBe('FAIL');
     const sums = JSON.parse(readFileSync(path.join(work, 'epochs/00/real.txt'), 'utf8').trim().split('\n').at(-1)!);
-    expect(sums).toMatchObject({ frames: 34, errors: 0, allInside: Number(shipped[5]), namedNg: 9, ngFail: 9 });
+    expect(sums).toMatchObject({ frames: 34, errors: 0, allInside: Number(shipped[5]), namedNg: 9, ngFail: 9, gate: true });
   }, 180_000);
 });

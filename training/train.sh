@@ -22,6 +22,7 @@ TRAIN=${TRAIN_FRAMES:-3000}
 VAL=${VAL_FRAMES:-1000}
 TEST=${TEST_FRAMES:-1000}
 export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
+LOG=training/logs/train-log.jsonl
 bash training/make_data.sh "$DATA" "$TRAIN" "$VAL" "$TEST"
 # Exactly the chunks this run asked for, in make_data.sh's order: a chunk left in DATA by another
 # run (DEFECT_FRAMES, SIZE_FRAMES, WIDE_FRAMES, LOOK_FRAMES) must not join this one unasked.
@@ -31,8 +32,8 @@ TRAIN_DIRS=${TRAIN_DIRS%,}
 SEEDS="{\"train\": \"1001.. in chunks of 250 frames\", \"trainFrames\": $TRAIN, \"defectTrain\": \"1101.. in chunks of 250 frames, defect rate 1\", \"defectTrainFrames\": ${DEFECT_FRAMES:-0}, \"sizeTrain\": \"1201.. in chunks of 250 frames at $CHUNK_SIZES in turn\", \"sizeTrainFrames\": ${SIZE_FRAMES:-0}, \"wideTrain\": \"1301.. in chunks of 250 frames, $WIDE_OPTIONS\", \"wideTrainFrames\": ${WIDE_FRAMES:-0}, \"lookTrain\": \"$LOOK_SEED.. in chunks of 250 frames, defect rate $LOOK_RATE, $LOOK_OPTIONS\", \"lookTrainFrames\": ${LOOK_FRAMES:-0}, \"val\": 2, \"valFrames\": $VAL, \"test\": 3, \"testFrames\": $TEST, \"defectRate\": 0.3}"
 /usr/bin/python3 training/train.py --train "$TRAIN_DIRS" --val "$DATA/val" \
   --rois-train '{dir}/rois.json' --rois-val "$DATA/val/rois.json" \
- --epochs "${EPOCHS:-30}" --lr "${LR:-2e-3}" --warmup "${WARMUP:-100}" --defect-boost "${DEFECT_BOOST:-1}" --pitch-boost "${PITCH_BOOST:-1}" --pitch-below "${PITCH_BELOW:-13}" ${SECOND_PASS:+--second-pass} ${FREEZE_BN:+--freeze-bn} ${KEEP_EPOCHS:+--keep-epochs} ${INIT:+--init "$INIT"} --work "${WORK:-$DATA/run}" --data-seeds "$SEEDS" --log training/logs/train-log.jsonl
+ --epochs "${EPOCHS:-30}" --lr "${LR:-2e-3}" --warmup "${WARMUP:-100}" --defect-boost "${DEFECT_BOOST:-1}" --pitch-boost "${PITCH_BOOST:-1}" --pitch-below "${PITCH_BELOW:-13}" ${SECOND_PASS:+--second-pass} ${FREEZE_BN:+--freeze-bn} ${KEEP_EPOCHS:+--keep-epochs} ${INIT:+--init "$INIT"} --work "${WORK:-$DATA/run}" --data-seeds "$SEEDS" --log "$LOG"
 ROIS=()
 [ -f "$DATA/test/rois.json" ] && ROIS=(--rois "$DATA/test/rois.json")
 /usr/bin/python3 training/evaluate.py --dataset "$DATA/test" --checkpoint "${WORK:-$DATA/run}/best.pt" "${ROIS[@]}"
-if [ -n "${KEEP_EPOCHS:-}" ]; then TRAIN_LOG=training/logs/train-log.jsonl bash training/real_gate.sh "${WORK:-$DATA/run}"; fi
+if [ -n "${KEEP_EPOCHS:-}" ]; then TRAIN_LOG=$LOG bash training/real_gate.sh "${WORK:-$DATA/run}"; fi
