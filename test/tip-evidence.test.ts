@@ -9,7 +9,9 @@ import {
   cathodeStepRatios,
   checkCathodeTips,
   checkSharedTips,
+  checkSheetGaps,
   DEFAULT_SHARED_TIP_PARAMS,
+  DEFAULT_SHEET_GAP_PARAMS,
   DEFAULT_TIP_STEP_PARAMS,
   tipEvidenceFactor,
   tipStep,
@@ -179,6 +181,62 @@ describe('checkSharedTips: one tip, one pole', () => {
   });
 });
 
+describe('checkSheetGaps: every sheet has its pole', () => {
+  // The default recipe's poles in canonical orientation, anodes `pitch` px apart across the sheets;
+  // from sheet `skipFrom` on, every pole lies `skip` anode pitches further down: a stack with more
+  // sheets than the recipe, whose middle sheets the model left without poles.
+  const k = DEFAULT_RECIPE.keypoints.length;
+  const W = 1000;
+  const H = 1000;
+  function stack(orientation: (typeof ORIENTATIONS)[number], skip = 0, skipFrom = 15, pitch = 20) {
+    const x = new Float64Array(k);
+    const y = new Float64Array(k);
+    for (let i = 0; i < k; i++) {
+      const across = 100 + (pitch / 2) * i + (i >= skipFrom ? skip * pitch : 0);
+      [x[i], y[i]] = fromCanonical(i % 2 === 0 ? 600 : 560, across, W, H, orientation);
+    }
+    return { x, y, conf: new Float64Array(k).fill(0.9) };
+  }
+  const C7 = 15;
+
+  for (const orientation of ORIENTATIONS) {
+    it(`${orientation}: a regular stack keeps every confidence; anodes 3 spacings apart make their cathode POLE_MISSING`, () => {
+      const regular = checkSheetGaps(W, H, orientation, stack(orientation), DEFAULT_RECIPE.sheets);
+      expect(Array.from(regular.conf)).toEqual(new Array(k).fill(0.9));
+      regular.spacings.forEach((v, i) => (i % 2 === 1 ? expect(v).toBeCloseTo(1, 9) : expect(v).toBeNaN()));
+      // Two sheet pairs skipped after C7: A7 and A8 stand 3 spacings apart.
+      const poles = stack(orientation, 2);
+      const checked = checkSheetGaps(W, H, orientation, poles, DEFAULT_RECIPE.sheets);
+      expect(checked.spacings[C7]).toBeCloseTo(3, 9);
+      expect(checked.conf[C7]).toBe(0);
+      checked.conf.forEach((v, i) => i !== C7 && expect(v).toBe(0.9));
+      expect(poles.conf[C7]).toBe(0.9); // the input is left alone
+    });
+  }
+
+  it('scales the confidence linearly between trustedUpTo and emptyFrom spacings, whatever the pitch', () => {
+    const { trustedUpTo, emptyFrom } = DEFAULT_SHEET_GAP_PARAMS;
+    for (const pitch of [8, 20, 35]) {
+      const at = (gap: number) => checkSheetGaps(W, H, 'tips-right', stack('tips-right', gap - 1, 15, pitch), DEFAULT_RECIPE.sheets).conf[C7]!;
+      expect(at(trustedUpTo)).toBeCloseTo(0.9, 9);
+      expect(at((trustedUpTo + emptyFrom) / 2)).toBeCloseTo(0.45, 9);
+      expect(at(emptyFrom)).toBeCloseTo(0, 9);
+      expect(at(emptyFrom + 0.5)).toBe(0);
+    }
+  });
+
+  it('judges nothing with fewer than 3 anodes placed, and skips a cathode whose anode is not placed', () => {
+    const poles = stack('tips-right', 2);
+    poles.x[14] = Number.NaN; // A7 not found
+    const checked = checkSheetGaps(W, H, 'tips-right', poles, DEFAULT_RECIPE.sheets);
+    expect(checked.spacings[C7]).toBeNaN();
+    expect(checked.conf[C7]).toBe(0.9);
+    const few = makeRecipe('a2c1', 2);
+    const three = { x: Float64Array.of(600, 560, 600), y: Float64Array.of(100, 200, 300), conf: Float64Array.of(0.9, 0.9, 0.9) };
+    expect(Array.from(checkSheetGaps(W, H, 'tips-right', three, few.sheets).conf)).toEqual([0.9, 0.9, 0.9]);
+  });
+});
+
 describe('the shipped model and the shared-tip check', () => {
   it('fails the escape it was made for: a recessed cathode put on its neighbour\'s tip (seed-90 frame 000241)', async () => {
     // C7 is recessed to an overhang of about 2.1 mm (OVERHANG_HIGH). The model puts it on C8's tip
@@ -199,6 +257,39 @@ describe('the shipped model and the shared-tip check', () => {
       expect(unchecked.poles[15]!.conf).toBeGreaterThanOrEqual(DEFAULT_RECIPE.minConfidence);
     } finally {
       await pipeline.close();
+    }
+  }, 60_000);
+});
+
+describe('the shipped model and the sheet-gap check', () => {
+  it('FAILs a stack with more sheets than the recipe, which the model passes on its own, and tells the journal once', async () => {
+    // 22 anodes, as in the real frames, judged with the default recipe's 16: the model puts its
+    // poles on the top and bottom sheets and skips the middle ones (seeds 1-12: 11 PASS without the
+    // check, 12 FAIL with it).
+    const logs: string[] = [];
+    const checked = await Pipeline.load({ providers: ['cpu'], log: (level, message) => logs.push(`${level}: ${message}`) });
+    const unchecked = await Pipeline.load({ providers: ['cpu'], sheetGapCheck: false });
+    try {
+      for (const seed of [1, 2]) {
+        const f = renderFrame({ seed, defectRate: 0, width: 1000, height: 1000, recipe: makeRecipe('a22c21', 22) });
+        expect(f.expectedVerdict).toBe('PASS');
+        const input = { frame: `more-sheets-${seed}`, cellId: null, image: f.image, orientation: f.orientation };
+        const off = await unchecked.judge(input, { id: 'off', seq: seed, ts: '' });
+        const on = await checked.judge(input, { id: 'on', seq: seed, ts: '' });
+        expect(off.verdict).toBe('PASS');
+        expect([on.verdict, on.reasons]).toEqual(['FAIL', ['POLE_MISSING']]);
+        // Same poles; only cathodes between anodes that stand apart lose their confidence.
+        expect(on.poles.map((p) => [p.x, p.y])).toEqual(off.poles.map((p) => [p.x, p.y]));
+        const dropped = on.poles.filter((p, i) => p.conf !== off.poles[i]!.conf).map((p) => p.name);
+        expect(dropped.length).toBeGreaterThan(0);
+        expect(dropped.every((name) => name.startsWith('C'))).toBe(true);
+      }
+      const warnings = logs.filter((l) => l.startsWith('warning:'));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/more sheets than recipe 'stack-a16c15' \(16 anodes\)/);
+    } finally {
+      await checked.close();
+      await unchecked.close();
     }
   }, 60_000);
 });

@@ -16,7 +16,7 @@ import { cardMismatch, HeatmapModel, ModelLoadError, PolishModel, type Logger, t
 import { applyPolish, polishPatches } from '../vision/polish.ts';
 import { cropForModelAsync, withMirrored } from '../vision/preprocess.ts';
 import { DEFAULT_REFINE_PARAMS, refinePoles, type RefineParams } from '../vision/refine.ts';
-import { checkCathodeTips, checkSharedTips } from '../vision/tip-evidence.ts';
+import { checkCathodeTips, checkSharedTips, checkSheetGaps, DEFAULT_SHEET_GAP_PARAMS } from '../vision/tip-evidence.ts';
 import { backReachPx, DEFAULT_ROI_PARAMS, greyRange, roiBox, roiGroupsAsync, scaledThreshold, type RoiParams } from '../vision/roi.ts';
 import { DEFAULT_RECIPE, type Recipe, type Sheet } from './recipe.ts';
 import { Slots } from './slots.ts';
@@ -82,6 +82,10 @@ export interface PipelineOptions {
    *  neighbour of its kind becomes POLE_MISSING. A line that would rather scrap than ship a cell
    *  measured on a shared tip keeps it on; it costs some overkill at fine pitch. */
   sharedTipCheck: boolean;
+  /** Every sheet has its pole (vision/tip-evidence.ts, checkSheetGaps): a cathode whose anodes stand
+   *  two anode spacings apart or more, with sheets between them that no pole stands for, becomes
+   *  POLE_MISSING. It is how a stack with more sheets than the recipe shows. */
+  sheetGapCheck: boolean;
   /** How many of the ROI stage's candidate regions (best first) the model may look at before the
    *  frame is ROI_NOT_FOUND: the next one is tried when the model sees no stack in a box. */
   roiCandidates: number;
@@ -114,6 +118,7 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   polish: true,
   tipCheck: true,
   sharedTipCheck: true,
+  sheetGapCheck: true,
   roiCandidates: 3,
   maxFrameSide: SPEC_LIMITS.maxSide,
   analysisSlots: Number.POSITIVE_INFINITY,
@@ -174,6 +179,8 @@ const ms = (t: number) => Math.round((performance.now() - t) * 100) / 100;
 export class Pipeline {
   /** Buffers grey PNG frames are decoded into by judge(), reused from frame to frame. */
   private readonly pixels = new FrameBufferPool();
+  /** Whether the journal has been told what a frame with sheets no pole stands for may mean. */
+  private sheetGapNoted = false;
   /** Frames past the decode wait here for one of options.analysisSlots. */
   private readonly analysisSlots: Slots;
 
@@ -358,7 +365,7 @@ export class Pipeline {
   /** The decode / refinement settings in effect (eval varies them per run). */
   variant(): Variant {
     const o = this.options;
-    return { decode: o.decode, refine: o.refine, corners: o.corners, refineParams: o.refineParams, polish: o.polish, tipCheck: o.tipCheck, sharedTipCheck: o.sharedTipCheck };
+    return { decode: o.decode, refine: o.refine, corners: o.corners, refineParams: o.refineParams, polish: o.polish, tipCheck: o.tipCheck, sharedTipCheck: o.sharedTipCheck, sheetGapCheck: o.sheetGapCheck };
   }
 
   /** CNN poles and the poles as the variant corrects them (corners, polish, tip check). */
@@ -374,14 +381,34 @@ export class Pipeline {
       located = await this.polish(a, located);
       timingsMs.polish = ms(t);
     }
-    if (!v.tipCheck && !v.sharedTipCheck) return { cnn, poles: located };
+    if (!v.tipCheck && !v.sharedTipCheck && !v.sheetGapCheck) return { cnn, poles: located };
     t = now();
     const { recipe } = this.options;
     let poles = located;
     if (v.tipCheck) poles = { ...poles, conf: checkCathodeTips(a.image, a.orientation, poles, recipe.sheets, recipe.minConfidence) };
     if (v.sharedTipCheck) poles = { ...poles, conf: checkSharedTips(a.image.width, a.image.height, a.orientation, poles, recipe.sheets) };
+    if (v.sheetGapCheck) {
+      const gaps = checkSheetGaps(a.image.width, a.image.height, a.orientation, poles, recipe.sheets);
+      poles = { ...poles, conf: gaps.conf };
+      this.noteSheetGap(gaps.spacings, recipe);
+    }
     timingsMs.tips = ms(t);
     return { cnn, poles };
+  }
+
+  /** The first frame with sheets no pole stands for tells the journal what it may mean, once: on a
+   *  line whose cells do not fit the recipe every frame would, and the verdicts say the rest. */
+  private noteSheetGap(spacings: Float64Array, recipe: Recipe): void {
+    if (this.sheetGapNoted) return;
+    const i = spacings.findIndex((s) => s >= DEFAULT_SHEET_GAP_PARAMS.emptyFrom);
+    if (i < 0) return;
+    this.sheetGapNoted = true;
+    this.options.log?.(
+      'warning',
+      `a frame shows sheets without a pole between ${recipe.keypoints[i - 1]} and ${recipe.keypoints[i + 1]} (${spacings[i]!.toFixed(1)} anode spacings apart): ` +
+        `${recipe.keypoints[i]} is POLE_MISSING. If most frames FAIL this way, the cells may have more sheets than recipe '${recipe.name}' ` +
+        `(${recipe.sheets.filter((s) => s === 'A').length} anodes), and the model knows only that recipe (said once)`,
+    );
   }
 
   /** Corners, ROI, crop and model for one decoded frame. Throws FrameError. */
@@ -659,6 +686,8 @@ export interface Variant {
   tipCheck: boolean;
   /** One tip, one pole (PipelineOptions.sharedTipCheck). */
   sharedTipCheck: boolean;
+  /** Every sheet has its pole (PipelineOptions.sheetGapCheck). */
+  sheetGapCheck: boolean;
   recipe?: Recipe;
 }
 
