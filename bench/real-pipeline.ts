@@ -4,10 +4,10 @@
 // wrong sheet, but one outside it is wrong.
 // The names carry the line's own verdict on some frames (NG, OK): how many of those agree is shown
 // too. --json ends with one JSON line of the sums and whether they pass REAL_FRAME_GATE, for
-// training/real_gate.sh. --no-sheet-gap-check judges with pipeline.sheetGapCheck off: every real
+// training/real_gate.sh. --no-sheet-count-check judges with pipeline.sheetCountCheck off: every real
 // stack has more sheets than the recipe, so with the check every frame FAILs, and only without it
 // do the verdicts say something about the model (the gate runs so).
-// Usage: npx tsx bench/real-pipeline.ts [--real ../shared/real-frames] [--model models/xpole-hrnet.onnx] [--no-sheet-gap-check] [--json]
+// Usage: npx tsx bench/real-pipeline.ts [--real ../shared/real-frames] [--model models/xpole-hrnet.onnx] [--no-sheet-count-check] [--json]
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pipeline } from '../src/inspect/pipeline.ts';
@@ -17,15 +17,15 @@ const { values: opt } = parseArgs({
   options: {
     real: { type: 'string', default: '../shared/real-frames' },
     model: { type: 'string' },
-    'no-sheet-gap-check': { type: 'boolean', default: false },
+    'no-sheet-count-check': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
 const boxes = authorsBoxes(opt.real);
-const sheetGapCheck = !opt['no-sheet-gap-check'];
-const pipeline = await Pipeline.load({ providers: ['cpu'], sheetGapCheck, ...(opt.model ? { modelPath: path.resolve(opt.model) } : {}) });
+const sheetCountCheck = !opt['no-sheet-count-check'];
+const pipeline = await Pipeline.load({ providers: ['cpu'], sheetCountCheck, ...(opt.model ? { modelPath: path.resolve(opt.model) } : {}) });
 console.log(
-  `# the pipeline on the real frames against the authors' boxes: model ${pipeline.model.name} (${pipeline.model.sha256.slice(0, 8)}), defaults${sheetGapCheck ? '' : ' but the sheet-gap check off'}`,
+  `# the pipeline on the real frames against the authors' boxes: model ${pipeline.model.name} (${pipeline.model.sha256.slice(0, 8)}), defaults${sheetCountCheck ? '' : ' but the sheet-count check off'}`,
 );
 console.log('| frame | verdict | reasons | roi IoU | box covered | poles inside the box |');
 console.log('|---|---|---|---|---|---|');

@@ -64,15 +64,15 @@ describe('config', () => {
     expect(off.firstPassModelPath).toBeNull();
   });
 
-  it('maps pipeline.tipCheck, sharedTipCheck and sheetGapCheck onto the pipeline separately (all on by default)', () => {
+  it('maps pipeline.tipCheck, sharedTipCheck and sheetCountCheck onto the pipeline separately (all on by default)', () => {
     const on = pipelineOptionsFromConfig(parseConfig('', 'c.yaml', {}));
-    expect([on.tipCheck, on.sharedTipCheck, on.sheetGapCheck]).toEqual([true, true, true]);
+    expect([on.tipCheck, on.sharedTipCheck, on.sheetCountCheck]).toEqual([true, true, true]);
     const off = pipelineOptionsFromConfig(parseConfig('pipeline:\n  sharedTipCheck: false\n', 'c.yaml', {}));
-    expect([off.tipCheck, off.sharedTipCheck, off.sheetGapCheck]).toEqual([true, false, true]);
-    const noGaps = pipelineOptionsFromConfig(parseConfig('pipeline:\n  sheetGapCheck: false\n', 'c.yaml', {}));
-    expect([noGaps.tipCheck, noGaps.sharedTipCheck, noGaps.sheetGapCheck]).toEqual([true, true, false]);
+    expect([off.tipCheck, off.sharedTipCheck, off.sheetCountCheck]).toEqual([true, false, true]);
+    const noGaps = pipelineOptionsFromConfig(parseConfig('pipeline:\n  sheetCountCheck: false\n', 'c.yaml', {}));
+    expect([noGaps.tipCheck, noGaps.sharedTipCheck, noGaps.sheetCountCheck]).toEqual([true, true, false]);
     expect(() => parseConfig('pipeline:\n  sharedTipCheck: maybe\n', 'c.yaml', {})).toThrow(/pipeline\.sharedTipCheck/);
-    expect(() => parseConfig('pipeline:\n  sheetGapCheck: 1\n', 'c.yaml', {})).toThrow(/pipeline\.sheetGapCheck/);
+    expect(() => parseConfig('pipeline:\n  sheetCountCheck: 1\n', 'c.yaml', {})).toThrow(/pipeline\.sheetCountCheck/);
   });
 
   it('names the field and the line of a bad value', () => {

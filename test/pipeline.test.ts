@@ -496,8 +496,8 @@ describe.skipIf(!existsSync(SHIPPED))('Pipeline with the shipped model', () => {
     const min = DEFAULT_PIPELINE_OPTIONS.recipe.minConfidence;
     expect(r.poles.filter((p) => p.conf < min).map((p) => p.name)).toEqual(['C12']);
     expect(r.timingsMs.tips).toBeGreaterThanOrEqual(0);
-    // The tip checks and the sheet-gap check off: the stage is skipped.
-    const without = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, tipCheck: false, sharedTipCheck: false, sheetGapCheck: false });
+    // The tip checks and the sheet-count check off: the stage is skipped.
+    const without = await Pipeline.load({ providers: ['cpu'], intraOpNumThreads: 2, tipCheck: false, sharedTipCheck: false, sheetCountCheck: false });
     try {
       const w = await without.judge(input, ids(24));
       expect(w.verdict).toBe('PASS');

@@ -11,7 +11,7 @@ import { Pipeline } from '../src/inspect/pipeline.ts';
 import type { Result } from '../src/types.ts';
 import { againstAuthorsBox, authorsBoxes, judgeRealFrames, lineVerdict, REAL_FRAME_GATE, realOrientation } from '../bench/real-frames.ts';
 import { DEFAULT_RECIPE } from '../src/inspect/recipe.ts';
-import { checkSheetGaps } from '../src/vision/tip-evidence.ts';
+import { checkSheetCount } from '../src/vision/tip-evidence.ts';
 
 const REAL = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/real-frames');
 if (!existsSync(REAL)) console.warn(`real-frames.test: skipped: ${REAL} not found`);
@@ -28,7 +28,7 @@ describe("the line's verdict in a real frame's name", () => {
 });
 
 describe.skipIf(!existsSync(REAL))('the pipeline on the real frames (../shared/real-frames)', () => {
-  // The model's own verdicts need the sheet-gap check off: every real stack has more sheets than
+  // The model's own verdicts need the sheet-count check off: every real stack has more sheets than
   // the recipe, and with the check (the default) every frame FAILs, whatever the model does.
   let pipeline: Pipeline;
   let withGapCheck: Pipeline;
@@ -36,7 +36,7 @@ describe.skipIf(!existsSync(REAL))('the pipeline on the real frames (../shared/r
   const judgedByDefaults = new Map<string, Result>();
 
   beforeAll(async () => {
-    pipeline = await Pipeline.load({ providers: ['cpu'], sheetGapCheck: false });
+    pipeline = await Pipeline.load({ providers: ['cpu'], sheetCountCheck: false });
     for await (const { name, result } of judgeRealFrames(pipeline, REAL)) judged.set(name, result);
     withGapCheck = await Pipeline.load({ providers: ['cpu'] });
     for await (const { name, result } of judgeRealFrames(withGapCheck, REAL)) judgedByDefaults.set(name, result);
@@ -55,14 +55,14 @@ describe.skipIf(!existsSync(REAL))('the pipeline on the real frames (../shared/r
     for (const [name, r] of judgedByDefaults) {
       expect([r.verdict, r.reasons.includes('POLE_MISSING')], name).toEqual(['FAIL', true]);
       const p = judged.get(name)!.poles;
-      const { spacings } = checkSheetGaps(1000, 1000, realOrientation(name), { x: Float64Array.from(p, (q) => q.x), y: Float64Array.from(p, (q) => q.y), conf: Float64Array.from(p, (q) => q.conf) }, DEFAULT_RECIPE.sheets);
+      const { spacings } = checkSheetCount(1000, 1000, realOrientation(name), { x: Float64Array.from(p, (q) => q.x), y: Float64Array.from(p, (q) => q.y), conf: Float64Array.from(p, (q) => q.conf) }, DEFAULT_RECIPE.sheets);
       if (Math.max(...spacings.filter((v) => !Number.isNaN(v))) >= 2) gaps++;
     }
     expect(gaps).toBeGreaterThanOrEqual(32); // 33 measured
     expect([...judged.values()].filter((r) => r.verdict === 'PASS').length).toBeGreaterThan(0);
   });
 
-  it('judges every frame, and FAILs every frame the line named NG (the sheet-gap check off)', () => {
+  it('judges every frame, and FAILs every frame the line named NG (the sheet-count check off)', () => {
     expect(judged.size).toBe(34);
     for (const [name, r] of judged) {
       expect(r.verdict, name).not.toBe('ERROR');

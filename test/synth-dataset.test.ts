@@ -82,6 +82,7 @@ describe('xpole synth command line', () => {
     [['--out', '/tmp/x', '--count', '3', '--cathode-thickness', '0,1'], /--cathode-thickness/],
     [['--out', '/tmp/x', '--count', '3', '--cathode-contrast', '1,5'], /--cathode-contrast/],
     [['--out', '/tmp/x', '--count', '3', '--hidden-missing', 'yes'], /--hidden-missing/],
+    [['--out', '/tmp/x', '--count', '3', '--anodes', '1'], /--anodes/],
     [['--count', '3'], /--out/],
     [['--out', '/tmp/x'], /--count/],
     [['--preview', 'montage.jpg'], /--preview/],
@@ -100,6 +101,16 @@ describe('xpole synth command line', () => {
       [256, 256, 8],
       [256, 256, 8],
     ]);
+  });
+
+  it('draws a stack of another recipe with --anodes, its keypoints named after it', async () => {
+    const out = await tempDir();
+    await run(['--out', out, '--count', '1', '--seed', '5', '--width', '1000', '--height', '1000', '--defect-rate', '0', '--workers', '1', '--anodes', '22']);
+    const ds = JSON.parse(await readFile(path.join(out, 'annotations.json'), 'utf8')) as CocoDataset;
+    const names = ds.categories[0].keypoints;
+    expect([names.length, names[0], names[1], names.at(-1)]).toEqual([43, 'A0', 'C0', 'A21']);
+    expect(ds.annotations[0]!.keypoints).toHaveLength(3 * 43);
+    expect(ds.annotations[0]!.keypoints.filter((v, i) => i % 3 === 2 && v === 2)).toHaveLength(43);
   });
 
   it('draws the cathode look it is given', async () => {

@@ -1,6 +1,6 @@
 #!/bin/bash
 # The real-frame gate: the whole pipeline on the 34 real frames with each epoch a run kept
-# (train.py --keep-epochs), beside the epoch's validation NME. Defaults, but pipeline.sheetGapCheck
+# (train.py --keep-epochs), beside the epoch's validation NME. Defaults, but pipeline.sheetCountCheck
 # off: every real stack has more sheets than the recipe, so with the check every real frame FAILs
 # whatever the model does. The validation set is
 # synthetic; three fine-tunes in a row picked by it did worse on the real frames than the model they
@@ -21,7 +21,7 @@ judge() {
   local dir
   for dir in "$WORK"/epochs/*/; do
     [ -f "$dir/xpole-hrnet.onnx" ] && [ ! -s "$dir/real.txt" ] || continue
-    npx tsx bench/real-pipeline.ts --model "$dir/xpole-hrnet.onnx" --no-sheet-gap-check --json > "$dir/real.txt.part" 2>&1 \
+    npx tsx bench/real-pipeline.ts --model "$dir/xpole-hrnet.onnx" --no-sheet-count-check --json > "$dir/real.txt.part" 2>&1 \
       && mv "$dir/real.txt.part" "$dir/real.txt" || echo "real-frame run failed for $dir: see $dir/real.txt.part" >&2
   done
 }

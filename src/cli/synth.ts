@@ -6,6 +6,7 @@ import { CATHODE_LOOK_LIMITS, renderFrame, type SynthFrame } from '../synth/fram
 import { DEFAULT_WORKERS, renderDataset } from '../synth/pool.ts';
 import { montage } from '../synth/preview.ts';
 import { frameSeed } from '../synth/prng.ts';
+import { makeRecipe } from '../inspect/recipe.ts';
 import { intOption, numberOption, parse, rangeOption } from './args.ts';
 
 const OPTIONS = {
@@ -21,6 +22,7 @@ const OPTIONS = {
   'cathode-thickness': { type: 'string' },
   'cathode-contrast': { type: 'string' },
   'hidden-missing': { type: 'string' },
+  anodes: { type: 'string' },
   preview: { type: 'string' },
 } as const;
 
@@ -40,7 +42,11 @@ export async function run(argv: string[]): Promise<number> {
   const cathodeThickness = rangeOption(values['cathode-thickness'], 'cathode-thickness', ...CATHODE_LOOK_LIMITS.cathodeThickness);
   const cathodeContrast = rangeOption(values['cathode-contrast'], 'cathode-contrast', ...CATHODE_LOOK_LIMITS.cathodeContrast);
   const hiddenMissing = values['hidden-missing'] === undefined ? undefined : numberOption(values['hidden-missing'], 'hidden-missing', 0, 0, 1);
-  const frame = { width, height, depth, cathodeScatterPx, cathodeThickness, cathodeContrast, hiddenMissing };
+  // Another recipe's stack (the recipe section's anodes): its keypoints name the dataset's, so a
+  // model trained on it fits a station configured with that many anodes.
+  const anodes = values.anodes === undefined ? undefined : intOption(values.anodes, 'anodes', 16, 2, 200);
+  const recipe = anodes === undefined ? undefined : makeRecipe(`stack-a${anodes}c${anodes - 1}`, anodes);
+  const frame = { width, height, depth, cathodeScatterPx, cathodeThickness, cathodeContrast, hiddenMissing, recipe };
 
   if (values.preview !== undefined) {
     if (values.out !== undefined || values.count !== undefined) throw new UsageError('--preview writes one montage: leave out --out and --count');

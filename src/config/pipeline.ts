@@ -28,7 +28,7 @@ export function pipelineOptionsFromConfig(config: Config, log?: Logger): Omit<Pi
     polish: p.polish,
     tipCheck: p.tipCheck,
     sharedTipCheck: p.sharedTipCheck,
-    sheetGapCheck: p.sheetGapCheck,
+    sheetCountCheck: p.sheetCountCheck,
     flipTest: p.flipTest,
     roiCandidates: p.roiCandidates,
     maxFrameSide: p.maxFrameSide,

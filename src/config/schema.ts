@@ -36,7 +36,7 @@ export interface Config {
     polish: boolean;
     tipCheck: boolean;
     sharedTipCheck: boolean;
-    sheetGapCheck: boolean;
+    sheetCountCheck: boolean;
     flipTest: boolean;
     roiCandidates: number;
     decode: 'argmax' | 'dark';
@@ -129,7 +129,7 @@ export const SCHEMA: Record<string, Field> = {
       polish: bool(true, 'move each pole to the apex a small CNN finds in a full-resolution patch around it (at most the card\'s maxMovePx)'),
       tipCheck: bool(true, "a cathode's confidence drops where the image shows no sheet ending at its tip (the step along the sheet, against the frame's other cathodes)"),
       sharedTipCheck: bool(true, 'one tip, one pole: of two poles of one kind within 0.3 anode pitches, the weaker gets confidence 0 (POLE_MISSING) if it is below 0.6'),
-      sheetGapCheck: bool(true, "every sheet has its pole: a cathode whose two anodes stand 2 median anode spacings apart or more (sheets between them without a pole: a stack with more sheets than the recipe) loses confidence from 1.8 spacings on, all of it at 2.2 (POLE_MISSING)"),
+      sheetCountCheck: bool(true, "the poles and the stack's sheets agree in number: a cathode whose two anodes stand 2 anode spacings apart (sheets between them without a pole: more sheets than the recipe) loses confidence from 1.8 spacings on, all of it at 2.2; in a frame with 2 or more tips that two poles of one kind claim (fewer sheets than the recipe), the weaker of each gets 0 (POLE_MISSING)"),
       flipTest: bool(false, 'the final model pass also runs its crop mirrored top-bottom and averages the heatmaps'),
       roiCandidates: int(3, 1, 16, "the ROI stage's candidate regions, best first, the model may look at before a frame is ROI_NOT_FOUND"),
       decode: oneOf(['argmax', 'dark'] as const, 'dark', 'heatmap peak decoding'),

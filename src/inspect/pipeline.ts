@@ -16,7 +16,7 @@ import { cardMismatch, HeatmapModel, ModelLoadError, PolishModel, type Logger, t
 import { applyPolish, polishPatches } from '../vision/polish.ts';
 import { cropForModelAsync, withMirrored } from '../vision/preprocess.ts';
 import { DEFAULT_REFINE_PARAMS, refinePoles, type RefineParams } from '../vision/refine.ts';
-import { checkCathodeTips, checkSharedTips, checkSheetGaps, DEFAULT_SHEET_GAP_PARAMS } from '../vision/tip-evidence.ts';
+import { checkCathodeTips, checkSharedTips, checkSheetCount, DEFAULT_SHEET_COUNT_PARAMS } from '../vision/tip-evidence.ts';
 import { backReachPx, DEFAULT_ROI_PARAMS, greyRange, roiBox, roiGroupsAsync, scaledThreshold, type RoiParams } from '../vision/roi.ts';
 import { DEFAULT_RECIPE, type Recipe, type Sheet } from './recipe.ts';
 import { Slots } from './slots.ts';
@@ -82,10 +82,12 @@ export interface PipelineOptions {
    *  neighbour of its kind becomes POLE_MISSING. A line that would rather scrap than ship a cell
    *  measured on a shared tip keeps it on; it costs some overkill at fine pitch. */
   sharedTipCheck: boolean;
-  /** Every sheet has its pole (vision/tip-evidence.ts, checkSheetGaps): a cathode whose anodes stand
-   *  two anode spacings apart or more, with sheets between them that no pole stands for, becomes
-   *  POLE_MISSING. It is how a stack with more sheets than the recipe shows. */
-  sheetGapCheck: boolean;
+  /** The poles and the stack's sheets agree in number (vision/tip-evidence.ts, checkSheetCount): a
+   *  cathode whose anodes stand two anode spacings apart, with sheets between them that no pole
+   *  stands for, becomes POLE_MISSING, and so does the weaker pole of each tip two poles claim in a
+   *  frame with two such tips or more. That is how stacks with more or fewer sheets than the
+   *  recipe show. */
+  sheetCountCheck: boolean;
   /** How many of the ROI stage's candidate regions (best first) the model may look at before the
    *  frame is ROI_NOT_FOUND: the next one is tried when the model sees no stack in a box. */
   roiCandidates: number;
@@ -118,7 +120,7 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   polish: true,
   tipCheck: true,
   sharedTipCheck: true,
-  sheetGapCheck: true,
+  sheetCountCheck: true,
   roiCandidates: 3,
   maxFrameSide: SPEC_LIMITS.maxSide,
   analysisSlots: Number.POSITIVE_INFINITY,
@@ -179,8 +181,8 @@ const ms = (t: number) => Math.round((performance.now() - t) * 100) / 100;
 export class Pipeline {
   /** Buffers grey PNG frames are decoded into by judge(), reused from frame to frame. */
   private readonly pixels = new FrameBufferPool();
-  /** Whether the journal has been told what a frame with sheets no pole stands for may mean. */
-  private sheetGapNoted = false;
+  /** Which sheet-count mismatches the journal has been told of (noteSheetCount). */
+  private readonly sheetCountNoted = new Set<'more' | 'fewer'>();
   /** Frames past the decode wait here for one of options.analysisSlots. */
   private readonly analysisSlots: Slots;
 
@@ -365,7 +367,7 @@ export class Pipeline {
   /** The decode / refinement settings in effect (eval varies them per run). */
   variant(): Variant {
     const o = this.options;
-    return { decode: o.decode, refine: o.refine, corners: o.corners, refineParams: o.refineParams, polish: o.polish, tipCheck: o.tipCheck, sharedTipCheck: o.sharedTipCheck, sheetGapCheck: o.sheetGapCheck };
+    return { decode: o.decode, refine: o.refine, corners: o.corners, refineParams: o.refineParams, polish: o.polish, tipCheck: o.tipCheck, sharedTipCheck: o.sharedTipCheck, sheetCountCheck: o.sheetCountCheck };
   }
 
   /** CNN poles and the poles as the variant corrects them (corners, polish, tip check). */
@@ -381,34 +383,41 @@ export class Pipeline {
       located = await this.polish(a, located);
       timingsMs.polish = ms(t);
     }
-    if (!v.tipCheck && !v.sharedTipCheck && !v.sheetGapCheck) return { cnn, poles: located };
+    if (!v.tipCheck && !v.sharedTipCheck && !v.sheetCountCheck) return { cnn, poles: located };
     t = now();
     const { recipe } = this.options;
     let poles = located;
     if (v.tipCheck) poles = { ...poles, conf: checkCathodeTips(a.image, a.orientation, poles, recipe.sheets, recipe.minConfidence) };
     if (v.sharedTipCheck) poles = { ...poles, conf: checkSharedTips(a.image.width, a.image.height, a.orientation, poles, recipe.sheets) };
-    if (v.sheetGapCheck) {
-      const gaps = checkSheetGaps(a.image.width, a.image.height, a.orientation, poles, recipe.sheets);
-      poles = { ...poles, conf: gaps.conf };
-      this.noteSheetGap(gaps.spacings, recipe);
+    if (v.sheetCountCheck) {
+      const count = checkSheetCount(a.image.width, a.image.height, a.orientation, poles, recipe.sheets);
+      poles = { ...poles, conf: count.conf };
+      this.noteSheetCount(count, recipe);
     }
     timingsMs.tips = ms(t);
     return { cnn, poles };
   }
 
-  /** The first frame with sheets no pole stands for tells the journal what it may mean, once: on a
-   *  line whose cells do not fit the recipe every frame would, and the verdicts say the rest. */
-  private noteSheetGap(spacings: Float64Array, recipe: Recipe): void {
-    if (this.sheetGapNoted) return;
-    const i = spacings.findIndex((s) => s >= DEFAULT_SHEET_GAP_PARAMS.emptyFrom);
-    if (i < 0) return;
-    this.sheetGapNoted = true;
-    this.options.log?.(
-      'warning',
-      `a frame shows sheets without a pole between ${recipe.keypoints[i - 1]} and ${recipe.keypoints[i + 1]} (${spacings[i]!.toFixed(1)} anode spacings apart): ` +
-        `${recipe.keypoints[i]} is POLE_MISSING. If most frames FAIL this way, the cells may have more sheets than recipe '${recipe.name}' ` +
-        `(${recipe.sheets.filter((s) => s === 'A').length} anodes), and the model knows only that recipe (said once)`,
-    );
+  /** The first frame whose poles and sheets disagree in number tells the journal what it may mean,
+   *  once a kind: on a line whose cells do not fit the recipe every frame would, and the verdicts
+   *  say the rest. */
+  private noteSheetCount({ spacings, shared }: { spacings: Float64Array; shared: number }, recipe: Recipe): void {
+    const names = recipe.keypoints;
+    const gap = spacings.findIndex((s) => s >= DEFAULT_SHEET_COUNT_PARAMS.emptyFrom);
+    const notes = {
+      more: gap > 0 && `sheets without a pole between ${names[gap - 1]} and ${names[gap + 1]} (${spacings[gap]!.toFixed(1)} anode spacings apart)`,
+      fewer: shared >= DEFAULT_SHEET_COUNT_PARAMS.manyShared && `${shared} tips that two poles each claim`,
+    };
+    for (const kind of ['more', 'fewer'] as const) {
+      if (!notes[kind] || this.sheetCountNoted.has(kind)) continue;
+      this.sheetCountNoted.add(kind);
+      const anodes = recipe.sheets.filter((k) => k === 'A').length;
+      this.options.log?.(
+        'warning',
+        `a frame shows ${notes[kind]}: POLE_MISSING. If most frames FAIL this way, the cells may have ${kind} sheets than recipe '${recipe.name}' ` +
+          `(${anodes} anodes), and the model knows only that recipe (said once)`,
+      );
+    }
   }
 
   /** Corners, ROI, crop and model for one decoded frame. Throws FrameError. */
@@ -686,8 +695,8 @@ export interface Variant {
   tipCheck: boolean;
   /** One tip, one pole (PipelineOptions.sharedTipCheck). */
   sharedTipCheck: boolean;
-  /** Every sheet has its pole (PipelineOptions.sheetGapCheck). */
-  sheetGapCheck: boolean;
+  /** The poles and the sheets agree in number (PipelineOptions.sheetCountCheck). */
+  sheetCountCheck: boolean;
   recipe?: Recipe;
 }
 

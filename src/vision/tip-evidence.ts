@@ -1,6 +1,6 @@
 // The tip checks on the poles the model placed. Here, image evidence for each cathode tip: does
 // a sheet end there? (And at the end, checkSharedTips: no two poles of one kind share a tip; and
-// checkSheetGaps: no sheets without a pole between a cathode's two anodes.)
+// checkSheetCount: the poles and the stack's sheets agree in number.)
 // Behind a cathode's apex (toward the stack) the cathode lies between its two anodes; ahead of it
 // there is only the gap between those anodes. So the mean intensity along the sheet's line
 // changes across a true tip, by about the same step at every cathode of a frame. The model
@@ -113,6 +113,33 @@ export interface SharedTipParams {
 
 export const DEFAULT_SHARED_TIP_PARAMS: SharedTipParams = { within: 0.3, weakBelow: 0.6 };
 
+type Poles = { x: Float64Array; y: Float64Array; conf: Float64Array };
+
+/** Distances across the sheets (canonical y) and the frame's anode spacing: the median over
+ *  neighbouring anodes placed (NaN with fewer than 3). */
+function acrossSheets(width: number, height: number, orientation: Orientation, { x, y }: Poles, sheets: readonly Sheet[]) {
+  const { eyx, eyy } = canonicalAffine(width, height, orientation);
+  const across = (a: number, b: number) => Math.abs((x[b]! - x[a]!) * eyx + (y[b]! - y[a]!) * eyy);
+  const anodes = sheets.flatMap((s, i) => (s === 'A' && Number.isFinite(x[i]!) && Number.isFinite(y[i]!) ? [i] : []));
+  const spacing = anodes.length < 3 ? Number.NaN : median(anodes.slice(1).map((b, k) => across(anodes[k]!, b)));
+  return { across, anodes, spacing };
+}
+
+/** The tips two poles of one kind claim: the pairs within `within` anode spacings, weaker pole first. */
+function sharedTips(width: number, height: number, orientation: Orientation, poles: Poles, sheets: readonly Sheet[], within: number): [number, number][] {
+  const { x, y, conf } = poles;
+  const { spacing } = acrossSheets(width, height, orientation, poles, sheets);
+  if (!(spacing > 0)) return [];
+  const pairs: [number, number][] = [];
+  for (let i = 0; i < sheets.length; i++) {
+    for (let j = i + 1; j < sheets.length; j++) {
+      if (sheets[j] !== sheets[i] || !(Math.hypot(x[i]! - x[j]!, y[i]! - y[j]!) < within * spacing)) continue;
+      pairs.push(conf[i]! <= conf[j]! ? [i, j] : [j, i]);
+    }
+  }
+  return pairs;
+}
+
 /**
  * One tip, one pole: where two poles of the same kind (anode and anode, cathode and cathode) sit
  * within `within` x the anode pitch of each other, the weaker one, if below `weakBelow`, has no
@@ -125,69 +152,64 @@ export function checkSharedTips(
   width: number,
   height: number,
   orientation: Orientation,
-  poles: { x: Float64Array; y: Float64Array; conf: Float64Array },
+  poles: Poles,
   sheets: readonly Sheet[],
   p: SharedTipParams = DEFAULT_SHARED_TIP_PARAMS,
 ): Float64Array {
-  const { x, y } = poles;
   const conf = Float64Array.from(poles.conf);
-  const { eyx, eyy } = canonicalAffine(width, height, orientation);
-  const anodes = sheets.flatMap((s, i) => (s === 'A' && Number.isFinite(x[i]!) && Number.isFinite(y[i]!) ? [i] : []));
-  const spacings = anodes.slice(1).map((b, k) => Math.abs((x[b]! - x[anodes[k]!]!) * eyx + (y[b]! - y[anodes[k]!]!) * eyy));
-  if (spacings.length < 2) return conf;
-  const near = p.within * median(spacings);
-  for (let i = 0; i < sheets.length; i++) {
-    for (let j = i + 1; j < sheets.length; j++) {
-      if (sheets[j] !== sheets[i] || !(Math.hypot(x[i]! - x[j]!, y[i]! - y[j]!) < near)) continue;
-      const weaker = poles.conf[i]! <= poles.conf[j]! ? i : j;
-      if (poles.conf[weaker]! < p.weakBelow) conf[weaker] = 0;
-    }
+  for (const [weaker] of sharedTips(width, height, orientation, poles, sheets, p.within)) {
+    if (poles.conf[weaker]! < p.weakBelow) conf[weaker] = 0;
   }
   return conf;
 }
 
-export interface SheetGapParams {
-  /** A cathode keeps its confidence while its two anodes stand at most this many median anode
-   *  spacings apart... */
+export interface SheetCountParams {
+  /** A cathode keeps its confidence while its two anodes stand at most this many anode spacings
+   *  apart... */
   trustedUpTo: number;
   /** ...and keeps none of it from this many on: room for a sheet pair that no pole stands for. */
   emptyFrom: number;
+  /** A frame with this many tips claimed by two poles of one kind (within SharedTipParams.within)
+   *  has fewer sheets than poles: the weaker pole of each loses its claim, however confident. */
+  manyShared: number;
 }
 
-export const DEFAULT_SHEET_GAP_PARAMS: SheetGapParams = { trustedUpTo: 1.8, emptyFrom: 2.2 };
+export const DEFAULT_SHEET_COUNT_PARAMS: SheetCountParams = { trustedUpTo: 1.8, emptyFrom: 2.2, manyShared: 2 };
 
 /**
- * Every sheet has its pole: a cathode whose two anodes stand much further apart (canonical y) than
- * the frame's median anode spacing has sheets between them that no pole stands for, so its
- * overhang is measured against anodes that are not its neighbours. Its confidence falls linearly
- * from 1x at `trustedUpTo` spacings to 0 at `emptyFrom` (POLE_MISSING). Where a stack has more
- * sheets than the recipe, the model puts the recipe's poles on the top and bottom sheets and skips
- * those in the middle: every one of the 34 real frames shows such a gap (2.1-12 spacings), where
- * 673 of the 674 PASS frames of the synthetic test set stay under 1.7 (docs/inference.md).
- * Returns the confidences and, per cathode, the spacings its anodes stand apart (NaN for anodes).
+ * The poles and the stack's sheets agree in number.
+ * - More sheets than poles: a cathode whose two anodes stand much further apart (canonical y) than
+ *   the frame's anode spacing has sheets between them that no pole stands for, and its overhang is
+ *   measured against anodes that are not its neighbours. Its confidence falls linearly from 1x at
+ *   `trustedUpTo` spacings to 0 at `emptyFrom` (POLE_MISSING). On a stack with more sheets than the
+ *   recipe the model puts its poles on the top and bottom sheets and skips the middle ones: 33 of
+ *   the 34 real frames show such a gap (2.1-12 spacings), where 673 of the 674 PASS frames of the
+ *   synthetic test set stay under 1.7.
+ * - Fewer sheets than poles: on a stack of 13-15 anodes against 16 the model puts two confident
+ *   poles on each of two or three tips. With `manyShared` such tips or more in a frame, the weaker
+ *   pole of each gets confidence 0; one alone is left to checkSharedTips (a blur merge at fine pitch).
+ * Returns the confidences, per cathode the spacings its anodes stand apart (NaN for anodes), and
+ * how many tips two poles claim (docs/inference.md, twenty-second session).
  */
-export function checkSheetGaps(
+export function checkSheetCount(
   width: number,
   height: number,
   orientation: Orientation,
-  poles: { x: Float64Array; y: Float64Array; conf: Float64Array },
+  poles: Poles,
   sheets: readonly Sheet[],
-  p: SheetGapParams = DEFAULT_SHEET_GAP_PARAMS,
-): { conf: Float64Array; spacings: Float64Array } {
-  const { x, y } = poles;
+  p: SheetCountParams = DEFAULT_SHEET_COUNT_PARAMS,
+): { conf: Float64Array; spacings: Float64Array; shared: number } {
   const conf = Float64Array.from(poles.conf);
   const spacings = new Float64Array(sheets.length).fill(Number.NaN);
-  const { eyx, eyy } = canonicalAffine(width, height, orientation);
-  const across = (a: number, b: number) => Math.abs((x[b]! - x[a]!) * eyx + (y[b]! - y[a]!) * eyy);
-  const anodes = sheets.flatMap((s, i) => (s === 'A' && Number.isFinite(x[i]!) && Number.isFinite(y[i]!) ? [i] : []));
-  if (anodes.length < 3) return { conf, spacings };
-  const unit = median(anodes.slice(1).map((b, k) => across(anodes[k]!, b)));
-  if (!(unit > 0)) return { conf, spacings };
+  const { across, anodes, spacing } = acrossSheets(width, height, orientation, poles, sheets);
+  if (!(spacing > 0)) return { conf, spacings, shared: 0 };
   for (let i = 1; i + 1 < sheets.length; i++) {
     // Recipes interleave A C A: a cathode's anodes are the sheets just above and below it.
     if (sheets[i] !== 'C' || !anodes.includes(i - 1) || !anodes.includes(i + 1)) continue;
-    spacings[i] = across(i - 1, i + 1) / unit;
+    spacings[i] = across(i - 1, i + 1) / spacing;
     conf[i] = conf[i]! * Math.min(1, Math.max(0, (p.emptyFrom - spacings[i]!) / (p.emptyFrom - p.trustedUpTo)));
   }
-  return { conf, spacings };
+  const shared = sharedTips(width, height, orientation, poles, sheets, DEFAULT_SHARED_TIP_PARAMS.within);
+  if (shared.length >= p.manyShared) for (const [weaker] of shared) conf[weaker] = 0;
+  return { conf, spacings, shared: shared.length };
 }
