@@ -31,19 +31,19 @@ describe.skipIf(!existsSync(REAL))('the pipeline on the real frames (../shared/r
   // The model's own verdicts need the sheet-count check off: every real stack has more sheets than
   // the recipe, and with the check (the default) every frame FAILs, whatever the model does.
   let pipeline: Pipeline;
-  let withGapCheck: Pipeline;
+  let withCountCheck: Pipeline;
   const judged = new Map<string, Result>();
   const judgedByDefaults = new Map<string, Result>();
 
   beforeAll(async () => {
     pipeline = await Pipeline.load({ providers: ['cpu'], sheetCountCheck: false });
     for await (const { name, result } of judgeRealFrames(pipeline, REAL)) judged.set(name, result);
-    withGapCheck = await Pipeline.load({ providers: ['cpu'] });
-    for await (const { name, result } of judgeRealFrames(withGapCheck, REAL)) judgedByDefaults.set(name, result);
+    withCountCheck = await Pipeline.load({ providers: ['cpu'] });
+    for await (const { name, result } of judgeRealFrames(withCountCheck, REAL)) judgedByDefaults.set(name, result);
   }, 240_000);
   afterAll(async () => {
     await pipeline?.close();
-    await withGapCheck?.close();
+    await withCountCheck?.close();
   });
 
   it('sees in every frame the sheets the recipe has no poles for: with the defaults each FAILs POLE_MISSING', () => {
