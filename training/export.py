@@ -9,8 +9,6 @@ import torch
 
 from hrnet import HRNet, count_macs, count_params
 
-RECIPE = 'stack-a16c15'
-
 
 def keypoint_names(anodes=16):
     names = []
@@ -56,6 +54,8 @@ def export(ckpt, onnx_path, card_path, extra=None):
     arch = dict(net.config)
     arch.update(type='HRNet', params=count_params(net), macs=macs, flops=2 * macs,
                 flopsNote=f'2 x multiply-accumulates of all convolutions for one {in_h}x{in_w} input')
+    # Recipes interleave A C A: K keypoints are (K + 1) / 2 anodes (the default recipe: 31, 16).
+    anodes = (ckpt['config']['keypoints'] + 1) // 2
     card = {
         'name': 'xpole-hrnet',
         'file': os.path.basename(onnx_path),
@@ -65,8 +65,8 @@ def export(ckpt, onnx_path, card_path, extra=None):
                   'normalization': 'zscore-per-crop', 'crop': 'training/xpole_crop.py (model contract)'},
         'output': {'name': 'heatmaps'},
         'heatmap': {'width': in_w // 4, 'height': in_h // 4, 'stride': 4, 'sigma': ckpt['sigma']},
-        'recipe': RECIPE,
-        'keypoints': keypoint_names(),
+        'recipe': f'stack-a{anodes}c{anodes - 1}',
+        'keypoints': keypoint_names(anodes),
         'opset': 13,
     }
     card.update(ckpt.get('card', {}))

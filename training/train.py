@@ -182,7 +182,21 @@ def main():
     init_info = None
     if a.init:
         init = torch.load(a.init)
-        net.load_state_dict(init['model'])
+        head_k = init['model']['head.weight'].shape[0]
+        if head_k != k:
+            # Another recipe: the backbone carries over; each new head channel starts as the old one
+            # of the same kind of sheet (anodes even, cathodes odd) at the nearest relative height.
+            state = {n_: v for n_, v in init['model'].items() if not n_.startswith('head.')}
+            net.load_state_dict(state, strict=False)
+            with torch.no_grad():
+                for j in range(k):
+                    at = j / (k - 1) * (head_k - 1)
+                    i = min(range(j % 2, head_k, 2), key=lambda c: abs(c - at))
+                    net.head.weight[j] = init['model']['head.weight'][i]
+                    net.head.bias[j] = init['model']['head.bias'][i]
+            log('init head mapped', fromKeypoints=head_k, toKeypoints=k)
+        else:
+            net.load_state_dict(init['model'])
         if init.get('foldedBn') and not a.freeze_bn:
             raise SystemExit(f'{a.init} has its BatchNorm folded into the convs (training/from_onnx.py): add --freeze-bn')
         with open(a.init, 'rb') as f:
