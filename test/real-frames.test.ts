@@ -55,6 +55,7 @@ describe.skipIf(!existsSync(REAL))('the pipeline on the real frames (../shared/r
     for (const [name, r] of judgedByDefaults) {
       expect([r.verdict, r.reasons.includes('POLE_MISSING')], name).toEqual(['FAIL', true]);
       const p = judged.get(name)!.poles;
+      // The frame's size does not matter here: the across-sheet direction depends on the orientation only.
       const { spacings } = checkSheetCount(1000, 1000, realOrientation(name), { x: Float64Array.from(p, (q) => q.x), y: Float64Array.from(p, (q) => q.y), conf: Float64Array.from(p, (q) => q.conf) }, DEFAULT_RECIPE.sheets);
       if (Math.max(...spacings.filter((v) => !Number.isNaN(v))) >= 2) gaps++;
     }

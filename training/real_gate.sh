@@ -2,13 +2,12 @@
 # The real-frame gate: the whole pipeline on the 34 real frames with each epoch a run kept
 # (train.py --keep-epochs), beside the epoch's validation NME. Defaults, but pipeline.sheetCountCheck
 # off: every real stack has more sheets than the recipe, so with the check every real frame FAILs
-# whatever the model does. The validation set is
-# synthetic; three fine-tunes in a row picked by it did worse on the real frames than the model they
-# started from, so an epoch to ship is picked here. It passes ("gate" column) with what
-# test/real-frames.test.ts asks of the shipped model (REAL_FRAME_GATE in bench/real-frames.ts: 0
-# ERROR, every frame the line named NG FAIL, every pole inside the authors' box on at least 32
-# frames). PASS falling below the shipped model's 17 is then the thing to look at: the frames
-# carry no labels beyond their boxes and some names.
+# whatever the model does. The validation set is synthetic; three fine-tunes in a row picked by it
+# did worse on the real frames than the model they started from, so an epoch to ship is picked here.
+# It passes ("gate" column) with what test/real-frames.test.ts asks of the shipped model
+# (REAL_FRAME_GATE in bench/real-frames.ts: 0 ERROR, every frame the line named NG FAIL, every pole
+# inside the authors' box on at least 32 frames). PASS falling below the shipped model's 17 is then
+# the thing to look at: the frames carry no labels beyond their boxes and some names.
 # Usage: [TRAIN_LOG=FILE] training/real_gate.sh WORK [--watch]: --watch waits for new epochs until
 # the run logs "done" (a run that dies before that leaves it waiting: stop it); TRAIN_LOG is the
 # run's --log (default WORK/train-log.jsonl).

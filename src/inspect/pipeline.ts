@@ -402,22 +402,20 @@ export class Pipeline {
    *  once a kind: on a line whose cells do not fit the recipe every frame would, and the verdicts
    *  say the rest. */
   private noteSheetCount({ spacings, shared }: { spacings: Float64Array; shared: number }, recipe: Recipe): void {
-    const names = recipe.keypoints;
-    const gap = spacings.findIndex((s) => s >= DEFAULT_SHEET_COUNT_PARAMS.emptyFrom);
-    const notes = {
-      more: gap > 0 && `sheets without a pole between ${names[gap - 1]} and ${names[gap + 1]} (${spacings[gap]!.toFixed(1)} anode spacings apart)`,
-      fewer: shared >= DEFAULT_SHEET_COUNT_PARAMS.manyShared && `${shared} tips that two poles each claim`,
-    };
-    for (const kind of ['more', 'fewer'] as const) {
-      if (!notes[kind] || this.sheetCountNoted.has(kind)) continue;
+    const note = (kind: 'more' | 'fewer', shows: () => string) => {
+      if (this.sheetCountNoted.has(kind)) return;
       this.sheetCountNoted.add(kind);
       const anodes = recipe.sheets.filter((k) => k === 'A').length;
       this.options.log?.(
         'warning',
-        `a frame shows ${notes[kind]}: POLE_MISSING. If most frames FAIL this way, the cells may have ${kind} sheets than recipe '${recipe.name}' ` +
+        `a frame shows ${shows()}: POLE_MISSING. If most frames FAIL this way, the cells may have ${kind} sheets than recipe '${recipe.name}' ` +
           `(${anodes} anodes), and the model knows only that recipe (said once)`,
       );
-    }
+    };
+    const gap = spacings.findIndex((s) => s >= DEFAULT_SHEET_COUNT_PARAMS.emptyFrom);
+    const names = recipe.keypoints;
+    if (gap > 0) note('more', () => `sheets without a pole between ${names[gap - 1]} and ${names[gap + 1]} (${spacings[gap]!.toFixed(1)} anode spacings apart)`);
+    if (shared >= DEFAULT_SHEET_COUNT_PARAMS.manyShared) note('fewer', () => `${shared} tips that two poles each claim`);
   }
 
   /** Corners, ROI, crop and model for one decoded frame. Throws FrameError. */

@@ -125,15 +125,12 @@ function acrossSheets(width: number, height: number, orientation: Orientation, {
   return { across, anodes, spacing };
 }
 
-/** The tips two poles of one kind claim: the pairs within `within` anode spacings, weaker pole first. */
-function sharedTips(width: number, height: number, orientation: Orientation, poles: Poles, sheets: readonly Sheet[], within: number): [number, number][] {
-  const { x, y, conf } = poles;
-  const { spacing } = acrossSheets(width, height, orientation, poles, sheets);
-  if (!(spacing > 0)) return [];
+/** The tips two poles of one kind claim: the pairs closer than `near` frame px, weaker pole first. */
+function sharedTips({ x, y, conf }: Poles, sheets: readonly Sheet[], near: number): [number, number][] {
   const pairs: [number, number][] = [];
   for (let i = 0; i < sheets.length; i++) {
     for (let j = i + 1; j < sheets.length; j++) {
-      if (sheets[j] !== sheets[i] || !(Math.hypot(x[i]! - x[j]!, y[i]! - y[j]!) < within * spacing)) continue;
+      if (sheets[j] !== sheets[i] || !(Math.hypot(x[i]! - x[j]!, y[i]! - y[j]!) < near)) continue;
       pairs.push(conf[i]! <= conf[j]! ? [i, j] : [j, i]);
     }
   }
@@ -157,7 +154,9 @@ export function checkSharedTips(
   p: SharedTipParams = DEFAULT_SHARED_TIP_PARAMS,
 ): Float64Array {
   const conf = Float64Array.from(poles.conf);
-  for (const [weaker] of sharedTips(width, height, orientation, poles, sheets, p.within)) {
+  const { spacing } = acrossSheets(width, height, orientation, poles, sheets);
+  if (!(spacing > 0)) return conf;
+  for (const [weaker] of sharedTips(poles, sheets, p.within * spacing)) {
     if (poles.conf[weaker]! < p.weakBelow) conf[weaker] = 0;
   }
   return conf;
@@ -209,7 +208,7 @@ export function checkSheetCount(
     spacings[i] = across(i - 1, i + 1) / spacing;
     conf[i] = conf[i]! * Math.min(1, Math.max(0, (p.emptyFrom - spacings[i]!) / (p.emptyFrom - p.trustedUpTo)));
   }
-  const shared = sharedTips(width, height, orientation, poles, sheets, DEFAULT_SHARED_TIP_PARAMS.within);
+  const shared = sharedTips(poles, sheets, DEFAULT_SHARED_TIP_PARAMS.within * spacing);
   if (shared.length >= p.manyShared) for (const [weaker] of shared) conf[weaker] = 0;
   return { conf, spacings, shared: shared.length };
 }
