@@ -6,8 +6,9 @@
 // too. --json ends with one JSON line of the sums and whether they pass REAL_FRAME_GATE, for
 // training/real_gate.sh. --no-sheet-count-check judges with pipeline.sheetCountCheck off: every real
 // stack has more sheets than the recipe, so with the check every frame FAILs, and only without it
-// do the verdicts say something about the model (the gate runs so).
-// Usage: npx tsx bench/real-pipeline.ts [--real ../shared/real-frames] [--model models/xpole-hrnet.onnx] [--no-sheet-count-check] [--json]
+// do the verdicts say something about the model (the gate runs so). --no-sheet-order decodes each
+// channel at its own argmax (pipeline.sheetOrder off).
+// Usage: npx tsx bench/real-pipeline.ts [--real ../shared/real-frames] [--model models/xpole-hrnet.onnx] [--no-sheet-count-check] [--no-sheet-order] [--json]
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pipeline } from '../src/inspect/pipeline.ts';
@@ -18,14 +19,17 @@ const { values: opt } = parseArgs({
     real: { type: 'string', default: '../shared/real-frames' },
     model: { type: 'string' },
     'no-sheet-count-check': { type: 'boolean', default: false },
+    'no-sheet-order': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
 const boxes = authorsBoxes(opt.real);
 const sheetCountCheck = !opt['no-sheet-count-check'];
-const pipeline = await Pipeline.load({ providers: ['cpu'], sheetCountCheck, ...(opt.model ? { modelPath: path.resolve(opt.model) } : {}) });
+const sheetOrder = !opt['no-sheet-order'];
+const off = [sheetCountCheck ? '' : 'the sheet-count check', sheetOrder ? '' : 'the sheet order'].filter(Boolean);
+const pipeline = await Pipeline.load({ providers: ['cpu'], sheetCountCheck, sheetOrder, ...(opt.model ? { modelPath: path.resolve(opt.model) } : {}) });
 console.log(
-  `# the pipeline on the real frames against the authors' boxes: model ${pipeline.model.name} (${pipeline.model.sha256.slice(0, 8)}), defaults${sheetCountCheck ? '' : ' but the sheet-count check off'}`,
+  `# the pipeline on the real frames against the authors' boxes: model ${pipeline.model.name} (${pipeline.model.sha256.slice(0, 8)}), defaults${off.length ? ` but ${off.join(' and ')} off` : ''}`,
 );
 console.log('| frame | verdict | reasons | roi IoU | box covered | poles inside the box |');
 console.log('|---|---|---|---|---|---|');

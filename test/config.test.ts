@@ -75,6 +75,12 @@ describe('config', () => {
     expect(() => parseConfig('pipeline:\n  sheetCountCheck: 1\n', 'c.yaml', {})).toThrow(/pipeline\.sheetCountCheck/);
   });
 
+  it('maps pipeline.sheetOrder onto the pipeline (on by default) and refuses a non-boolean', () => {
+    expect(pipelineOptionsFromConfig(parseConfig('', 'c.yaml', {})).sheetOrder).toBe(true);
+    expect(pipelineOptionsFromConfig(parseConfig('pipeline:\n  sheetOrder: false\n', 'c.yaml', {})).sheetOrder).toBe(false);
+    expect(() => parseConfig('pipeline:\n  sheetOrder: yes please\n', 'c.yaml', {})).toThrow(/pipeline\.sheetOrder/);
+  });
+
   it('names the field and the line of a bad value', () => {
     expect(errorOf('station:\n  line: L1\nmqtt:\n  verdictExpirySec: soon\n')).toBe(
       'x.yaml:4: mqtt.verdictExpirySec must be an integer from 1 to 86400, got "soon"',

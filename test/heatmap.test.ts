@@ -9,6 +9,7 @@ import {
   heatmapToFrame,
   mergeMirrored,
   quarterOffset,
+  sheetOrderCells,
 } from '../src/vision/heatmap.ts';
 import { boxToCanonical, toCanonical } from '../src/frame/orientation.ts';
 import { ORIENTATIONS, type Box } from '../src/types.ts';
@@ -185,5 +186,80 @@ describe('flip test (mergeMirrored)', () => {
 
   it('rejects heatmaps of the wrong size', () => {
     expect(() => mergeMirrored(new Float32Array(10), new Float32Array(K * W * H), { k: K, width: W, height: H })).toThrow(RangeError);
+  });
+});
+
+describe('decoding in the sheets\' order (sheetOrderCells)', () => {
+  /** Channels A0 C0 A1 C1 ... A(n-1) over a stack whose anode tips stand at column 25, cathode
+   *  tips at column 12, anode i at row 4 + 4i and cathode i at row 6 + 4i; `extra` adds a second
+   *  peak to a channel. */
+  function stack(anodes: number, extra: { channel: number; at: [number, number]; peak: number; own?: number }[] = []) {
+    const kinds: string[] = [];
+    const planes: Float32Array[] = [];
+    for (let i = 0; i < 2 * anodes - 1; i++) {
+      const anode = i % 2 === 0;
+      kinds.push(anode ? 'A' : 'C');
+      const j = i >> 1;
+      const own = extra.find((e) => e.channel === i)?.own ?? 1;
+      const plane = gaussianPlane(anode ? 25 : 12, anode ? 4 + 4 * j : 6 + 4 * j, 1.5, own);
+      for (const e of extra.filter((e) => e.channel === i)) {
+        const other = gaussianPlane(e.at[0], e.at[1], 1.5, e.peak);
+        for (let c = 0; c < plane.length; c++) plane[c] = Math.max(plane[c]!, other[c]!);
+      }
+      planes.push(plane);
+    }
+    const data = new Float32Array(planes.length * W * H);
+    planes.forEach((pl, i) => data.set(pl, i * W * H));
+    return { data, shape: { k: planes.length, width: W, height: H }, kinds };
+  }
+  const cellOf = (x: number, y: number) => y * W + x;
+  const argmaxes = (data: Float32Array, k: number) =>
+    Array.from({ length: k }, (_, c) => {
+      const hm = data.subarray(c * W * H, (c + 1) * W * H);
+      return hm.indexOf(Math.max(...hm));
+    });
+
+  it('gives a channel whose argmax is its neighbour\'s tip its own sheet\'s peak', () => {
+    // A3 (channel 6, row 16) answers a little more at A4's tip (row 20) than at its own.
+    const { data, shape, kinds } = stack(8, [{ channel: 6, at: [25, 20], peak: 1, own: 0.95 }]);
+    expect(argmaxes(data, shape.k)[6]).toBe(cellOf(25, 20));
+    const cells = sheetOrderCells(data, shape, kinds);
+    expect(cells[6]).toBe(cellOf(25, 16));
+    // Every other channel keeps its argmax, and the decoding follows the chosen cell.
+    const tops = argmaxes(data, shape.k);
+    for (let c = 0; c < shape.k; c++) if (c !== 6) expect(cells[c]).toBe(tops[c]);
+    const d = decodeHeatmaps(data, shape, { method: 'dark', sigma: 1.5, cells });
+    expect(d.hy[6]).toBeCloseTo(16, 1);
+    expect(d.conf[6]).toBeCloseTo(0.95, 2);
+  });
+
+  it('leaves a clear winner alone: the second peak must nearly match the first', () => {
+    // A second peak at the neighbour's tip of 0.3 against its own 1.0: the argmax already is the sheet's.
+    const { data, shape, kinds } = stack(8, [{ channel: 6, at: [25, 20], peak: 0.3 }]);
+    expect(Array.from(sheetOrderCells(data, shape, kinds))).toEqual(argmaxes(data, shape.k));
+  });
+
+  it('does not move confident poles for a weak channel (a missing sheet) whose peaks are out of order', () => {
+    // C2 (channel 5) is missing: its only answers are weak and far up the stack.
+    const { data, shape, kinds } = stack(8, [{ channel: 5, at: [12, 6], peak: 0.12, own: 0.08 }]);
+    const cells = sheetOrderCells(data, shape, kinds);
+    const tops = argmaxes(data, shape.k);
+    for (let c = 0; c < shape.k; c++) if (c !== 5) expect(cells[c]).toBe(tops[c]);
+  });
+
+  it('lets tips far apart along the sheets lean past each other', () => {
+    // C3 (channel 7) is recessed to column 1 and leans one row above C2's row: 11 columns apart.
+    const { data, shape, kinds } = stack(8, [{ channel: 7, at: [1, 13], peak: 1, own: 0.6 }]);
+    expect(argmaxes(data, shape.k)[7]).toBe(cellOf(1, 13));
+    expect(sheetOrderCells(data, shape, kinds)[7]).toBe(cellOf(1, 13));
+    // Without the allowance the order would pull it back onto its sheet's weaker answer.
+    expect(sheetOrderCells(data, shape, kinds, { candidates: 4, floor: 0.05, minStep: 0.5, weight: 1, lean: 0, confident: 0.5 })[7]).toBe(cellOf(12, 18));
+  });
+
+  it('keeps the argmaxes of a kind with fewer than 2 confident channels, and checks its arguments', () => {
+    const { data, shape, kinds } = stack(3);
+    const dim = data.map((v) => v * 0.3);
+    expect(Array.from(sheetOrderCells(dim, shape, kinds))).toEqual(argmaxes(dim, shape.k));
+    expect(() => sheetOrderCells(data, shape, kinds.slice(1))).toThrow(/4 sheet kinds for 5 channels/);
   });
 });

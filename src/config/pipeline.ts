@@ -29,6 +29,7 @@ export function pipelineOptionsFromConfig(config: Config, log?: Logger): Omit<Pi
     tipCheck: p.tipCheck,
     sharedTipCheck: p.sharedTipCheck,
     sheetCountCheck: p.sheetCountCheck,
+    sheetOrder: p.sheetOrder,
     flipTest: p.flipTest,
     roiCandidates: p.roiCandidates,
     maxFrameSide: p.maxFrameSide,

@@ -40,6 +40,7 @@ export interface Config {
     flipTest: boolean;
     roiCandidates: number;
     decode: 'argmax' | 'dark';
+    sheetOrder: boolean;
     inFlight: number;
     decodeAhead: number;
     maxFrameSide: number;
@@ -133,6 +134,7 @@ export const SCHEMA: Record<string, Field> = {
       flipTest: bool(false, 'the final model pass also runs its crop mirrored top-bottom and averages the heatmaps'),
       roiCandidates: int(3, 1, 16, "the ROI stage's candidate regions, best first, the model may look at before a frame is ROI_NOT_FOUND"),
       decode: oneOf(['argmax', 'dark'] as const, 'dark', 'heatmap peak decoding'),
+      sheetOrder: bool(true, "decode the channels together: a pole whose heatmap peaks nearly as high at its own sheet as at a neighbour's tip of its kind takes its own sheet (the poles of a kind follow the recipe's order, at least half a pitch apart)"),
       inFlight: int(2, 1, 8, 'frames analysed at once (corners to verdict), so stages of consecutive frames overlap'),
       decodeAhead: int(1, 0, 4, "frames decoded ahead while inFlight frames are analysed: a zlib PNG's serial inflate overlaps their analysis"),
       maxFrameSide: int(8192, 256, 65536, 'larger frames are refused (FRAME_TOO_LARGE)'),

@@ -11,7 +11,7 @@ import { FrameBufferPool } from '../frame/frame-buffers.ts';
 import { boxFromCanonical, boxToCanonical, canonicalAffine, fromCanonical, toCanonical } from '../frame/orientation.ts';
 import type { Box, Corners, ErrorReason, Image, Orientation, Pole, Result } from '../types.ts';
 import { detectCornersAsync } from '../vision/corners.ts';
-import { decodeHeatmaps, heatmapToCanonical, mergeMirrored, type DecodeMethod } from '../vision/heatmap.ts';
+import { decodeHeatmaps, heatmapToCanonical, mergeMirrored, sheetOrderCells, type DecodeMethod } from '../vision/heatmap.ts';
 import { cardMismatch, HeatmapModel, ModelLoadError, PolishModel, type Logger, type ModelOptions } from '../vision/model.ts';
 import { applyPolish, polishPatches } from '../vision/polish.ts';
 import { cropForModelAsync, withMirrored } from '../vision/preprocess.ts';
@@ -54,6 +54,9 @@ export interface PipelineOptions {
   /** Corner search radius (frame px), patch half side, histogram bins, sub-pixel corners. */
   refineParams: RefineParams;
   decode: DecodeMethod;
+  /** Decode the channels together, in the recipe's order (vision/heatmap.ts, sheetOrderCells):
+   *  a channel whose argmax is its neighbour's tip takes its own sheet's peak. */
+  sheetOrder: boolean;
   /** Run the model a second time on the box around the first pass's poles. */
   secondPass: boolean;
   /** A model for the first pass only, whose poles just place the second pass's box; used with
@@ -113,6 +116,7 @@ export const DEFAULT_PIPELINE_OPTIONS: PipelineOptions = {
   refine: true,
   refineParams: DEFAULT_REFINE_PARAMS,
   decode: 'dark',
+  sheetOrder: true,
   secondPass: true,
   secondPassBackReach: 1.25,
   flipTest: false,
@@ -587,7 +591,7 @@ export class Pipeline {
 
   /** CNN poles in frame pixels from the heatmaps (the deeper look's cathodes from its own). */
   decodePoles(a: Analysis, method: DecodeMethod): PoleSet {
-    const poles = this.decodeIn(a.image, a.orientation, a.crop, a.heatmaps, method);
+    const poles = this.decodeIn(a.image, a.orientation, a.crop, a.heatmaps, method, this.options.sheetOrder);
     if (a.deep) {
       const deep = this.decodeIn(a.image, a.orientation, a.deep.crop, a.deep.heatmaps, method);
       for (const i of a.deep.cathodes) {
@@ -600,10 +604,12 @@ export class Pipeline {
   }
 
   /** Poles in frame pixels from one pass's heatmaps over its box. */
-  private decodeIn(image: Image, orientation: Orientation, crop: Box, heatmaps: Float32Array, method: DecodeMethod): PoleSet {
+  private decodeIn(image: Image, orientation: Orientation, crop: Box, heatmaps: Float32Array, method: DecodeMethod, sheetOrder = false): PoleSet {
     const card = this.net.card;
     const k = card.keypoints.length;
-    const peaks = decodeHeatmaps(heatmaps, { k, width: card.heatmap.width, height: card.heatmap.height }, { method, sigma: card.heatmap.sigma });
+    const shape = { k, width: card.heatmap.width, height: card.heatmap.height };
+    const cells = sheetOrder ? sheetOrderCells(heatmaps, shape, this.options.recipe.sheets) : undefined;
+    const peaks = decodeHeatmaps(heatmaps, shape, { method, sigma: card.heatmap.sigma, cells });
     const { width, height } = image;
     const cb = boxToCanonical(crop, width, height, orientation);
     const x = new Float64Array(k);

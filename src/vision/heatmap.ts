@@ -26,6 +26,8 @@ export interface DecodeOptions {
   method: DecodeMethod;
   /** Training target sigma in heatmap cells: DARK smooths with the same kernel. */
   sigma: number;
+  /** The cell each channel is decoded at (row-major index in its plane); the argmax without it. */
+  cells?: Int32Array;
 }
 
 /** Decodes every channel of one sample's heatmaps (K x height x width, row-major). */
@@ -39,8 +41,7 @@ export function decodeHeatmaps(data: Float32Array, shape: HeatmapShape, opts: De
   const kernel = gaussianKernel(opts.sigma, DARK_KERNEL_RADIUS);
   for (let c = 0; c < k; c++) {
     const hm = data.subarray(c * plane, (c + 1) * plane);
-    let best = 0;
-    for (let i = 1; i < plane; i++) if (hm[i]! > hm[best]!) best = i;
+    const best = opts.cells ? opts.cells[c]! : argmax(hm);
     const ix = best % width;
     const iy = (best - ix) / width;
     conf[c] = hm[best]!;
@@ -56,6 +57,143 @@ export function decodeHeatmaps(data: Float32Array, shape: HeatmapShape, opts: De
     }
   }
   return { hx, hy, conf };
+}
+
+function argmax(hm: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < hm.length; i++) if (hm[i]! > hm[best]!) best = i;
+  return best;
+}
+
+export interface SheetOrderParams {
+  /** Peaks (local maxima) a channel offers, strongest first. */
+  candidates: number;
+  /** A local maximum below this value is no candidate (the argmax always is). */
+  floor: number;
+  /** Neighbouring poles of one kind closer across the sheets than this share of their pitch pay
+   *  `weight` per pitch short (overlapping or out of order). */
+  minStep: number;
+  weight: number;
+  /** Tips far apart along the sheets may lean past each other: the rows of two neighbours may
+   *  come this much closer per column between them without cost (tan 10 degrees, SPEC's lean). */
+  lean: number;
+  /** Channels whose argmax reaches this value give the pitch. */
+  confident: number;
+}
+
+export const DEFAULT_SHEET_ORDER_PARAMS: SheetOrderParams = { candidates: 4, floor: 0.05, minStep: 0.5, weight: 1, lean: 0.18, confident: 0.5 };
+
+/**
+ * The cell each channel is decoded at, chosen for the whole stack at once: the poles of one kind
+ * (`kinds[c]`, anodes or cathodes) follow the recipe's order from top to bottom (canonical y,
+ * heatmap rows), one pitch apart. Where the model hesitates between two neighbouring sheets of a
+ * kind, a channel's heatmap holds two peaks of nearly the same height and its argmax may be the
+ * neighbour's tip; its own is the other peak. Among each channel's strongest local maxima this
+ * picks, per kind, the sequence that maximizes the sum of peak values minus `weight` for every
+ * pitch by which two neighbours come closer than `minStep` pitches (overlapping or out of
+ * order), times the lower of their two peaks: a weak channel (a missing sheet's) moves no
+ * confident neighbour. A chain, solved exactly by dynamic programming. An anode and its cathode are not
+ * ordered against each other: tips that lean by SPEC's 10 degrees cross over the overhang. The
+ * pitch is the median slope of the confident argmaxes' rows over their order. A kind with fewer
+ * than 2 confident channels keeps its argmaxes.
+ */
+export function sheetOrderCells(
+  data: Float32Array,
+  shape: HeatmapShape,
+  kinds: readonly string[],
+  p: SheetOrderParams = DEFAULT_SHEET_ORDER_PARAMS,
+): Int32Array {
+  const { k, width, height } = shape;
+  if (kinds.length !== k) throw new RangeError(`sheetOrderCells: ${kinds.length} sheet kinds for ${k} channels`);
+  const plane = width * height;
+  const value = (c: number, cell: number) => data[c * plane + cell]!;
+  const cand: number[][] = [];
+  // Each candidate's position with HRNet's quarter offset: at fine pitch neighbouring tips lie
+  // 1-2 rows apart, and whole rows would read many as overlapping.
+  const at = new Map<number, [number, number]>();
+  for (let c = 0; c < k; c++) {
+    const hm = data.subarray(c * plane, (c + 1) * plane);
+    const peaks = localMaxima(hm, width, height, p.floor);
+    const top = argmax(hm);
+    if (!peaks.includes(top)) peaks.push(top);
+    peaks.sort((a, b) => hm[b]! - hm[a]!);
+    const kept = peaks.slice(0, p.candidates);
+    for (const cell of kept) at.set(c * plane + cell, quarterOffset(hm, width, height, cell % width, Math.floor(cell / width)));
+    cand.push(kept);
+  }
+  const col = (c: number, cell: number) => at.get(c * plane + cell)![0];
+  const row = (c: number, cell: number) => at.get(c * plane + cell)![1];
+  const cells = Int32Array.from(cand, (cs) => cs[0]!);
+  for (const kind of new Set(kinds)) {
+    const chain = [...kinds.keys()].filter((c) => kinds[c] === kind);
+    const pitch = medianPitch(chain.map((c) => (value(c, cells[c]!) >= p.confident ? row(c, cells[c]!) : Number.NaN)));
+    if (!(pitch > 0)) continue;
+    const penalty = (dy: number) => p.weight * Math.max(0, p.minStep - dy / pitch);
+    // cost[m]: the best score of the chain so far with its last channel at its m-th candidate.
+    let cost = cand[chain[0]!]!.map((cell) => value(chain[0]!, cell));
+    const from: Int32Array[] = [];
+    for (let n = 1; n < chain.length; n++) {
+      const b = chain[n - 1]!;
+      const c = chain[n]!;
+      const prev = cand[b]!;
+      const here = cand[c]!;
+      const back = new Int32Array(here.length);
+      cost = here.map((cell, m) => {
+        let best = -Infinity;
+        const v = value(c, cell);
+        prev.forEach((before, q) => {
+          const s = cost[q]! - Math.min(v, value(b, before)) * penalty(row(c, cell) - row(b, before) + p.lean * Math.abs(col(c, cell) - col(b, before)));
+          if (s > best) [best, back[m]] = [s, q];
+        });
+        return best + v;
+      });
+      from.push(back);
+    }
+    let m = cost.indexOf(Math.max(...cost));
+    for (let n = chain.length - 1; n >= 0; n--) {
+      cells[chain[n]!] = cand[chain[n]!]![m]!;
+      if (n > 0) m = from[n - 1]![m]!;
+    }
+  }
+  return cells;
+}
+
+/** The median of (row j - row i) / (j - i) over the pairs of known rows 2 or more apart in order. */
+function medianPitch(rows: number[]): number {
+  const slopes: number[] = [];
+  for (let i = 0; i < rows.length; i++) {
+    for (let j = i + 2; j < rows.length; j++) {
+      if (Number.isFinite(rows[i]!) && Number.isFinite(rows[j]!)) slopes.push((rows[j]! - rows[i]!) / (j - i));
+    }
+  }
+  if (slopes.length === 0) return Number.NaN;
+  slopes.sort((a, b) => a - b);
+  return slopes[slopes.length >> 1]!;
+}
+
+/** Cells no 8-neighbour exceeds, at or above `floor`. */
+function localMaxima(hm: Float32Array, width: number, height: number, floor: number): number[] {
+  const out: number[] = [];
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const v = hm[y * width + x]!;
+      if (!(v >= floor)) continue;
+      let peak = true;
+      for (let dy = -1; dy <= 1 && peak; dy++) {
+        const yy = y + dy;
+        if (yy < 0 || yy >= height) continue;
+        for (let dx = -1; dx <= 1; dx++) {
+          const xx = x + dx;
+          if (xx >= 0 && xx < width && hm[yy * width + xx]! > v) {
+            peak = false;
+            break;
+          }
+        }
+      }
+      if (peak) out.push(y * width + x);
+    }
+  }
+  return out;
 }
 
 /** HRNet's reference decoding: the argmax moved 0.25 cell toward the higher neighbour on each axis. */
