@@ -1,7 +1,8 @@
 // The ablation of the paper's Table 1 on a COCO dataset: HRNet alone vs + corner refinement with
 // N = 128, 256, 512 corners, each with argmax and DARK decoding, plus refinement variants
-// (radius, sub-pixel corners), and the polish model (thirteenth session) on top. One model pass per
-// frame; every variant decodes the same heatmaps.
+// (radius, sub-pixel corners), and the polish model (thirteenth session) on top. Every row decodes in
+// the sheets' order (pipeline.sheetOrder, twenty-third session) but one, the default without it.
+// One model pass per frame; every variant decodes the same heatmaps.
 // Usage: npx tsx bench/ablation.ts --dataset DIR [--model FILE] [--limit N] [--json OUT]
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -37,6 +38,7 @@ for (const radius of [4, 6]) {
 }
 rows.push({ name: '+ corners N=512 (dark), sub-pixel corners', v: { ...base, decode: 'dark', refine: true, corners: 512, refineParams: { ...DEFAULT_REFINE_PARAMS, subpixel: true } } });
 rows.push({ name: 'HRNet (dark) + polish', v: { ...base, decode: 'dark', refine: false, polish: true } });
+rows.push({ name: '+ corners N=512 (dark) + polish, each channel at its own peak (no sheet order)', v: { ...pipeline.variant(), corners: 512, sheetOrder: false } });
 rows.push({ name: '+ corners N=512 (dark) + polish (the default)', v: { ...pipeline.variant(), corners: 512 } });
 
 const dataset = readCocoDataset(values.dataset);

@@ -371,13 +371,13 @@ export class Pipeline {
   /** The decode / refinement settings in effect (eval varies them per run). */
   variant(): Variant {
     const o = this.options;
-    return { decode: o.decode, refine: o.refine, corners: o.corners, refineParams: o.refineParams, polish: o.polish, tipCheck: o.tipCheck, sharedTipCheck: o.sharedTipCheck, sheetCountCheck: o.sheetCountCheck };
+    return { decode: o.decode, sheetOrder: o.sheetOrder, refine: o.refine, corners: o.corners, refineParams: o.refineParams, polish: o.polish, tipCheck: o.tipCheck, sharedTipCheck: o.sharedTipCheck, sheetCountCheck: o.sheetCountCheck };
   }
 
   /** CNN poles and the poles as the variant corrects them (corners, polish, tip check). */
   async locatePoles(a: Analysis, v: Variant, timingsMs: Record<string, number> = {}): Promise<{ cnn: PoleSet; poles: PoleSet }> {
     let t = now();
-    const cnn = this.decodePoles(a, v.decode);
+    const cnn = this.decodePoles(a, v.decode, v.sheetOrder);
     timingsMs.heatmap = ms(t);
     t = now();
     let located = v.refine ? this.refine(a, cnn, v.corners, v.refineParams) : cnn;
@@ -510,7 +510,7 @@ export class Pipeline {
   private async deepLook(a: Analysis): Promise<Analysis['deep']> {
     const { recipe, secondPassBackReach } = this.options;
     const min = recipe.minConfidence;
-    const poles = this.decodePoles(a, 'dark');
+    const poles = this.decodePoles(a, 'dark', this.options.sheetOrder);
     const weak = recipe.sheets.flatMap((s, i) => (s === 'C' && poles.conf[i]! < min ? [i] : []));
     if (weak.length === 0) return undefined;
     const box = this.poleBox(a.image, a.orientation, poles, 2 * secondPassBackReach);
@@ -590,8 +590,8 @@ export class Pipeline {
   }
 
   /** CNN poles in frame pixels from the heatmaps (the deeper look's cathodes from its own). */
-  decodePoles(a: Analysis, method: DecodeMethod): PoleSet {
-    const poles = this.decodeIn(a.image, a.orientation, a.crop, a.heatmaps, method, this.options.sheetOrder);
+  decodePoles(a: Analysis, method: DecodeMethod, sheetOrder = false): PoleSet {
+    const poles = this.decodeIn(a.image, a.orientation, a.crop, a.heatmaps, method, sheetOrder);
     if (a.deep) {
       const deep = this.decodeIn(a.image, a.orientation, a.deep.crop, a.deep.heatmaps, method);
       for (const i of a.deep.cathodes) {
@@ -689,6 +689,8 @@ export class Pipeline {
 
 export interface Variant {
   decode: DecodeMethod;
+  /** The channels decoded together in the sheets' order (PipelineOptions.sheetOrder). */
+  sheetOrder: boolean;
   refine: boolean;
   /** Refinement looks at the first `corners` (strongest) corners only. */
   corners: number;
