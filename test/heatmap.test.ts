@@ -3,6 +3,7 @@ import {
   canonicalToHeatmap,
   DARK_KERNEL_RADIUS,
   darkStep,
+  DEFAULT_SHEET_ORDER_PARAMS,
   decodeHeatmaps,
   gaussianKernel,
   heatmapToCanonical,
@@ -253,7 +254,19 @@ describe('decoding in the sheets\' order (sheetOrderCells)', () => {
     expect(argmaxes(data, shape.k)[7]).toBe(cellOf(1, 13));
     expect(sheetOrderCells(data, shape, kinds)[7]).toBe(cellOf(1, 13));
     // Without the allowance the order would pull it back onto its sheet's weaker answer.
-    expect(sheetOrderCells(data, shape, kinds, { candidates: 4, floor: 0.05, minStep: 0.5, weight: 1, lean: 0, confident: 0.5 })[7]).toBe(cellOf(12, 18));
+    expect(sheetOrderCells(data, shape, kinds, { ...DEFAULT_SHEET_ORDER_PARAMS, lean: 0 })[7]).toBe(cellOf(12, 18));
+  });
+
+  it('moves a pole to a neighbouring sheet, never across the stack', () => {
+    // A7, the last anode (channel 14), has no tip of its own in view: it answers at A6's tip and,
+    // a little less, 4 pitches further down, where nothing of the recipe is. Its shared tip is left
+    // to the tip checks; the peak across the stack is no candidate.
+    const { data, shape, kinds } = stack(8, [
+      { channel: 14, at: [25, 28], peak: 1, own: 0 },
+      { channel: 14, at: [25, 44], peak: 0.9, own: 0 },
+    ]);
+    expect(sheetOrderCells(data, shape, kinds)[14]).toBe(cellOf(25, 28));
+    expect(sheetOrderCells(data, shape, kinds, { ...DEFAULT_SHEET_ORDER_PARAMS, reach: 10 })[14]).toBe(cellOf(25, 44));
   });
 
   it('keeps the argmaxes of a kind with fewer than 2 confident channels, and checks its arguments', () => {

@@ -77,11 +77,13 @@ export interface SheetOrderParams {
   /** Tips far apart along the sheets may lean past each other: the rows of two neighbours may
    *  come this much closer per column between them without cost (tan 10 degrees, SPEC's lean). */
   lean: number;
+  /** A confident channel's candidates lie at most this many pitches across the sheets from its argmax. */
+  reach: number;
   /** Channels whose argmax reaches this value give the pitch. */
   confident: number;
 }
 
-export const DEFAULT_SHEET_ORDER_PARAMS: SheetOrderParams = { candidates: 4, floor: 0.05, minStep: 0.5, weight: 1, lean: 0.18, confident: 0.5 };
+export const DEFAULT_SHEET_ORDER_PARAMS: SheetOrderParams = { candidates: 4, floor: 0.05, minStep: 0.5, weight: 1, lean: 0.18, reach: 1.5, confident: 0.5 };
 
 /**
  * The cell each channel is decoded at, chosen for the whole stack at once: the poles of one kind
@@ -92,10 +94,11 @@ export const DEFAULT_SHEET_ORDER_PARAMS: SheetOrderParams = { candidates: 4, flo
  * picks, per kind, the sequence that maximizes the sum of peak values minus `weight` for every
  * pitch by which two neighbours come closer than `minStep` pitches (overlapping or out of
  * order), times the lower of their two peaks: a weak channel (a missing sheet's) moves no
- * confident neighbour. A chain, solved exactly by dynamic programming. An anode and its cathode are not
- * ordered against each other: tips that lean by SPEC's 10 degrees cross over the overhang. The
- * pitch is the median slope of the confident argmaxes' rows over their order. A kind with fewer
- * than 2 confident channels keeps its argmaxes.
+ * confident neighbour. A chain, solved exactly by dynamic programming. A confident channel's
+ * candidates lie within `reach` pitches of its argmax: a slip is to a neighbouring sheet, not
+ * across the stack. An anode and its cathode are not ordered against each other: tips that lean
+ * by SPEC's 10 degrees cross over the overhang. The pitch is the median slope of the confident
+ * argmaxes' rows over their order. A kind with fewer than 2 confident channels keeps its argmaxes.
  */
 export function sheetOrderCells(
   data: Float32Array,
@@ -129,6 +132,12 @@ export function sheetOrderCells(
     const pitch = medianPitch(chain.map((c) => (value(c, cells[c]!) >= p.confident ? row(c, cells[c]!) : Number.NaN)));
     if (!(pitch > 0)) continue;
     const penalty = (dy: number) => p.weight * Math.max(0, p.minStep - dy / pitch);
+    // A confident channel slips to a neighbouring sheet at most: its peaks further across the stack
+    // are no candidates. A weak channel's argmax says nothing about where its sheet is.
+    for (const c of chain) {
+      if (value(c, cells[c]!) < p.confident) continue;
+      cand[c] = cand[c]!.filter((cell) => Math.abs(row(c, cell) - row(c, cells[c]!)) <= p.reach * pitch);
+    }
     // cost[m]: the best score of the chain so far with its last channel at its m-th candidate.
     let cost = cand[chain[0]!]!.map((cell) => value(chain[0]!, cell));
     const from: Int32Array[] = [];
