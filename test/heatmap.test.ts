@@ -13,6 +13,7 @@ import {
   sheetOrderCells,
 } from '../src/vision/heatmap.ts';
 import { boxToCanonical, toCanonical } from '../src/frame/orientation.ts';
+import type { Sheet } from '../src/inspect/recipe.ts';
 import { ORIENTATIONS, type Box } from '../src/types.ts';
 
 const W = 32;
@@ -195,7 +196,7 @@ describe('decoding in the sheets\' order (sheetOrderCells)', () => {
    *  tips at column 12, anode i at row 4 + 4i and cathode i at row 6 + 4i; `extra` adds a second
    *  peak to a channel. */
   function stack(anodes: number, extra: { channel: number; at: [number, number]; peak: number; own?: number }[] = []) {
-    const kinds: string[] = [];
+    const kinds: Sheet[] = [];
     const planes: Float32Array[] = [];
     for (let i = 0; i < 2 * anodes - 1; i++) {
       const anode = i % 2 === 0;

@@ -590,7 +590,7 @@ export class Pipeline {
   }
 
   /** CNN poles in frame pixels from the heatmaps (the deeper look's cathodes from its own). */
-  decodePoles(a: Analysis, method: DecodeMethod, sheetOrder = false): PoleSet {
+  decodePoles(a: Analysis, method: DecodeMethod, sheetOrder: boolean): PoleSet {
     const poles = this.decodeIn(a.image, a.orientation, a.crop, a.heatmaps, method, sheetOrder);
     if (a.deep) {
       const deep = this.decodeIn(a.image, a.orientation, a.deep.crop, a.deep.heatmaps, method);

@@ -3,6 +3,7 @@
 // with the 2x2 Hessian, as mmpose's refine_keypoints_dark). Positions are continuous heatmap
 // coordinates (cell centres at integers) and map back through the model contract's grid.
 import { boxToCanonical, fromCanonical } from '../frame/orientation.ts';
+import type { Sheet } from '../inspect/recipe.ts';
 import type { Box, Orientation } from '../types.ts';
 
 export type DecodeMethod = 'argmax' | 'dark';
@@ -103,68 +104,75 @@ export const DEFAULT_SHEET_ORDER_PARAMS: SheetOrderParams = { candidates: 4, flo
 export function sheetOrderCells(
   data: Float32Array,
   shape: HeatmapShape,
-  kinds: readonly string[],
+  kinds: readonly Sheet[],
   p: SheetOrderParams = DEFAULT_SHEET_ORDER_PARAMS,
 ): Int32Array {
   const { k, width, height } = shape;
   if (kinds.length !== k) throw new RangeError(`sheetOrderCells: ${kinds.length} sheet kinds for ${k} channels`);
   const plane = width * height;
-  const value = (c: number, cell: number) => data[c * plane + cell]!;
-  const cand: number[][] = [];
-  // Each candidate's position with HRNet's quarter offset: at fine pitch neighbouring tips lie
-  // 1-2 rows apart, and whole rows would read many as overlapping.
-  const at = new Map<number, [number, number]>();
+  // Each candidate placed with HRNet's quarter offset: at fine pitch neighbouring tips lie 1-2
+  // rows apart, and whole rows would read many as overlapping.
+  const cand: Peak[][] = [];
   for (let c = 0; c < k; c++) {
     const hm = data.subarray(c * plane, (c + 1) * plane);
-    const peaks = localMaxima(hm, width, height, p.floor);
+    const cells = localMaxima(hm, width, height, p.floor);
     const top = argmax(hm);
-    if (!peaks.includes(top)) peaks.push(top);
-    peaks.sort((a, b) => hm[b]! - hm[a]!);
-    const kept = peaks.slice(0, p.candidates);
-    for (const cell of kept) at.set(c * plane + cell, quarterOffset(hm, width, height, cell % width, Math.floor(cell / width)));
-    cand.push(kept);
+    if (!cells.includes(top)) cells.push(top);
+    cells.sort((a, b) => hm[b]! - hm[a]!);
+    cand.push(
+      cells.slice(0, p.candidates).map((cell) => {
+        const [x, y] = quarterOffset(hm, width, height, cell % width, Math.floor(cell / width));
+        return { cell, x, y, v: hm[cell]! };
+      }),
+    );
   }
-  const col = (c: number, cell: number) => at.get(c * plane + cell)![0];
-  const row = (c: number, cell: number) => at.get(c * plane + cell)![1];
-  const cells = Int32Array.from(cand, (cs) => cs[0]!);
+  const chosen = cand.map((cs) => cs[0]!);
   for (const kind of new Set(kinds)) {
     const chain = [...kinds.keys()].filter((c) => kinds[c] === kind);
-    const pitch = medianPitch(chain.map((c) => (value(c, cells[c]!) >= p.confident ? row(c, cells[c]!) : Number.NaN)));
+    const pitch = medianPitch(chain.map((c) => (chosen[c]!.v >= p.confident ? chosen[c]!.y : Number.NaN)));
     if (!(pitch > 0)) continue;
-    const penalty = (dy: number) => p.weight * Math.max(0, p.minStep - dy / pitch);
     // A confident channel slips to a neighbouring sheet at most: its peaks further across the stack
     // are no candidates. A weak channel's argmax says nothing about where its sheet is.
     for (const c of chain) {
-      if (value(c, cells[c]!) < p.confident) continue;
-      cand[c] = cand[c]!.filter((cell) => Math.abs(row(c, cell) - row(c, cells[c]!)) <= p.reach * pitch);
+      const top = chosen[c]!;
+      if (top.v >= p.confident) cand[c] = cand[c]!.filter((q) => Math.abs(q.y - top.y) <= p.reach * pitch);
     }
-    // cost[m]: the best score of the chain so far with its last channel at its m-th candidate.
-    let cost = cand[chain[0]!]!.map((cell) => value(chain[0]!, cell));
+    const penalty = (a: Peak, b: Peak) => {
+      const across = b.y - a.y + p.lean * Math.abs(b.x - a.x);
+      return Math.min(a.v, b.v) * p.weight * Math.max(0, p.minStep - across / pitch);
+    };
+    // cost[m]: the best score of the chain so far with its last channel at its m-th candidate;
+    // from[n][m]: the candidate of the channel before that gives it.
+    let cost = cand[chain[0]!]!.map((q) => q.v);
     const from: Int32Array[] = [];
     for (let n = 1; n < chain.length; n++) {
-      const b = chain[n - 1]!;
-      const c = chain[n]!;
-      const prev = cand[b]!;
-      const here = cand[c]!;
-      const back = new Int32Array(here.length);
-      cost = here.map((cell, m) => {
+      const prev = cand[chain[n - 1]!]!;
+      const back = new Int32Array(cand[chain[n]!]!.length);
+      cost = cand[chain[n]!]!.map((here, m) => {
         let best = -Infinity;
-        const v = value(c, cell);
         prev.forEach((before, q) => {
-          const s = cost[q]! - Math.min(v, value(b, before)) * penalty(row(c, cell) - row(b, before) + p.lean * Math.abs(col(c, cell) - col(b, before)));
+          const s = cost[q]! - penalty(before, here);
           if (s > best) [best, back[m]] = [s, q];
         });
-        return best + v;
+        return best + here.v;
       });
       from.push(back);
     }
     let m = cost.indexOf(Math.max(...cost));
     for (let n = chain.length - 1; n >= 0; n--) {
-      cells[chain[n]!] = cand[chain[n]!]![m]!;
+      chosen[chain[n]!] = cand[chain[n]!]![m]!;
       if (n > 0) m = from[n - 1]![m]!;
     }
   }
-  return cells;
+  return Int32Array.from(chosen, (q) => q.cell);
+}
+
+/** A heatmap peak: its cell, its position with the quarter offset, its value. */
+interface Peak {
+  cell: number;
+  x: number;
+  y: number;
+  v: number;
 }
 
 /** The median of (row j - row i) / (j - i) over the pairs of known rows 2 or more apart in order. */
