@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { evaluate, run } from '../src/cli/eval.ts';
+import { evaluate, run, variantFromFlags } from '../src/cli/eval.ts';
 import { readCocoDataset } from '../src/eval/coco.ts';
 import { keypointMetrics, type EvalSample } from '../src/eval/metrics.ts';
 import { encodePng } from '../src/frame/decode.ts';
-import { Pipeline } from '../src/inspect/pipeline.ts';
+import { DEFAULT_PIPELINE_OPTIONS, Pipeline, type Variant } from '../src/inspect/pipeline.ts';
 import { DEFAULT_RECIPE } from '../src/inspect/recipe.ts';
 import { renderFrame } from '../src/synth/frame.ts';
 import { DEFAULT_REFINE_PARAMS } from '../src/vision/refine.ts';
@@ -104,6 +104,17 @@ describe('xpole eval', () => {
     } finally {
       await pipeline.close();
     }
+  });
+
+  it('scores the configured variant with what the flags switch off or set, never switching on what the configuration turned off', () => {
+    const o = DEFAULT_PIPELINE_OPTIONS;
+    const configured: Variant = { decode: o.decode, sheetOrder: true, refine: true, corners: 512, refineParams: o.refineParams, polish: true, tipCheck: true, sharedTipCheck: true, sheetCountCheck: true };
+    expect(variantFromFlags(configured, { corners: 512, noRefine: false, noSheetOrder: false })).toEqual(configured);
+    const flagged = variantFromFlags(configured, { corners: 128, noRefine: true, noSheetOrder: true, decode: 'argmax' });
+    expect(flagged).toEqual({ ...configured, corners: 128, refine: false, sheetOrder: false, decode: 'argmax' });
+    // pipeline.refine: false or pipeline.sheetOrder: false in the configuration stay off without the flags.
+    const off = variantFromFlags({ ...configured, refine: false, sheetOrder: false }, { corners: 512, noRefine: false, noSheetOrder: false });
+    expect([off.refine, off.sheetOrder]).toEqual([false, false]);
   });
 
   it('names a missing dataset and a bad flag as usage errors', async () => {

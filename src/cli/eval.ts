@@ -1,4 +1,4 @@
-// `xpole eval --dataset DIR [--corners N] [--no-refine] [--decode argmax|dark] [--json]`: SPEC's
+// `xpole eval --dataset DIR [--corners N] [--no-refine] [--no-sheet-order] [--decode argmax|dark] [--json]`: SPEC's
 // metrics of the pipeline on a COCO dataset, each image in its own orientation. evaluate() scores
 // several decode/refine variants from one model pass per frame (the ablation uses it).
 import { readFile } from 'node:fs/promises';
@@ -131,6 +131,20 @@ function fmt(v: number | null, digits = 4): string {
   return v === null ? 'n/a' : v.toFixed(digits);
 }
 
+/** The variant `xpole eval` scores: the configured pipeline's, with what the flags switch off or set. */
+export function variantFromFlags(
+  configured: Variant,
+  flags: { corners: number; noRefine: boolean; noSheetOrder: boolean; decode?: Variant['decode'] },
+): Variant {
+  return {
+    ...configured,
+    corners: flags.corners,
+    refine: configured.refine && !flags.noRefine,
+    sheetOrder: configured.sheetOrder && !flags.noSheetOrder,
+    decode: flags.decode ?? configured.decode,
+  };
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(
     argv,
@@ -138,6 +152,7 @@ export async function run(argv: string[]): Promise<number> {
       dataset: { type: 'string' },
       corners: { type: 'string' },
       'no-refine': { type: 'boolean', default: false },
+      'no-sheet-order': { type: 'boolean', default: false },
       decode: { type: 'string' },
       json: { type: 'boolean', default: false },
       config: { type: 'string' },
@@ -159,12 +174,12 @@ export async function run(argv: string[]): Promise<number> {
   if (!pipeline) return 1;
   const tty = process.stderr.isTTY;
   try {
-    const variant: Variant = {
-      ...pipeline.variant(),
+    const variant = variantFromFlags(pipeline.variant(), {
       corners,
-      refine: !values['no-refine'],
-      decode: (values.decode as Variant['decode'] | undefined) ?? options.decode,
-    };
+      noRefine: values['no-refine']!,
+      noSheetOrder: values['no-sheet-order']!,
+      decode: values.decode as Variant['decode'] | undefined,
+    });
     const [score] = await evaluate(pipeline, dataset, [variant], {
       limit,
       onProgress: tty ? (done, total) => process.stderr.write(`\reval ${done}/${total}`) : undefined,

@@ -15,7 +15,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 const USAGE = `usage: xpole <command> [options]
   run [--config FILE]                                   the inspection daemon
   inspect FILE... [--config FILE] [--orientation O] [--json] [--overlay DIR]
-  eval --dataset DIR [--corners N] [--no-refine] [--decode argmax|dark] [--json]
+  eval --dataset DIR [--corners N] [--no-refine] [--no-sheet-order] [--decode argmax|dark] [--json]
   corners FILE [--threshold T] [--max N] [--json]
   synth --out DIR --count N [--seed S] [--defect-rate R] | synth --preview FILE.png
   history export [--since T] [--until T] [--format csv|jsonl] | history stats | history backup FILE`;
