@@ -1,7 +1,8 @@
 // Heatmaps -> pole positions. Two decoders: HRNet's argmax with the quarter offset toward the
 // higher neighbour, and DARK (Zhang et al. 2020: Gaussian-smoothed log heatmap, one Newton step
 // with the 2x2 Hessian, as mmpose's refine_keypoints_dark). Positions are continuous heatmap
-// coordinates (cell centres at integers) and map back through the model contract's grid.
+// coordinates (cell centres at integers) and map back through the model contract's grid. Which
+// cell a channel is decoded at is its argmax, or the peak sheetOrderCells picks for the whole stack.
 import { boxToCanonical, fromCanonical } from '../frame/orientation.ts';
 import type { Sheet } from '../inspect/recipe.ts';
 import type { Box, Orientation } from '../types.ts';
