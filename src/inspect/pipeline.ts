@@ -154,6 +154,9 @@ export interface Analysis {
   heatmaps: Float32Array;
   /** The deeper look's heatmaps and box, and the cathodes taken from it (deepLook). */
   deep?: { crop: Box; heatmaps: Float32Array; cathodes: number[] };
+  /** The cells the sheet order decodes `heatmaps` at, once decodePoles has chosen them: the deeper
+   *  look and the final poles (and each variant eval scores) read the same heatmaps. */
+  sheetCells?: Int32Array;
   timingsMs: Record<string, number>;
 }
 
@@ -538,13 +541,12 @@ export class Pipeline {
    * there: ROI_NOT_FOUND, not a FAIL whose reason would blame the cell.
    */
   private stackNotSeen(heatmaps: Float32Array, minConfident: number): FrameError | null {
-    const { keypoints, heatmap } = this.net.card;
-    const k = keypoints.length;
+    const shape = this.heatmapShape();
     const min = this.options.recipe.minConfidence;
-    const { conf } = decodeHeatmaps(heatmaps, { k, width: heatmap.width, height: heatmap.height }, { method: 'argmax', sigma: heatmap.sigma });
+    const { conf } = decodeHeatmaps(heatmaps, shape, { method: 'argmax', sigma: this.net.card.heatmap.sigma });
     const confident = conf.reduce((n, c) => (c >= min ? n + 1 : n), 0);
     if (confident >= minConfident) return null;
-    return new FrameError('ROI_NOT_FOUND', `the model sees no stack in the ROI: ${confident} of ${k} poles reach confidence ${min}`);
+    return new FrameError('ROI_NOT_FOUND', `the model sees no stack in the ROI: ${confident} of ${shape.k} poles reach confidence ${min}`);
   }
 
   private async runModel(net: HeatmapModel, image: Image, orientation: Orientation, box: Box, timingsMs: Record<string, number>, flip: boolean): Promise<Float32Array> {
@@ -591,7 +593,8 @@ export class Pipeline {
 
   /** CNN poles in frame pixels from the heatmaps (the deeper look's cathodes from its own). */
   decodePoles(a: Analysis, method: DecodeMethod, sheetOrder: boolean): PoleSet {
-    const poles = this.decodeIn(a.image, a.orientation, a.crop, a.heatmaps, method, sheetOrder);
+    const cells = sheetOrder ? (a.sheetCells ??= sheetOrderCells(a.heatmaps, this.heatmapShape(), this.options.recipe.sheets)) : undefined;
+    const poles = this.decodeIn(a.image, a.orientation, a.crop, a.heatmaps, method, cells);
     if (a.deep) {
       const deep = this.decodeIn(a.image, a.orientation, a.deep.crop, a.deep.heatmaps, method);
       for (const i of a.deep.cathodes) {
@@ -603,12 +606,16 @@ export class Pipeline {
     return poles;
   }
 
-  /** Poles in frame pixels from one pass's heatmaps over its box. */
-  private decodeIn(image: Image, orientation: Orientation, crop: Box, heatmaps: Float32Array, method: DecodeMethod, sheetOrder = false): PoleSet {
+  private heatmapShape(): { k: number; width: number; height: number } {
+    const { keypoints, heatmap } = this.net.card;
+    return { k: keypoints.length, width: heatmap.width, height: heatmap.height };
+  }
+
+  /** Poles in frame pixels from one pass's heatmaps over its box, each channel at its argmax or at `cells`. */
+  private decodeIn(image: Image, orientation: Orientation, crop: Box, heatmaps: Float32Array, method: DecodeMethod, cells?: Int32Array): PoleSet {
     const card = this.net.card;
-    const k = card.keypoints.length;
-    const shape = { k, width: card.heatmap.width, height: card.heatmap.height };
-    const cells = sheetOrder ? sheetOrderCells(heatmaps, shape, this.options.recipe.sheets) : undefined;
+    const shape = this.heatmapShape();
+    const { k } = shape;
     const peaks = decodeHeatmaps(heatmaps, shape, { method, sigma: card.heatmap.sigma, cells });
     const { width, height } = image;
     const cb = boxToCanonical(crop, width, height, orientation);
