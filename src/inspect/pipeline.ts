@@ -11,7 +11,7 @@ import { FrameBufferPool } from '../frame/frame-buffers.ts';
 import { boxFromCanonical, boxToCanonical, canonicalAffine, fromCanonical, toCanonical } from '../frame/orientation.ts';
 import type { Box, Corners, ErrorReason, Image, Orientation, Pole, Result } from '../types.ts';
 import { detectCornersAsync } from '../vision/corners.ts';
-import { decodeHeatmaps, heatmapToCanonical, mergeMirrored, sheetOrderCells, type DecodeMethod } from '../vision/heatmap.ts';
+import { decodeHeatmaps, heatmapToCanonical, mergeMirrored, sheetOrderCells, type DecodeMethod, type HeatmapShape } from '../vision/heatmap.ts';
 import { cardMismatch, HeatmapModel, ModelLoadError, PolishModel, type Logger, type ModelOptions } from '../vision/model.ts';
 import { applyPolish, polishPatches } from '../vision/polish.ts';
 import { cropForModelAsync, withMirrored } from '../vision/preprocess.ts';
@@ -606,7 +606,7 @@ export class Pipeline {
     return poles;
   }
 
-  private heatmapShape(): { k: number; width: number; height: number } {
+  private heatmapShape(): HeatmapShape {
     const { keypoints, heatmap } = this.net.card;
     return { k: keypoints.length, width: heatmap.width, height: heatmap.height };
   }
