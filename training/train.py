@@ -60,6 +60,15 @@ def anode_pitch(kps):
     return float(np.median(d)) if d else float('inf')
 
 
+def missing_balance(absent):
+    """Per frame, the mean over its absent poles of (mean absence count / that pole's count); 1 for a
+    frame with every pole. A pole absent more often than the others is not learnt as one that goes missing."""
+    count = absent.sum(0).astype(np.float64)
+    rarity = np.where(count > 0, count[count > 0].mean() / np.maximum(count, 1), 0.0)
+    n_absent = absent.sum(1)
+    return np.where(n_absent > 0, (absent * rarity).sum(1) / np.maximum(n_absent, 1), 1.0)
+
+
 def save_atomic(obj, path):
     """A run stopped while saving (a session's end) leaves the previous checkpoint whole."""
     torch.save(obj, path + '.part')
@@ -121,6 +130,9 @@ def main():
                    help='sampling weight of the other FAIL frames (an outlying overhang), against 1 for PASS frames')
     p.add_argument('--missing-boost', type=float, default=3.0,
                    help='sampling weight of frames with an absent pole (POLE_MISSING is rare otherwise)')
+    p.add_argument('--missing-balance', action='store_true',
+                   help='scale each such frame\'s weight by how rare its absent poles are in the training set, so '
+                        'every pole is seen absent about equally often (C10 is absent 17 times in 3000 frames, A3 4)')
     p.add_argument('--pitch-boost', type=float, default=1.0,
                    help='sampling weight of frames whose anode pitch is below --pitch-below (fine stacks, where most errors are)')
     p.add_argument('--pitch-below', type=float, default=13.0, help='anode-to-anode pitch in frame px for --pitch-boost')
@@ -279,9 +291,12 @@ def main():
             for m in net.modules():
                 if isinstance(m, torch.nn.BatchNorm2d):
                     m.eval()
-        if a.missing_boost != 1.0 or a.defect_boost != 1.0 or a.pitch_boost != 1.0:
+        if a.missing_boost != 1.0 or a.defect_boost != 1.0 or a.pitch_boost != 1.0 or a.missing_balance:
             failing = np.array([s.get('expectedVerdict') == 'FAIL' for s in train_s])
-            w = np.where((train_p[:, 0, :, 2] == 0).any(1), a.missing_boost, np.where(failing, a.defect_boost, 1.0))
+            absent = train_p[:, 0, :, 2] == 0
+            w = np.where(absent.any(1), a.missing_boost, np.where(failing, a.defect_boost, 1.0))
+            if a.missing_balance:
+                w = w * missing_balance(absent)
             w = w * np.where(np.array([anode_pitch(s['keypoints']) for s in train_s]) < a.pitch_below, a.pitch_boost, 1.0)
             perm = rng.choice(n, n, p=w / w.sum())
         else:
@@ -356,7 +371,7 @@ def main():
                                               + (f' + {a.presence_weight} * presence (peak - v)^2, absent x{a.absent_weight}'
                                                  if a.presence_weight else ''),
                                       'secondPassCrops': a.second_pass, 'frozenBn': a.freeze_bn,
-                                      'missingBoost': a.missing_boost, 'defectBoost': a.defect_boost, 'pitchBoost': a.pitch_boost, 'pitchBelow': a.pitch_below, 'seed': a.seed, 'init': init_info,
+                                      'missingBoost': a.missing_boost, 'missingBalance': a.missing_balance, 'defectBoost': a.defect_boost, 'pitchBoost': a.pitch_boost, 'pitchBelow': a.pitch_below, 'seed': a.seed, 'init': init_info,
                                       'trainFrames': n, 'valFrames': len(val_s),
                                       'minutes': round((time.time() - t0) / 60, 1)},
                          'validation': m}}
