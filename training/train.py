@@ -64,7 +64,8 @@ def missing_balance(absent):
     """Per frame, the mean over its absent poles of (mean absence count / that pole's count); 1 for a
     frame with every pole. A pole absent more often than the others is not learnt as one that goes missing."""
     count = absent.sum(0).astype(np.float64)
-    rarity = np.where(count > 0, count[count > 0].mean() / np.maximum(count, 1), 0.0)
+    mean = count.sum() / max(int((count > 0).sum()), 1)  # over the poles ever absent (none: no warning)
+    rarity = np.where(count > 0, mean / np.maximum(count, 1), 0.0)
     n_absent = absent.sum(1)
     return np.where(n_absent > 0, (absent * rarity).sum(1) / np.maximum(n_absent, 1), 1.0)
 
