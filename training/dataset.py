@@ -14,8 +14,6 @@ import numpy as np
 import xpole_crop as xc
 
 IN_W, IN_H = xc.INPUT_W, xc.INPUT_H
-STRIDE = 4
-HM_W, HM_H = IN_W // STRIDE, IN_H // STRIDE
 # The context crop is the ROI box grown by 1/8 of its size on every side: 160 x 320 at model scale
 # for a 128 x 256 input.
 CTX = 0.125
@@ -170,12 +168,19 @@ def prepare(samples, rois=None, variants=2, seed=0, log=print, second_pass=False
     return images, points, sizes, used_roi
 
 
-def targets(pts, sigma):
-    """Gaussian heatmaps [K, 64, 32], peak 1 at each keypoint's continuous heatmap position; v = 0 -> zeros."""
-    hx = (pts[:, 0] + 0.5) / STRIDE - 0.5
-    hy = (pts[:, 1] + 0.5) / STRIDE - 0.5
-    gx = np.arange(HM_W, dtype=np.float32)
-    gy = np.arange(HM_H, dtype=np.float32)
+def heatmap_size(stride):
+    """[width, height] of the heatmaps at `stride` input pixels a cell."""
+    return IN_W // stride, IN_H // stride
+
+
+def targets(pts, sigma, stride=4):
+    """Gaussian heatmaps [K, H, W] (64 x 32 at stride 4), peak 1 at each keypoint's continuous heatmap
+    position; v = 0 -> zeros."""
+    hm_w, hm_h = heatmap_size(stride)
+    hx = (pts[:, 0] + 0.5) / stride - 0.5
+    hy = (pts[:, 1] + 0.5) / stride - 0.5
+    gx = np.arange(hm_w, dtype=np.float32)
+    gy = np.arange(hm_h, dtype=np.float32)
     ex = np.exp(-((gx[None, :] - hx[:, None]) ** 2) / (2 * sigma * sigma))
     ey = np.exp(-((gy[None, :] - hy[:, None]) ** 2) / (2 * sigma * sigma))
     t = ey[:, :, None] * ex[:, None, :]

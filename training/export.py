@@ -22,7 +22,8 @@ def keypoint_names(anodes=16):
 def build(ckpt):
     cfg = ckpt['config']
     net = HRNet(keypoints=cfg['keypoints'], width=cfg['width'], stem=cfg['stem'],
-                stage1_blocks=cfg['stage1_blocks'], stage1_planes=cfg['stage1_planes'])
+                stage1_blocks=cfg['stage1_blocks'], stage1_planes=cfg['stage1_planes'],
+                head_stride=cfg.get('head_stride', 4))
     net.load_state_dict(ckpt['model'])
     net.eval()
     return net
@@ -44,6 +45,7 @@ def input_size(ckpt):
 def export(ckpt, onnx_path, card_path, extra=None):
     net = build(ckpt)
     in_w, in_h = input_size(ckpt)
+    stride = ckpt['config'].get('head_stride', 4)
     tmp = onnx_path + '.tmp'
     torch.onnx.export(net, torch.zeros(1, 1, in_h, in_w), tmp, opset_version=13,
                       input_names=['input'], output_names=['heatmaps'],
@@ -64,7 +66,7 @@ def export(ckpt, onnx_path, card_path, extra=None):
         'input': {'name': 'input', 'width': in_w, 'height': in_h, 'channels': 1,
                   'normalization': 'zscore-per-crop', 'crop': 'training/xpole_crop.py (model contract)'},
         'output': {'name': 'heatmaps'},
-        'heatmap': {'width': in_w // 4, 'height': in_h // 4, 'stride': 4, 'sigma': ckpt['sigma']},
+        'heatmap': {'width': in_w // stride, 'height': in_h // stride, 'stride': stride, 'sigma': ckpt['sigma']},
         'recipe': f'stack-a{anodes}c{anodes - 1}',
         'keypoints': keypoint_names(anodes),
         'opset': 13,

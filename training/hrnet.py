@@ -4,7 +4,9 @@ Stem: two 3x3 stride-2 convs (1/4 of the input). Stage 1: bottlenecks at 1/4. St
 keep 2, 3, 4 parallel branches at 1/4, 1/8, 1/16, 1/32 with widths W, 2W, 4W, 8W; every module
 ends in a multi-scale fusion (exchange unit: each branch receives the sum of all branches,
 upsampled by 1x1 conv + nearest upsampling or downsampled by strided 3x3 convs). The head is a
-1x1 conv on the highest-resolution branch: K heatmaps at 1/4 of the input.
+1x1 conv on the highest-resolution branch: K heatmaps at 1/4 of the input. With head_stride 2 an
+upsampling block comes first (a learnt 4x4 transposed conv, stride 2, and a 3x3 conv): heatmaps at
+1/2 of the input, where the finest stacks' neighbouring tips lie 3-4 cells apart instead of 1.6-2.
 """
 import torch
 import torch.nn as nn
@@ -100,12 +102,14 @@ class HighResolutionModule(nn.Module):
 
 class HRNet(nn.Module):
     def __init__(self, keypoints=31, width=18, stem=64, stage1_blocks=1, stage1_planes=64,
-                 blocks=2, modules=(1, 1, 1)):
+                 blocks=2, modules=(1, 1, 1), head_stride=4):
         super().__init__()
+        if head_stride not in (2, 4):
+            raise ValueError(f'head_stride {head_stride}: 4 (the backbone\'s finest branch) or 2 (one upsampling block)')
         self.config = dict(width=width, stem=stem, stage1={'bottlenecks': stage1_blocks, 'planes': stage1_planes},
                            stages=[{'branches': b + 2, 'modules': m, 'basicBlocksPerBranch': blocks}
                                    for b, m in enumerate(modules)],
-                           keypoints=keypoints)
+                           keypoints=keypoints, headStride=head_stride)
         self.stem = nn.Sequential(conv_bn(1, stem, 3, 2, True), conv_bn(stem, stem, 3, 2, True))
         c1 = stage1_planes * Bottleneck.expansion
         down = nn.Sequential(nn.Conv2d(stem, c1, 1, bias=False), nn.BatchNorm2d(c1, momentum=BN_MOMENTUM))
@@ -131,8 +135,29 @@ class HRNet(nn.Module):
                 HighResolutionModule(cur, blocks, multi_scale_output=not (last and m == n_modules - 1))
                 for m in range(n_modules)]))
             prev = cur
+        self.up = None
+        if head_stride == 2:
+            self.up = nn.Sequential(nn.ConvTranspose2d(widths[0], widths[0], 4, 2, 1, bias=False), nn.ReLU(inplace=True),
+                                    nn.Conv2d(widths[0], widths[0], 3, 1, 1), nn.ReLU(inplace=True))
         self.head = nn.Conv2d(widths[0], keypoints, 1)
         self._init()
+        if self.up is not None:
+            self.init_up_as_bilinear()
+
+    def init_up_as_bilinear(self):
+        """The upsampling block as plain bilinear upsampling of each channel: the branch's features
+        are non-negative (they leave a ReLU), so both ReLUs pass them, and a 1/4-stride head's
+        weights, loaded into `head`, start out giving its own heatmaps upsampled."""
+        deconv, conv = self.up[0], self.up[2]
+        w = torch.tensor([0.25, 0.75, 0.75, 0.25])
+        kernel = w[:, None] * w[None, :]
+        with torch.no_grad():
+            deconv.weight.zero_()
+            conv.weight.zero_()
+            conv.bias.zero_()
+            for c in range(deconv.weight.shape[0]):
+                deconv.weight[c, c] = kernel
+                conv.weight[c, c, 1, 1] = 1.0
 
     def _init(self):
         for m in self.modules():
@@ -155,7 +180,8 @@ class HRNet(nn.Module):
             xs = ys
             for module in stage:
                 xs = module(xs)
-        return self.head(xs[0])
+        x = xs[0] if self.up is None else self.up(xs[0])
+        return self.head(x)
 
 
 def count_params(model):
@@ -168,9 +194,11 @@ def count_macs(model, shape=(1, 1, 256, 128)):
 
     def hook(m, inp, out):
         k = m.kernel_size[0] * m.kernel_size[1]
+        if isinstance(m, nn.ConvTranspose2d):  # each input cell meets every kernel tap once
+            k //= m.stride[0] * m.stride[1]
         total[0] += out.numel() // out.shape[0] * (m.in_channels // m.groups) * k
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     was_training = model.training
     model.eval()
     with torch.no_grad():

@@ -1,8 +1,6 @@
 """The contract's heatmap decoding and SPEC's metrics (NME, PCK, PCS in percent of the bbox diagonal)."""
 import numpy as np
 
-STRIDE = 4
-
 
 def decode(heat):
     """Argmax + a quarter cell toward the higher neighbour (HRNet's reference decoding).
@@ -25,16 +23,17 @@ def decode(heat):
     return hx, hy, conf
 
 
-def heatmap_to_canonical(hx, hy, boxes, hm_w=32, hm_h=64):
-    """Continuous heatmap position -> canonical point through the crop's box [N, 4]."""
+def heatmap_to_canonical(hx, hy, boxes, hm_w, hm_h):
+    """Continuous heatmap position -> canonical point through the crop's box [N, 4] (heatmaps hm_w x hm_h)."""
     bx, by, bw, bh = (boxes[:, i:i + 1] for i in range(4))
     return bx + (hx + 0.5) * bw / hm_w, by + (hy + 0.5) * bh / hm_h
 
 
-def errors_percent(hx, hy, pts, sizes, diag, in_w=128, in_h=256):
-    """e = 100 * |pred - gt| / diag with gt in input pixels pts [N, K, 3] of a crop of canonical size sizes [N, 2]."""
-    px = (hx + 0.5) * STRIDE - 0.5
-    py = (hy + 0.5) * STRIDE - 0.5
+def errors_percent(hx, hy, pts, sizes, diag, stride, in_w=128, in_h=256):
+    """e = 100 * |pred - gt| / diag with gt in input pixels pts [N, K, 3] of a crop of canonical size sizes [N, 2],
+    predictions decoded from heatmaps at `stride` input pixels a cell."""
+    px = (hx + 0.5) * stride - 0.5
+    py = (hy + 0.5) * stride - 0.5
     dx = (px - pts[:, :, 0]) * sizes[:, 0:1] / in_w
     dy = (py - pts[:, :, 1]) * sizes[:, 1:2] / in_h
     return 100 * np.hypot(dx, dy) / diag[:, None]

@@ -110,7 +110,10 @@ def main():
     p.add_argument('--epochs', type=int, default=30)
     p.add_argument('--batch', type=int, default=32)
     p.add_argument('--lr', type=float, default=2e-3)
-    p.add_argument('--sigma', type=float, default=1.5)
+    p.add_argument('--sigma', type=float, default=1.5, help='target Gaussian sigma in heatmap cells')
+    p.add_argument('--head-stride', type=int, default=4, choices=(2, 4),
+                   help='input pixels a heatmap cell: 4, or 2 with an upsampling block (fine-tuned from a stride-4 '
+                        'checkpoint, the block starts as bilinear upsampling)')
     p.add_argument('--width', type=int, default=18)
     p.add_argument('--stem', type=int, default=32)
     p.add_argument('--stage1-planes', type=int, default=32)
@@ -191,7 +194,7 @@ def main():
     k = len(names)
 
     net = HRNet(keypoints=k, width=a.width, stem=a.stem, stage1_blocks=a.stage1_blocks,
-                stage1_planes=a.stage1_planes)
+                stage1_planes=a.stage1_planes, head_stride=a.head_stride)
     init_info = None
     if a.init:
         init = torch.load(a.init)
@@ -208,6 +211,12 @@ def main():
                     net.head.weight[j] = init['model']['head.weight'][i]
                     net.head.bias[j] = init['model']['head.bias'][i]
             log('init head mapped', fromKeypoints=head_k, toKeypoints=k)
+        elif a.head_stride != init.get('config', {}).get('head_stride', 4):
+            if any(n_.startswith('up.') for n_ in init['model']):
+                raise SystemExit(f'{a.init} has a stride-2 head: fine-tune it with --head-stride 2')
+            # From stride 4 to 2: everything loads but the upsampling block, which starts as bilinear.
+            missing = net.load_state_dict(init['model'], strict=False).missing_keys
+            log('init upsampling block added', bilinear=missing)
         else:
             net.load_state_dict(init['model'])
         if init.get('foldedBn') and not a.freeze_bn:
@@ -232,7 +241,8 @@ def main():
         return 1e-5 + 0.5 * (a.lr - 1e-5) * (1 + math.cos(math.pi * progress(step)))
 
     config = {'keypoints': k, 'width': a.width, 'stem': a.stem, 'stage1_blocks': a.stage1_blocks,
-              'stage1_planes': a.stage1_planes}
+              'stage1_planes': a.stage1_planes, 'head_stride': a.head_stride}
+    hm_w, hm_h = ds.heatmap_size(a.head_stride)
     rng = np.random.default_rng(a.seed)
     aug = ds.Augmenter(rng, enabled=True)
     plain = ds.Augmenter(rng, enabled=False)
@@ -244,7 +254,7 @@ def main():
     for i in range(len(val_s)):
         img, pts = plain(val_x[i, 0], val_p[i, 0])
         vx[i, 0], vp[i] = img, pts
-    vt = np.stack([ds.targets(pts, a.sigma) for pts in vp])
+    vt = np.stack([ds.targets(pts, a.sigma, a.head_stride) for pts in vp])
 
     def weighted_mse(pred, target):
         return ((pred - target) ** 2 * (1 + a.fg_weight * target)).mean() * 1000
@@ -307,13 +317,13 @@ def main():
         for b in range(steps_per_epoch):
             idx = perm[b * a.batch:(b + 1) * a.batch]
             xb = np.zeros((len(idx), 1, ds.IN_H, ds.IN_W), np.float32)
-            tb = np.zeros((len(idx), k, ds.HM_H, ds.HM_W), np.float32)
+            tb = np.zeros((len(idx), k, hm_h, hm_w), np.float32)
             pb = np.zeros((len(idx), k), np.float32)
             for j, i in enumerate(idx):
                 v = rng.integers(0, train_x.shape[1])
                 img, pts = aug(train_x[i, v], train_p[i, v])
                 xb[j, 0] = img
-                tb[j] = ds.targets(pts, a.sigma)
+                tb[j] = ds.targets(pts, a.sigma, a.head_stride)
                 pb[j] = pts[:, 2] > 0
             for g in opt.param_groups:
                 g['lr'] = lr_at(step)
@@ -347,7 +357,7 @@ def main():
         heat = np.concatenate(preds)
         hx, hy, conf = decode(heat)
         # input pixels -> frame pixels through the crop box size, then percent of the reference diagonal
-        e = errors_percent(hx, hy, vp, val_size[:, 0], val_diag)
+        e = errors_percent(hx, hy, vp, val_size[:, 0], val_diag, a.head_stride)
         vis = vp[:, :, 2] > 0
         ev = e[vis]
         m = {
