@@ -118,10 +118,10 @@ describe('heatmap <-> frame mapping (model contract)', () => {
     expect(canonicalToHeatmap(101, 52, cb, { width: W, height: H })).toEqual([0, 0]);
   });
 
-  it('round-trips a frame point through every orientation, for the default and a taller heatmap', () => {
+  it('round-trips a frame point through every orientation, for the default, a taller and a stride-2 heatmap', () => {
     const frame = { width: 1000, height: 700 };
     const box: Box = [310.5, 120.25, 180, 400];
-    for (const size of [{ width: W, height: H }, { width: W, height: 96 }]) {
+    for (const size of [{ width: W, height: H }, { width: W, height: 96 }, { width: 2 * W, height: 2 * H }]) {
       for (const o of ORIENTATIONS) {
         const cb = boxToCanonical(box, frame.width, frame.height, o);
         const p: [number, number] = [350.3, 300.7];
