@@ -45,7 +45,7 @@ def input_size(ckpt):
 def export(ckpt, onnx_path, card_path, extra=None):
     net = build(ckpt)
     in_w, in_h = input_size(ckpt)
-    stride = ckpt['config'].get('head_stride', 4)
+    stride = net.config['headStride']
     tmp = onnx_path + '.tmp'
     torch.onnx.export(net, torch.zeros(1, 1, in_h, in_w), tmp, opset_version=13,
                       input_names=['input'], output_names=['heatmaps'],

@@ -215,8 +215,11 @@ def main():
             if any(n_.startswith('up.') for n_ in init['model']):
                 raise SystemExit(f'{a.init} has a stride-2 head: fine-tune it with --head-stride 2')
             # From stride 4 to 2: everything loads but the upsampling block, which starts as bilinear.
-            missing = net.load_state_dict(init['model'], strict=False).missing_keys
-            log('init upsampling block added', bilinear=missing)
+            keys = net.load_state_dict(init['model'], strict=False)
+            if keys.unexpected_keys or any(not n_.startswith('up.') for n_ in keys.missing_keys):
+                raise SystemExit(f'{a.init} is not this architecture: missing {keys.missing_keys}, '
+                                 f'unexpected {keys.unexpected_keys}')
+            log('init upsampling block added', bilinear=keys.missing_keys)
         else:
             net.load_state_dict(init['model'])
         if init.get('foldedBn') and not a.freeze_bn:
